@@ -1,0 +1,34 @@
+"""Project exceptions. Every message says what was wrong, where, and what was expected."""
+
+from __future__ import annotations
+
+
+class LgrecError(Exception):
+    """Base class of every error lgrec raises on purpose."""
+
+
+class DataError(LgrecError, ValueError):
+    """A data file or table is missing, malformed or inconsistent."""
+
+
+class DatasetNotFoundError(DataError, FileNotFoundError):
+    """A data set directory or file does not exist; the message says where to get it."""
+
+
+class ConfigError(LgrecError, ValueError):
+    """A configuration value or command-line flag is invalid."""
+
+
+class NotFittedError(LgrecError, RuntimeError):
+    """A model method that needs a fitted model was called before ``fit``/``load``."""
+
+
+class UnknownIdError(LgrecError, KeyError):
+    """A user or item id is not known to the data set or model."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelFileError(LgrecError, OSError):
+    """A saved model directory is missing, incomplete, or not an lgrec model."""
