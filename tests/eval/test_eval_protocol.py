@@ -78,7 +78,7 @@ TEST = make_ds([(0, 2), (0, 5), (1, 3), (1, 4), (2, 1)], 3, 6, name="test")
 
 def test_train_items_excluded_and_repeated_test_items_dropped() -> None:
     model = FixedScores(SCORES).fit(TRAIN)
-    m = evaluate_ranking(model, TRAIN, TEST, ks=(1, 2))
+    m = evaluate_ranking(model, TRAIN, TEST, ks=(1, 2, 4))
     # user 0: train {0,1} masked -> list [2, 3]; truth {2, 5}: Recall@1 = Recall@2 = 1/2
     # user 1: train {3} masked -> list [0, 1]; truth {4} (3 dropped): no hit
     # user 2: train {0} masked -> list [1, 2]; truth {1}: hit at rank 1
@@ -87,6 +87,8 @@ def test_train_items_excluded_and_repeated_test_items_dropped() -> None:
     assert m["Recall@2"] == pytest.approx((1 / 2 + 0 + 1) / 3)
     assert m["Precision@2"] == pytest.approx((1 / 2 + 0 + 1 / 2) / 3)
     assert m["coverage@2"] == pytest.approx(4 / 6)  # items {0, 1, 2, 3}
+    # @4: user 1's list [0, 1, 2, 4] hits 4; with 3 kept in the truth Recall would be 1/2
+    assert m["Recall@4"] == pytest.approx((2 / 2 + 1 / 1 + 1 / 1) / 3)
     assert m["eval_s"] >= 0
 
 
@@ -143,9 +145,10 @@ def test_ranking_bad_inputs() -> None:
     other = make_ds([(0, 0)], 3, 7)
     with pytest.raises(DataError, match="id space"):
         evaluate_ranking(model, TRAIN, other)
-    nan_model = FixedScores(np.full((3, 6), np.nan, dtype=np.float32)).fit(TRAIN)
+    one_nan = SCORES.copy()
+    one_nan[1, 4] = np.nan
     with pytest.raises(DataError, match="NaN"):
-        evaluate_ranking(nan_model, TRAIN, TEST)
+        evaluate_ranking(FixedScores(one_nan).fit(TRAIN), TRAIN, TEST)
 
 
 def test_rating_clipped_to_scale_and_empty_without_head() -> None:
