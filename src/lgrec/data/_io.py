@@ -114,22 +114,33 @@ def read_delimited(
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: cannot decode as {encoding} ({e})") from None
     # blank lines come back as rows where every field is empty/NaN: drop them, keep line numbers
-    blank = df[list(ints) + list(floats)].isna().all(axis=1) if (ints or floats) else None
-    if blank is not None and str_cols:
-        blank &= df[list(str_cols)].fillna("").eq("").all(axis=1)
-    if blank is not None and blank.any():
-        df = df[~blank.to_numpy()]
+    blank = np.ones(len(df), dtype=bool)
+    for c in names:
+        if not blank.any():
+            break
+        empty = df[c].isna().to_numpy().copy()
+        if c in str_cols:
+            empty |= (df[c] == "").to_numpy()
+        blank &= empty
+    if blank.any():
+        df = df[~blank]
     if len(df) == 0 and not allow_empty:
         raise DataError(f"{path}: no data lines; expected lines of {real_sep!r}-separated {names}")
     required = list(ints) + list(floats) if required is None else list(required)
-    for c in required:
-        col = df[c]
-        miss = col.isna().to_numpy() if c in ints or c in floats else col.isna() | col.eq("")
-        miss = np.asarray(miss)
+    required = [c for c in names if c in required]
+    if required and len(df):
+        miss = np.column_stack(
+            [
+                (df[c].isna() | (df[c] == "") if c in str_cols else df[c].isna()).to_numpy()
+                for c in required
+            ]
+        )
         if miss.any():
-            line = _line_of(df.index[miss][:1], skiprows)[0]
+            row = int(np.argmax(miss.any(axis=1)))
+            col = required[int(np.argmax(miss[row]))]
+            line = _line_of(df.index[row : row + 1], skiprows)[0]
             raise DataError(
-                f"{path}, line {line}: missing value in column {c!r}; expected {len(names)} "
+                f"{path}, line {line}: missing value in column {col!r}; expected {len(names)} "
                 f"fields {names} separated by {real_sep!r}"
             )
     for c in ints:
@@ -290,9 +301,12 @@ def user_text(age: pd.Series, gender: pd.Series, occupation: pd.Series) -> pd.Se
     """
     g = gender.fillna("").astype(str).str.upper().map({"M": "male", "F": "female"})
     g = g.fillna("person")
-    a = age.fillna("").astype(str)
-    occ = occupation.fillna("").astype(str).replace({"none": "", "other": ""})
-    numeric = a.str.fullmatch(r"\d+").fillna(False).to_numpy(dtype=bool)
+    num = pd.to_numeric(age, errors="coerce")
+    numeric = (num.notna() & (num.fillna(0) % 1 == 0)).to_numpy(dtype=bool)
+    a = age.astype(object).where(age.notna(), "").astype(str)
+    a[numeric] = num[numeric].astype(np.int64).astype(str)
+    occ = occupation.astype(object).where(occupation.notna(), "").astype(str)
+    occ = occ.replace({"none": "", "other": ""})
     with_occ = occ.ne("").to_numpy()
     text_num = a + "-year-old " + g + (" " + occ).where(with_occ, "")
     text_rng = g + (" aged " + a).where(a.ne(""), "") + (", " + occ).where(with_occ, "")
