@@ -87,3 +87,17 @@ def test_empty_and_missing(recbole_dir, tmp_path):
         load_recbole(recbole_dir)
     with pytest.raises(DatasetNotFoundError, match=r"no RecBole \.inter file"):
         load_recbole(tmp_path)
+
+
+def test_split_files_general_layout_and_token_timestamp(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    head = "user_id:token\titem_id:token\ttimestamp:token\n"
+    (d / "s.train.inter").write_text(head + "a\tx\t1\nb\ty\t2\n")
+    (d / "s.test.inter").write_text(head + "a\ty\t3\n")
+    ds = load_recbole(d)
+    assert ds.interactions["fold"].astype(str).tolist() == ["train", "train", "test"]
+    assert ds.interactions["timestamp"].tolist() == [1, 2, 3] and ds.rating_scale is None
+    (d / "s.test.inter").write_text(head + "a\ty\t3\nb\tx\tlater\n")
+    with pytest.raises(DataError, match=r"s\.test\.inter, line 3: field 'timestamp' has 'later'"):
+        load_recbole(d)

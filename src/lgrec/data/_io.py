@@ -282,7 +282,9 @@ def map_ids(
     ``path`` is one file name or one per value (when the values come from several files).
     """
     values = np.asarray(values, dtype=object)
-    pos = pd.Index(np.asarray(known, dtype=object), dtype=object).get_indexer(values)
+    codes, uniq = pd.factorize(values)  # hash the (few) distinct ids, not every row, twice
+    table = pd.Index(np.asarray(known, dtype=object), dtype=object)
+    pos = table.get_indexer(np.asarray(uniq, dtype=object))[codes]
     if (pos < 0).any():
         k = int(np.argmax(pos < 0))
         where = path[k] if isinstance(path, np.ndarray) else path

@@ -118,7 +118,9 @@ def _empty_text_items(items: pd.DataFrame) -> np.ndarray | None:
     return empty
 
 
-def k_core_mask(u: np.ndarray, i: np.ndarray, n_users: int, n_items: int, k_user: int, k_item: int):
+def k_core_mask(
+    u: np.ndarray, i: np.ndarray, n_users: int, n_items: int, k_user: int, k_item: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of the iterative k-core: repeat until stable
 
         keep ← keep ∧ deg_U(u) ≥ k_user ∧ deg_I(i) ≥ k_item,
@@ -227,7 +229,14 @@ def clean(
     return out, rep
 
 
-def _reindex(ds, df, items, users, keep_items, keep_users) -> Dataset:
+def _reindex(
+    ds: Dataset,
+    df: pd.DataFrame,
+    items: pd.DataFrame,
+    users: pd.DataFrame,
+    keep_items: np.ndarray,
+    keep_users: np.ndarray,
+) -> Dataset:
     """Drop table rows, map ids to 0..n-1 over the kept rows, re-map social edges."""
     new_item = np.cumsum(keep_items) - 1
     new_user = np.cumsum(keep_users) - 1

@@ -67,7 +67,9 @@ def _read_id_list(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return df[names[0]].astype(str).to_numpy(dtype=object), df[names[1]].to_numpy()
 
 
-def _id_table(n: int, key: str, ids: tuple[np.ndarray, np.ndarray] | None, path: Path | None):
+def _id_table(
+    n: int, key: str, ids: tuple[np.ndarray, np.ndarray] | None, path: Path | None
+) -> pd.DataFrame:
     """Table of ``n`` rows whose ``key`` is the external id (defaults to the integer id)."""
     ext = np.arange(n).astype(str).astype(object)
     if ids is not None:
@@ -118,7 +120,7 @@ def load_lightgcn(path: str | Path, *, name: str | None = None) -> Dataset:
     )
 
 
-def _size(ids: pd.Series, extra: np.ndarray, listing: tuple | None) -> int:
+def _size(ids: pd.Series, extra: np.ndarray, listing: tuple[np.ndarray, np.ndarray] | None) -> int:
     n = int(max(ids.max() if len(ids) else -1, extra.max() if len(extra) else -1)) + 1
     if listing is not None:
         n = max(n, int(listing[1].max()) + 1)

@@ -34,7 +34,6 @@ from lgrec.data._io import (
     fold_column,
     map_ids,
     read_delimited,
-    to_float,
     user_text,
     vocab,
 )
@@ -75,14 +74,17 @@ def read_atomic(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     return df, types
 
 
-def _need_fields(df: pd.DataFrame, path: Path, fields: tuple[str, ...]) -> None:
+def _need_fields(
+    df: pd.DataFrame, path: Path, fields: tuple[str, ...], nonempty: tuple[str, ...] | None = None
+) -> None:
+    """Fields must exist (else list the ones found); ``nonempty`` ones (default all) have values."""
     missing = [f for f in fields if f not in df.columns]
     if missing:
         raise DataError(
             f"{path}: missing field(s) {missing}; fields found: {list(df.columns)} "
             "(RecBole header 'name:type')"
         )
-    for f in fields:
+    for f in fields if nonempty is None else nonempty:
         empty = np.asarray(df[f].isna() | (df[f] == ""))
         if empty.any():
             line = int(df.index[np.argmax(empty)]) + 2
@@ -195,7 +197,7 @@ def load_recbole(path: str | Path, name: str | None = None) -> Dataset:
     seq_field = "item_id_list" if "item_id_list" in raw.columns else None
     if seq_field:
         for (f, _), df in zip(files, frames):
-            _need_fields(df, f, ("user_id", seq_field, "item_id"))
+            _need_fields(df, f, ("user_id", seq_field, "item_id"), ("user_id", "item_id"))
         raw, n_targets = _expand_sequences(raw, seq_field)
     else:
         for (f, _), df in zip(files, frames):
@@ -223,12 +225,18 @@ def load_recbole(path: str | Path, name: str | None = None) -> Dataset:
     has_rating = "rating" in raw.columns
     df["rating"] = raw["rating"].to_numpy() if has_rating else 1.0
     if "timestamp" in raw.columns:
-        ts = to_float(raw["timestamp"], path=raw["file"].iloc[0], column="timestamp", line_offset=1)
-        df["timestamp"] = np.round(ts.to_numpy()).astype(np.int64)
+        ts = pd.to_numeric(raw["timestamp"], errors="coerce").to_numpy(dtype=np.float64)
+        if np.isnan(ts).any():  # a token-typed timestamp that is not a number
+            k = int(np.argmax(np.isnan(ts)))
+            raise DataError(
+                f"{raw['file'].iloc[k]}, line {int(raw['line'].iloc[k])}: field 'timestamp' has "
+                f"{raw['timestamp'].iloc[k]!r}; expected a number"
+            )
+        df["timestamp"] = np.round(ts).astype(np.int64)
     else:
         df["timestamp"] = np.arange(len(df))
     if "fold" in raw.columns:
-        df["fold"] = fold_column(raw["fold"].to_numpy(dtype=object))
+        df["fold"] = fold_column(raw["fold"])
     scale = (float(df["rating"].min()), float(df["rating"].max())) if has_rating else None
     meta = {"source": str(directory)}
     if seq_field:

@@ -53,7 +53,9 @@ def _where(root: Path) -> str:
     return f"data directory {root} ({src}; change it with --data-dir or LGREC_DATA_DIR)"
 
 
-def load_dataset(name_or_path: str | os.PathLike, *, data_dir=None, **kw) -> Dataset:
+def load_dataset(
+    name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, **kw
+) -> Dataset:
     """Load a known data set by name, or any supported folder/file by path.
 
     Extra keyword arguments go to the loader (e.g. ``fold="u2"`` for ML-100K).

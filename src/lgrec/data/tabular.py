@@ -41,7 +41,9 @@ def _kind(path: Path) -> str:
     )
 
 
-def read_table(path: str | Path, *, sep: str | None = None, str_cols: Sequence[str] = ()):
+def read_table(
+    path: str | Path, *, sep: str | None = None, str_cols: Sequence[str] = ()
+) -> tuple[pd.DataFrame, int]:
     """Read one table; returns (frame, line offset) where file line = row index + offset.
 
     ``str_cols`` are read as strings (ids keep leading zeros). Empty tables raise DataError.
@@ -131,7 +133,11 @@ def split_categories(s: pd.Series) -> list[list[str]]:
 
 
 def _side_table(
-    path: Path, key_col: str, key: str, cols: Mapping[str, str] | Sequence[str] | None, sep
+    path: Path,
+    key_col: str,
+    key: str,
+    cols: Mapping[str, str] | Sequence[str] | None,
+    sep: str | None,
 ) -> pd.DataFrame:
     raw, offset = read_table(path, sep=sep, str_cols=[key_col])
     _need(raw, path, {"id column": key_col})
@@ -255,7 +261,9 @@ def load_tabular(
     )
 
 
-def _append_missing(table: pd.DataFrame, key: str, used: np.ndarray, where) -> pd.DataFrame:
+def _append_missing(
+    table: pd.DataFrame, key: str, used: np.ndarray, where: str | Path
+) -> pd.DataFrame:
     """Add rows (id only) for ids used in interactions but absent from the table."""
     known = pd.Index(table[key].to_numpy(dtype=object), dtype=object)
     new = pd.unique(used[~pd.Index(used, dtype=object).isin(known)])
