@@ -1,0 +1,28 @@
+"""Durable state beside the models: the SQLite feedback store and the graph database.
+
+* :class:`FeedbackStore`: events (click, purchase, rating, view, like), users and items in one
+  SQLite file, crash-safe and idempotent.
+* :class:`GraphStore`: the user–item property graph behind one interface, embedded LadybugDB
+  (default) or a Bolt server (Neo4j, FalkorDB); open one with :func:`open_graph_store`.
+"""
+
+from lgrec.store.feedback import EVENT_TYPES, FeedbackStore
+from lgrec.store.graphdb import (
+    GraphStore,
+    GraphStoreError,
+    WriteQueryError,
+    check_read_only,
+    graph_tables,
+    open_graph_store,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "FeedbackStore",
+    "GraphStore",
+    "GraphStoreError",
+    "WriteQueryError",
+    "check_read_only",
+    "graph_tables",
+    "open_graph_store",
+]

@@ -1,0 +1,406 @@
+"""Durable feedback store: events, users and items in one SQLite file.
+
+The file is opened in WAL mode with ``synchronous=FULL``: when :meth:`FeedbackStore.add_event`
+returns, the event is in the write-ahead log and has been fsync'ed, so it survives the process
+being killed (``kill -9``) and a power loss. The schema is versioned with ``PRAGMA
+user_version`` and upgraded by :func:`migrate` when the file is opened.
+
+Thread safety: every thread gets its own SQLite connection (``threading.local``), so a FastAPI
+app can call the store from its thread pool. WAL lets readers run while one writer commits;
+writers take the database lock with ``BEGIN IMMEDIATE`` and wait up to ``timeout`` seconds for
+each other. One ``FeedbackStore`` object may be shared by all threads of a process, and several
+processes may open the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lgrec.errors import DataError
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = ("click", "purchase", "rating", "view", "like")
+"""Event names the store accepts; ``rating`` events must carry a value."""
+
+EVENT_COLUMNS = (
+    "id",
+    "user_id",
+    "item_id",
+    "event",
+    "value",
+    "ts",
+    "idempotency_key",
+    "received_at",
+)
+
+_MIGRATIONS: tuple[str, ...] = (
+    # version 0 -> 1: initial schema
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id TEXT NOT NULL CHECK (length(user_id) > 0),
+        item_id TEXT NOT NULL CHECK (length(item_id) > 0),
+        event TEXT NOT NULL CHECK (event IN ('click', 'purchase', 'rating', 'view', 'like')),
+        value REAL,
+        ts REAL NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX events_user ON events (user_id, id);
+    CREATE TABLE users (
+        user_id TEXT PRIMARY KEY CHECK (length(user_id) > 0),
+        text TEXT,
+        created_at REAL NOT NULL,
+        attributes TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE items (
+        item_id TEXT PRIMARY KEY CHECK (length(item_id) > 0),
+        title TEXT,
+        description TEXT,
+        categories TEXT NOT NULL DEFAULT '[]',
+        created_at REAL NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
+    """Bring the schema of ``conn`` up to :data:`SCHEMA_VERSION`; return the version found.
+
+    Migration ``k`` upgrades ``user_version`` ``k`` to ``k + 1``; pending migrations run in one
+    transaction, so a crash leaves the file at the old version. A file whose version is newer
+    than this code raises :class:`DataError` (it was written by a newer lgrec).
+    """
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found > SCHEMA_VERSION:
+        raise DataError(
+            f"feedback store {path}: schema version {found} is newer than this lgrec supports "
+            f"({SCHEMA_VERSION}); upgrade lgrec"
+        )
+    if found < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # re-read under the write lock: another process may have migrated meanwhile
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            for version in range(current, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                log.info("feedback store %s: migrated schema %d -> %d", path, version, version + 1)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return found
+
+
+class FeedbackStore:
+    """Events, users and items in a SQLite file (see module docstring for durability/threads).
+
+    Args:
+        path: the SQLite file; created (with parent folders) when absent.
+        timeout: seconds a writer waits for another writer's lock before failing.
+    """
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        migrate(self._conn(), self.path)
+
+    # ---- connections -------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise DataError(f"feedback store {self.path} is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise DataError(f"feedback store {self.path}: cannot enable WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this object opened (from any thread)."""
+        with self._conns_lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+            self._closed = True
+
+    def __enter__(self) -> FeedbackStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- events ------------------------------------------------------------------------
+    def add_event(
+        self,
+        user_id: str,
+        item_id: str,
+        event: str,
+        value: float | None = None,
+        ts: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[int, bool]:
+        """Store one event durably; return ``(row id, created)``.
+
+        A repeated ``idempotency_key`` stores nothing and returns the id of the first event
+        with that key and ``created=False``. Invalid input raises :class:`DataError` and
+        stores nothing.
+        """
+        row = _validate_event(
+            user_id, item_id, event, value, ts, idempotency_key, where="add_event"
+        )
+        with self._write() as conn:
+            return _insert(conn, row)
+
+    def add_events(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, bool]]:
+        """Store many events in one transaction; return ``(row id, created)`` for each.
+
+        Each mapping has the keyword arguments of :meth:`add_event`. Every event is validated
+        before anything is written: one bad event rejects the whole call.
+        """
+        rows = []
+        for k, e in enumerate(events):
+            if not isinstance(e, Mapping):
+                raise DataError(f"add_events: event #{k} is {type(e).__name__}, expected a mapping")
+            unknown = set(e) - {"user_id", "item_id", "event", "value", "ts", "idempotency_key"}
+            if unknown:
+                raise DataError(f"add_events: event #{k} has unknown field(s) {sorted(unknown)}")
+            rows.append(
+                _validate_event(
+                    e.get("user_id"),
+                    e.get("item_id"),
+                    e.get("event"),
+                    e.get("value"),
+                    e.get("ts"),
+                    e.get("idempotency_key"),
+                    where=f"add_events: event #{k}",
+                )
+            )
+        if not rows:
+            return []
+        with self._write() as conn:
+            return [_insert(conn, row) for row in rows]
+
+    def events(
+        self, since_id: int = 0, user_id: str | None = None, limit: int | None = None
+    ) -> pd.DataFrame:
+        """Events with ``id > since_id`` (optionally of one user), oldest first.
+
+        Columns: ``id, user_id, item_id, event, value, ts, idempotency_key, received_at``.
+        """
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id > ?"
+        args: list[Any] = [int(since_id)]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args.append(str(user_id))
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        rows = self._conn().execute(sql, args).fetchall()
+        df = pd.DataFrame([tuple(r) for r in rows], columns=list(EVENT_COLUMNS))
+        return df.astype(
+            {"id": "int64", "value": "float64", "ts": "float64", "received_at": "float64"}
+        )
+
+    def count(self, user_id: str | None = None) -> int:
+        """Number of stored events (of one user when given)."""
+        if user_id is None:
+            return int(self._conn().execute("SELECT count(*) FROM events").fetchone()[0])
+        sql = "SELECT count(*) FROM events WHERE user_id = ?"
+        return int(self._conn().execute(sql, (str(user_id),)).fetchone()[0])
+
+    # ---- users and items ---------------------------------------------------------------
+    def add_user(
+        self, user_id: str, text: str | None = None, attributes: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Insert or update a user; return True when the user is new.
+
+        ``attributes`` must be JSON-serialisable; an update keeps ``created_at``.
+        """
+        uid = _check_id(user_id, "user_id", "add_user")
+        attrs = _to_json(dict(attributes or {}), "attributes", "add_user")
+        with self._write() as conn:
+            known = conn.execute("SELECT 1 FROM users WHERE user_id = ?", (uid,)).fetchone()
+            conn.execute(
+                "INSERT INTO users (user_id, text, created_at, attributes) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(user_id) DO UPDATE SET text = excluded.text, "
+                "attributes = excluded.attributes",
+                (uid, text, time.time(), attrs),
+            )
+            return known is None
+
+    def add_item(
+        self,
+        item_id: str,
+        title: str | None = None,
+        description: str | None = None,
+        categories: Sequence[str] | None = None,
+    ) -> bool:
+        """Insert or update an item; return True when the item is new."""
+        iid = _check_id(item_id, "item_id", "add_item")
+        if isinstance(categories, str):
+            raise DataError("add_item: categories must be a list of strings, not one string")
+        cats = _to_json([str(c) for c in categories or ()], "categories", "add_item")
+        with self._write() as conn:
+            known = conn.execute("SELECT 1 FROM items WHERE item_id = ?", (iid,)).fetchone()
+            conn.execute(
+                "INSERT INTO items (item_id, title, description, categories, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET title = excluded.title, "
+                "description = excluded.description, categories = excluded.categories",
+                (iid, title, description, cats, time.time()),
+            )
+            return known is None
+
+    def get_user(self, user_id: str) -> dict[str, Any] | None:
+        """The user as a dict (``attributes`` decoded), or None when unknown."""
+        row = (
+            self._conn()
+            .execute("SELECT * FROM users WHERE user_id = ?", (str(user_id),))
+            .fetchone()
+        )
+        return None if row is None else _user_dict(row)
+
+    def get_item(self, item_id: str) -> dict[str, Any] | None:
+        """The item as a dict (``categories`` decoded), or None when unknown."""
+        row = (
+            self._conn()
+            .execute("SELECT * FROM items WHERE item_id = ?", (str(item_id),))
+            .fetchone()
+        )
+        return None if row is None else _item_dict(row)
+
+    def list_users(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """Users ordered by id (``limit``/``offset`` page through them)."""
+        rows = self._conn().execute(
+            "SELECT * FROM users ORDER BY user_id LIMIT ? OFFSET ?",
+            (-1 if limit is None else int(limit), int(offset)),
+        )
+        return [_user_dict(r) for r in rows]
+
+    def list_items(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """Items ordered by id (``limit``/``offset`` page through them)."""
+        rows = self._conn().execute(
+            "SELECT * FROM items ORDER BY item_id LIMIT ? OFFSET ?",
+            (-1 if limit is None else int(limit), int(offset)),
+        )
+        return [_item_dict(r) for r in rows]
+
+
+# ---- helpers ---------------------------------------------------------------------------
+def _check_id(value: Any, name: str, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise DataError(f"{where}: {name} must be a non-empty string, got {type(value).__name__}")
+    s = str(value)
+    if not s.strip():
+        raise DataError(f"{where}: {name} must be a non-empty string, got {value!r}")
+    return s
+
+
+def _finite(value: Any, name: str, where: str) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {name} must be a number, got {value!r}") from None
+    if not math.isfinite(f):
+        raise DataError(f"{where}: {name} must be a finite number, got {value!r}")
+    return f
+
+
+def _validate_event(user_id, item_id, event, value, ts, key, *, where: str) -> tuple:
+    uid = _check_id(user_id, "user_id", where)
+    iid = _check_id(item_id, "item_id", where)
+    if event not in EVENT_TYPES:
+        raise DataError(
+            f"{where}: unknown event type {event!r}; expected one of {list(EVENT_TYPES)}"
+        )
+    if isinstance(value, bool):
+        raise DataError(f"{where}: value must be a number, got {value!r}")
+    val = None if value is None else _finite(value, "value", where)
+    if event == "rating" and val is None:
+        raise DataError(f"{where}: a 'rating' event needs a value (the rating)")
+    stamp = time.time() if ts is None else _finite(ts, "ts", where)
+    if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > 256):
+        raise DataError(f"{where}: idempotency_key must be a non-empty string of ≤256 characters")
+    return (uid, iid, event, val, stamp, key)
+
+
+def _insert(conn: sqlite3.Connection, row: tuple) -> tuple[int, bool]:
+    cur = conn.execute(
+        "INSERT INTO events (user_id, item_id, event, value, ts, idempotency_key, received_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING RETURNING id",
+        (*row, time.time()),
+    )
+    got = cur.fetchone()
+    if got is not None:
+        return int(got[0]), True
+    first = conn.execute(
+        "SELECT id, user_id, item_id, event FROM events WHERE idempotency_key = ?", (row[5],)
+    ).fetchone()
+    if tuple(first)[1:] != row[:3]:
+        log.warning(
+            "idempotency key %r reused for a different event (%s, %s, %s); kept event %d",
+            row[5], *row[:3], first[0],
+        )  # fmt: skip
+    return int(first[0]), False
+
+
+def _to_json(value: Any, name: str, where: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{where}: {name} is not JSON-serialisable: {e}") from None
+
+
+def _user_dict(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    d["attributes"] = json.loads(d["attributes"])
+    return d
+
+
+def _item_dict(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    d["categories"] = json.loads(d["categories"])
+    return d

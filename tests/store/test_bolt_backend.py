@@ -1,0 +1,64 @@
+"""Bolt specifics: parameter literals for FalkorDB, dialect probing, connection errors."""
+
+from __future__ import annotations
+
+import pytest
+from start_falkordb import free_port
+
+from lgrec.errors import ConfigError, DataError
+from lgrec.store.bolt_backend import (
+    BoltGraphStore,
+    _close_without_goodbye,
+    cypher_literal,
+    inline_params,
+)
+from lgrec.store.graphdb import GraphStoreError
+
+
+def test_cypher_literal_escapes_and_types():
+    assert cypher_literal("it's") == "'it\\'s'"
+    assert cypher_literal("a\\'b") == "'a\\\\\\'b'"
+    assert cypher_literal([1, 2.5, None, True, "x"]) == "[1, 2.5, null, true, 'x']"
+    assert cypher_literal({"k": (1e-7,)}) == "{k: [1e-07]}"
+    for bad in (float("nan"), float("inf"), "nul\x00", {"not ident": 1}, object()):
+        with pytest.raises(DataError):
+            cypher_literal(bad)
+    assert inline_params("RETURN $a", {"a": 1, "b": "x"}) == "CYPHER a=1 b='x' RETURN $a"
+    with pytest.raises(DataError, match="identifier"):
+        inline_params("RETURN 1", {"a b": 1})
+
+
+def test_falkordb_is_detected_and_round_trips_values(falkordb_uri):
+    store = BoltGraphStore(falkordb_uri)
+    try:
+        assert store.dialect == "falkordb"
+        values = {"s": "q'\"\\", "f": 0.1 + 0.2, "big": 2**53 + 1, "neg": -7, "l": ["a", "b"]}
+        row = store.query("RETURN $s AS s, $f AS f, $big AS big, $neg AS neg, $l AS l", values)
+        assert row == [values]
+    finally:
+        store.close()
+
+
+def test_native_parameters_path_runs_on_a_real_server(falkordb_uri):
+    # dialect="neo4j" sends Bolt parameters as they are; FalkorDB handles quote-free ones
+    store = BoltGraphStore(falkordb_uri, dialect="neo4j", create_schema=False)
+    try:
+        assert store.query("RETURN $n + 1 AS n, $s AS s", {"n": 41, "s": "plain"}) == [
+            {"n": 42, "s": "plain"}
+        ]
+    finally:
+        _close_without_goodbye(store._driver)  # FalkorDB hangs on GOODBYE (module docstring)
+        store.close()
+    # the server is still up: a second client connects and queries
+    store = BoltGraphStore(falkordb_uri)
+    try:
+        assert store.query("RETURN 1 AS one") == [{"one": 1}]
+    finally:
+        store.close()
+
+
+def test_unreachable_server_and_bad_dialect():
+    with pytest.raises(GraphStoreError, match="cannot reach"):
+        BoltGraphStore(f"bolt://127.0.0.1:{free_port()}", connection_timeout=2.0)
+    with pytest.raises(ConfigError, match="dialect"):
+        BoltGraphStore("bolt://127.0.0.1:1", dialect="cypher9")

@@ -1,0 +1,224 @@
+"""The graph store contract, run against both backends (LadybugDB and FalkorDB over Bolt)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import make_dataset
+
+from lgrec.errors import DataError, UnknownIdError
+from lgrec.store import WriteQueryError, check_read_only
+
+# ---- a hand-made graph with known answers ----------------------------------------------
+#   alice: i1 (view + purchase), i2      bob: i1, i3, i4      carol: i2, i3, i5      dave: i6
+#   SIMILAR_TO: i1→i5 0.9, i2→i6 0.5, i1→i2 0.7
+USERS = ["alice", "bob", "carol", "dave"]
+ITEMS = ["i1", "i2", "i3", "i4", "i5", "i6"]
+PAIRS = [
+    ("alice", "i1"), ("alice", "i1"), ("alice", "i2"),
+    ("bob", "i1"), ("bob", "i3"), ("bob", "i4"),
+    ("carol", "i2"), ("carol", "i3"), ("carol", "i5"),
+    ("dave", "i6"),
+]  # fmt: skip
+
+
+def hand_graph(store):
+    ds = make_dataset(USERS, ITEMS, PAIRS, categories={"i1": ["Drama"], "i5": ["Drama", "War"]})
+    sim = sp.csr_matrix(([0.9, 0.5, 0.7], ([0, 1, 0], [4, 5, 1])), shape=(6, 6))
+    return store.load_dataset(ds, similar=sim)
+
+
+def test_hand_graph_two_hop_ranks_by_paths_plus_similarity(graph_store):
+    hand_graph(graph_store)
+    # collaborative paths: via i1→bob: i3, i4; via i2→carol: i3, i5 ⇒ i3:2, i4:1, i5:1
+    # similarity from {i1, i2}: i5 +0.9, i6 +0.5 (i2 is seen)
+    got = graph_store.neighbors_two_hop("alice", k=10)
+    assert [i for i, _ in got] == ["i3", "i5", "i4", "i6"]
+    np.testing.assert_allclose([s for _, s in got], [2.0, 1.9, 1.0, 0.5])
+    assert [i for i, _ in graph_store.neighbors_two_hop("alice", k=2)] == ["i3", "i5"]
+    # without similarity the tie i4/i5 (one path each) is broken by item id
+    got = graph_store.neighbors_two_hop("alice", k=10, similar_weight=0.0)
+    assert got == [("i3", 2.0), ("i4", 1.0), ("i5", 1.0)]
+    assert graph_store.neighbors_two_hop("dave", k=5) == []
+    with pytest.raises(UnknownIdError, match="nobody"):
+        graph_store.neighbors_two_hop("nobody")
+
+
+def test_hand_graph_explain_paths(graph_store):
+    hand_graph(graph_store)
+    paths = graph_store.explain_paths("alice", "i5")
+    assert paths == [
+        {"kind": "similar", "path": ["alice", "i1", "i5"], "score": pytest.approx(0.9)},
+        {"kind": "co_user", "path": ["alice", "i2", "carol", "i5"], "score": 1.0},
+    ]
+    paths = graph_store.explain_paths("alice", "i3")
+    assert [p["path"] for p in paths] == [
+        ["alice", "i1", "bob", "i3"],
+        ["alice", "i2", "carol", "i3"],
+    ]
+    assert len(graph_store.explain_paths("alice", "i3", limit=1)) == 1
+    assert graph_store.explain_paths("dave", "i3") == []
+
+
+def _random_dataset(rng, n_users=25, n_items=18, n_inter=90):
+    users = [f"u{k}" for k in range(n_users)]
+    items = [f"m{k}" for k in range(n_items)]
+    u = rng.integers(0, n_users, n_inter)
+    i = rng.integers(0, n_items, n_inter)
+    genres = ["Action", "Comedy", "Drama", "Sci-Fi"]
+    cats = {it: list(rng.choice(genres, rng.integers(0, 3), replace=False)) for it in items}
+    ds = make_dataset(users, items, [(users[a], items[b]) for a, b in zip(u, i)], categories=cats)
+    sim = sp.random(n_items, n_items, density=0.15, random_state=1, format="csr")
+    return ds, sim
+
+
+def test_two_hop_matches_sparse_algebra(graph_store):
+    rng = np.random.default_rng(7)
+    ds, sim = _random_dataset(rng)
+    graph_store.load_dataset(ds, similar=sim, batch_size=16)
+    B = ds.matrix("binary").tocsr()
+    S = sim.tolil()
+    S.setdiag(0)
+    S = S.tocsr()
+    for u in (0, 3, 11):
+        overlap = (B @ B[u].T).toarray().ravel()  # |H(u) ∩ H(v)|
+        overlap[u] = 0
+        expected = B.T @ overlap + (B[u] @ S).toarray().ravel()
+        seen = B[u].indices
+        expected[seen] = 0
+        got = dict(graph_store.neighbors_two_hop(ds.users["user_id"][u], k=ds.n_items))
+        want = {ds.items["item_id"][j]: expected[j] for j in np.flatnonzero(expected > 0)}
+        assert got.keys() == want.keys()
+        np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=1e-6)
+
+
+def test_bulk_load_counts_and_coo(graph_store):
+    rng = np.random.default_rng(3)
+    ds, sim = _random_dataset(rng)
+    social = np.array([[0, 1], [1, 0], [2, 5], [7, 3]])
+    counts = graph_store.load_dataset(ds, similar=sim, social=social, batch_size=7)
+    vocab, cat = ds.categories()
+    S = sim.tocoo()
+    assert counts == {
+        "User": ds.n_users,
+        "Item": ds.n_items,
+        "Category": len(vocab),
+        "INTERACTED_WITH": len(ds),
+        "SIMILAR_TO": int(((S.row != S.col) & (S.data != 0)).sum()),
+        "IN_CATEGORY": cat.nnz,
+        "FRIEND": len(social),
+    }
+    n = graph_store.query("MATCH (u:User)-[:FRIEND]->(v:User) RETURN count(*) AS n")[0]["n"]
+    assert n == len(social)
+    u, i = graph_store.interactions_coo()
+    order = np.lexsort((ds.item_ids, ds.user_ids))
+    np.testing.assert_array_equal(u, ds.user_ids[order])
+    np.testing.assert_array_equal(i, ds.item_ids[order])
+    # edge properties survive the load
+    row = ds.interactions.iloc[5]
+    got = graph_store.query(
+        "MATCH (u:User {id: $u})-[r:INTERACTED_WITH]->(i:Item {id: $i}) "
+        "RETURN r.rating AS rating, r.ts AS ts, r.event AS event",
+        {"u": ds.users["user_id"][row["user"]], "i": ds.items["item_id"][row["item"]]},
+    )
+    assert {"rating": float(row["rating"]), "ts": float(row["timestamp"]), "event": "rating"} in got
+    item = graph_store.query("MATCH (i:Item {id: 'm2'}) RETURN i.categories AS c, i.idx AS idx")
+    assert sorted(item[0]["c"]) == sorted(ds.items["categories"][2]) and item[0]["idx"] == 2
+    with pytest.raises(DataError, match="already holds"):
+        graph_store.load_dataset(ds)
+    with pytest.raises(DataError, match="social"):
+        graph_store.load_dataset(ds, social=np.array([0, 1, 2]))
+
+
+NASTY = [
+    "O'Brien",
+    'say "hi"',
+    "back\\slash\\",
+    "x' }) MATCH (n) DETACH DELETE n //",
+    "\\' RETURN 1 //",
+    "line\nbreak\ttab é😀",
+]
+
+
+@pytest.mark.parametrize("title", NASTY)
+def test_parameters_with_quotes_are_not_injected(graph_store, title):
+    titles = {"i1": title, "i2": "Plain"}
+    graph_store.load_dataset(make_dataset(["a"], ["i1", "i2"], [("a", "i1")], titles=titles))
+    got = graph_store.query(
+        "MATCH (i:Item) WHERE i.title = $t RETURN i.id AS id, i.title AS t", {"t": title}
+    )
+    assert got == [{"id": "i1", "t": title}]
+    assert graph_store.query("RETURN $p AS p, $q AS q", {"p": title, "q": [title, "x", None]}) == [
+        {"p": title, "q": [title, "x", None]}
+    ]
+    assert graph_store.counts()["Item"] == 2
+
+
+def test_query_is_read_only_unless_write(graph_store):
+    hand_graph(graph_store)
+    for cypher in (
+        "CREATE (:User {id: 'x', idx: 99})",
+        "MATCH (n) DETACH DELETE n",
+        "MATCH (u:User) SET u.idx = 0",
+        "MERGE (:Category {name: 'x'})",
+        "match (u:User) remove u.idx return u",
+    ):
+        with pytest.raises(WriteQueryError):
+            graph_store.query(cypher)
+    assert graph_store.counts()["User"] == len(USERS)
+    # a write word inside a string literal or a parameter is data, not a clause
+    assert graph_store.query("MATCH (i:Item) WHERE i.title = 'Delete Me' RETURN i.id AS id") == []
+    graph_store.query("CREATE (:Category {name: $n})", {"n": "Noir"}, write=True)
+    assert graph_store.query("MATCH (c:Category {name: 'Noir'}) RETURN c.name AS n") == [
+        {"n": "Noir"}
+    ]
+
+
+def test_check_read_only_rules():
+    check_read_only('MATCH (n) WHERE n.t = "CREATE" // DROP\nRETURN n /* SET */ LIMIT $set')
+    check_read_only("MATCH (n) RETURN n.created_at AS c;")
+    for bad in ("LOAD CSV FROM 'file:///x' AS r RETURN r", "CALL apoc.create.node(['X'], {})"):
+        with pytest.raises(WriteQueryError):
+            check_read_only(bad)
+    with pytest.raises(DataError, match="one statement"):
+        check_read_only("MATCH (n) RETURN n; MATCH (m) RETURN m")
+
+
+def test_add_user_item_interaction_and_query_back(graph_store):
+    hand_graph(graph_store)
+    idx = graph_store.add_item("i7", title="Brand new", categories=["Drama", "Noir"])
+    assert idx == len(ITEMS)
+    assert graph_store.add_item("i7") == idx  # idempotent
+    graph_store.add_interaction("erin", "i7", "purchase", rating=4.5, ts=123.0)
+    graph_store.add_interaction("alice", "i7", "click")
+    got = graph_store.query(
+        "MATCH (u:User {id: 'erin'})-[r:INTERACTED_WITH]->(i:Item {id: 'i7'}) "
+        "RETURN u.idx AS u, r.event AS e, r.rating AS r, r.ts AS ts, i.title AS t"
+    )
+    assert got == [{"u": len(USERS), "e": "purchase", "r": 4.5, "ts": 123.0, "t": "Brand new"}]
+    cats = graph_store.query(
+        "MATCH (i:Item {id: 'i7'})-[:IN_CATEGORY]->(c:Category) RETURN c.name AS name ORDER BY name"
+    )
+    assert [r["name"] for r in cats] == ["Drama", "Noir"]
+    assert graph_store.counts()["Category"] == 3  # Drama existed; Noir is new
+    assert graph_store.add_user("erin") == len(USERS)
+    # the new edges take part in recommendations: erin is now a co-user of alice via i7
+    assert "i7" not in dict(graph_store.neighbors_two_hop("alice"))
+    assert dict(graph_store.neighbors_two_hop("erin"))["i1"] == 1.0  # via i7 → alice → i1
+    u, i = graph_store.interactions_coo()
+    assert (len(USERS), idx) in set(zip(u.tolist(), i.tolist()))
+    with pytest.raises(UnknownIdError, match="nope"):
+        graph_store.add_interaction("erin", "nope")
+    with pytest.raises(DataError, match="rating"):
+        graph_store.add_interaction("erin", "i7", rating=float("nan"))
+    with pytest.raises(DataError, match="user_id"):
+        graph_store.add_user("  ")
+
+
+def test_clear_empties_the_graph(graph_store):
+    hand_graph(graph_store)
+    graph_store.clear()
+    assert set(graph_store.counts().values()) == {0}
+    hand_graph(graph_store)  # loading again works after clear()
+    assert graph_store.counts()["User"] == len(USERS)
