@@ -51,7 +51,7 @@ class Dataset:
             )
         if "item_id" not in self.items.columns or "user_id" not in self.users.columns:
             raise DataError(
-                f"Dataset {self.name!r}: items need an 'item_id' column and users a 'user_id' column"
+                f"Dataset {self.name!r}: items need an 'item_id' column, users a 'user_id' column"
             )
         if len(self.interactions):
             u, i = self.interactions["user"].to_numpy(), self.interactions["item"].to_numpy()
@@ -109,7 +109,9 @@ class Dataset:
             _, last = np.unique(key[::-1], return_index=True)
             keep = len(key) - 1 - last
             data = (
-                np.ones(len(keep), dtype=dtype) if value == "binary" else self.ratings[keep].astype(dtype)
+                np.ones(len(keep), dtype=dtype)
+                if value == "binary"
+                else self.ratings[keep].astype(dtype)
             )
             m = sp.csr_matrix((data, (u[keep], i[keep])), shape=shape)
         else:
@@ -127,7 +129,9 @@ class Dataset:
         return _lookup(self.items["item_id"], external, "item", self.name)
 
     # ---- text --------------------------------------------------------------------------
-    def item_text(self, fields: Sequence[str] = ("title", "categories", "description")) -> list[str]:
+    def item_text(
+        self, fields: Sequence[str] = ("title", "categories", "description")
+    ) -> list[str]:
         """One text per item from the given columns: ``"Title. Categories: a, b. Description"``.
 
         Columns that are absent are skipped; list columns are joined with commas.
@@ -138,7 +142,11 @@ class Dataset:
                 continue
             col = self.items[f]
             if f == "categories":
-                s = col.map(lambda v: ("Genres: " + ", ".join(v)) if isinstance(v, list | tuple) and v else "")
+                s = col.map(
+                    lambda v: (
+                        ("Genres: " + ", ".join(v)) if isinstance(v, list | tuple) and v else ""
+                    )
+                )
             else:
                 s = col.fillna("").astype(str).str.strip()
             parts.append(s)
@@ -153,7 +161,9 @@ class Dataset:
         """Category vocabulary and the items × categories binary CSR matrix (empty if none)."""
         if "categories" not in self.items.columns:
             return [], sp.csr_matrix((self.n_items, 0), dtype=np.float32)
-        cats = self.items["categories"].map(lambda v: list(v) if isinstance(v, list | tuple) else [])
+        cats = self.items["categories"].map(
+            lambda v: list(v) if isinstance(v, list | tuple) else []
+        )
         vocab = sorted({c for cs in cats for c in cs})
         index = {c: k for k, c in enumerate(vocab)}
         rows = np.repeat(np.arange(self.n_items), cats.map(len).to_numpy())
@@ -166,7 +176,9 @@ class Dataset:
     # ---- views -------------------------------------------------------------------------
     def with_interactions(self, interactions: pd.DataFrame, name: str | None = None) -> Dataset:
         """Same item/user tables, other interactions (used for train/valid/test views)."""
-        return replace(self, interactions=interactions.reset_index(drop=True), name=name or self.name)
+        return replace(
+            self, interactions=interactions.reset_index(drop=True), name=name or self.name
+        )
 
     def subset(self, mask: np.ndarray | pd.Series, name: str | None = None) -> Dataset:
         """Interactions where ``mask`` is true, with the same id space."""

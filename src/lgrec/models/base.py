@@ -231,7 +231,8 @@ class Recommender(ABC):
         cfg_file, w_file = path / "config.json", path / "model.safetensors"
         if not cfg_file.is_file() or not w_file.is_file():
             raise ModelFileError(
-                f"{path} is not an lgrec model directory: expected config.json and model.safetensors"
+                f"{path} is not an lgrec model directory: "
+                "expected config.json and model.safetensors"
             )
         try:
             cfg = json.loads(cfg_file.read_text(encoding="utf-8"))

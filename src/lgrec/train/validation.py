@@ -1,0 +1,57 @@
+"""A small, fast validation scorer for early stopping (full ranking, train items excluded).
+
+Recall@k = |top-k ∩ V_u| / |V_u| averaged over users with validation items, where V_u is the
+user's validation set; NDCG@k uses binary gains. The full evaluation suite is ``lgrec.eval``;
+this copy exists so training does not depend on the later evaluation stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+
+def validation_metrics(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    train: sp.csr_matrix,
+    valid: sp.csr_matrix,
+    k: int = 20,
+    block_size: int = 2048,
+    max_users: int | None = 5000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Recall@k and NDCG@k of ``score_fn(users) -> (B, I)`` on ``valid`` (a users × items CSR).
+
+    At most ``max_users`` users (a fixed seeded sample) are scored, to keep validation cheap.
+    """
+    users = np.flatnonzero(np.diff(valid.indptr) > 0)
+    if max_users is not None and len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    rec, ndcg = [], []
+    for s in range(0, len(users), block_size):
+        ub = users[s : s + block_size]
+        with torch.no_grad():
+            sc = score_fn(torch.from_numpy(ub)).float().clone()
+        seen = train[ub].tocoo()
+        sc[torch.from_numpy(seen.row).long(), torch.from_numpy(seen.col).long()] = -torch.inf
+        top = torch.topk(sc, k, dim=1).indices.numpy()
+        truth = valid[ub]
+        truth.sort_indices()
+        n_rel = np.diff(truth.indptr)
+        keys = np.repeat(np.arange(len(ub), dtype=np.int64), n_rel) * valid.shape[1] + truth.indices
+        q = np.arange(len(ub), dtype=np.int64)[:, None] * valid.shape[1] + top
+        pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+        hit = keys[pos] == q
+        rec.append(hit.sum(1) / n_rel)
+        idcg = np.cumsum(discount)[np.minimum(n_rel, k) - 1]
+        ndcg.append((hit * discount).sum(1) / idcg)
+    if not rec:
+        return {f"Recall@{k}": 0.0, f"NDCG@{k}": 0.0}
+    return {
+        f"Recall@{k}": float(np.concatenate(rec).mean()),
+        f"NDCG@{k}": float(np.concatenate(ndcg).mean()),
+    }
