@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import numpy as np
 import pytest
@@ -187,3 +188,25 @@ def test_max_length_truncates(st_model, tmp_path):
     assert (short @ full.T).item() < 0.99
     assert (short @ head.T).item() > (full @ head.T).item()
     assert st_model.max_seq_length == 512  # None means the model's position limit
+
+
+def test_onnx_without_onnxruntime_names_the_pip_command(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    enc = TextEncoder(backend="onnx", cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="pip install onnxruntime"):
+        enc.encode(["hello"])
+    with pytest.raises(ConfigError, match="cpu"):
+        TextEncoder(backend="onnx", device="cuda")
+
+
+def test_onnx_int8_agrees_with_torch(st_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    texts = [*SIMILAR, UNRELATED, "", "Toy Story (1995). Genres: Animation, Comedy"]
+    on = TextEncoder(backend="onnx", cache_dir=tmp_path)
+    X = on.encode(texts, use_cache=False)
+    Y = TextEncoder(cache_dir=tmp_path).encode(texts, use_cache=False)
+    assert X.shape == Y.shape == (5, 384)
+    assert (X * Y).sum(1).min() > 0.95
+    assert on.fingerprint != TextEncoder().fingerprint
+    assert list((tmp_path / "onnx").glob("*/model_qint8.onnx"))  # exported into the cache

@@ -242,6 +242,41 @@ class EmbeddingCache:
         )
 
 
+_DIGESTS: dict[str, str] = {}
+
+
+def model_digest(model: str) -> str:
+    """Short digest of a local model folder, or of the model name when it is not a folder.
+
+    A folder is hashed by its file names, sizes and contents (small files whole, large files
+    head and tail only, so it is cheap), never by its path: the same model installed
+    elsewhere has the same digest. Memoised per process.
+    """
+    if model in _DIGESTS:
+        return _DIGESTS[model]
+    root = Path(model).expanduser()
+    h = hashlib.sha256()
+    if root.is_dir():
+        for p in sorted(q for q in root.rglob("*") if q.is_file()):
+            rel = p.relative_to(root).as_posix()
+            if rel.startswith((".", "onnx/")) or rel.lower().endswith(".md"):
+                continue
+            size = p.stat().st_size
+            h.update(f"{rel}\0{size}\0".encode())
+            with open(p, "rb") as fh:
+                if size <= 1 << 20:
+                    h.update(fh.read())
+                else:
+                    h.update(fh.read(1 << 16))
+                    fh.seek(-(1 << 16), os.SEEK_END)
+                    h.update(fh.read())
+    else:
+        h.update(f"name:{model}".encode())
+    digest = h.hexdigest()[:16]
+    _DIGESTS[model] = digest
+    return digest
+
+
 _CACHES: dict[Path, EmbeddingCache] = {}
 _CACHES_LOCK = threading.Lock()
 

@@ -15,32 +15,36 @@ L2 norm, so dot products are cosine similarities.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
 import math
 import os
+import shutil
 import sys
+import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from lgrec.errors import ConfigError, DataError
-from lgrec.text.cache import EmbeddingCache, get_cache
-from lgrec.utils import progress
+from lgrec.text.cache import EmbeddingCache, get_cache, model_digest
+from lgrec.utils import cache_dir, progress
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {None, "", "default", "all-MiniLM-L6-v2", DEFAULT_MODEL}
 BACKENDS = ("torch", "onnx")
+ONNX_VARIANT = "onnx-opset17-qint8-perchannel"
 
 _MODELS: dict[tuple[str, str, str], Any] = {}
 _MODEL_LOCKS: dict[int, threading.Lock] = {}
 _LOAD_LOCK = threading.Lock()
-_FINGERPRINTS: dict[str, str] = {}
 
 
 def packaged_model_path() -> Path:
@@ -74,7 +78,7 @@ class TextEncoder:
         Root of the embedding cache (default ``$LGREC_CACHE_DIR`` or ``~/.cache/lgrec``).
     backend:
         ``"torch"``, or ``"onnx"`` for an int8 dynamically quantised ONNX export of the model
-        (needs ``onnxruntime`` and ``optimum``; exported once into the cache folder).
+        (needs ``onnxruntime`` and ``onnx``; exported once into the cache folder).
     """
 
     def __init__(
@@ -95,6 +99,8 @@ class TextEncoder:
             )
         if backend not in BACKENDS:
             raise ConfigError(f"TextEncoder(backend={backend!r}): expected one of {BACKENDS}")
+        if backend == "onnx" and device != "cpu":
+            raise ConfigError(f"TextEncoder(backend='onnx', device={device!r}): ONNX runs on 'cpu'")
         self.model_arg = model
         self.batch_size = batch_size
         self.max_length = max_length
@@ -102,6 +108,7 @@ class TextEncoder:
         self.cache_dir = cache_dir
         self.backend = backend
         self._model: Any = None
+        self._warned = False
 
     # ---- identity ----------------------------------------------------------------------
     @property
@@ -131,9 +138,10 @@ class TextEncoder:
         installed elsewhere shares the cache.
         """
         ml = "model" if self.max_length is None else str(self.max_length)
+        backend = ONNX_VARIANT if self.backend == "onnx" else "torch"
         return (
-            f"{self.model_name}|{_content_digest(self.model_path)}|max_length={ml}"
-            f"|normalize={bool(normalize)}|backend={self.backend}"
+            f"{self.model_name}|{model_digest(self.model_path)}|max_length={ml}"
+            f"|normalize={bool(normalize)}|backend={backend}"
         )
 
     def cache(self, normalize: bool = True) -> EmbeddingCache:
@@ -161,7 +169,8 @@ class TextEncoder:
         limit = _position_limit(m)
         if self.max_length is None:
             return limit
-        if self.max_length > limit:
+        if self.max_length > limit and not self._warned:
+            self._warned = True
             logger.warning(
                 "TextEncoder(max_length=%d) exceeds the %d positions of %s; using %d",
                 self.max_length,
@@ -294,33 +303,6 @@ def _position_limit(m: Any) -> int:
         return 512
 
 
-def _content_digest(model: str) -> str:
-    """Digest of a local model folder (names, sizes, contents or head/tail); the name otherwise."""
-    if model in _FINGERPRINTS:
-        return _FINGERPRINTS[model]
-    root = Path(model).expanduser()
-    h = hashlib.sha256()
-    if root.is_dir():
-        for p in sorted(q for q in root.rglob("*") if q.is_file()):
-            rel = p.relative_to(root).as_posix()
-            if rel.startswith((".", "onnx/")) or rel.lower().endswith(".md"):
-                continue
-            size = p.stat().st_size
-            h.update(f"{rel}\0{size}\0".encode())
-            with open(p, "rb") as fh:
-                if size <= 1 << 20:
-                    h.update(fh.read())
-                else:
-                    h.update(fh.read(1 << 16))
-                    fh.seek(-(1 << 16), os.SEEK_END)
-                    h.update(fh.read())
-    else:
-        h.update(f"name:{model}".encode())
-    digest = h.hexdigest()[:16]
-    _FINGERPRINTS[model] = digest
-    return digest
-
-
 def _import_sentence_transformers() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import sentence_transformers
@@ -334,20 +316,13 @@ def _load(path: str, name: str, device: str, backend: str, cache_root: Any) -> A
     with _LOAD_LOCK:
         if key in _MODELS:
             return _MODELS[key]
+    if backend == "onnx":
+        _require_onnx()
     st = _import_sentence_transformers()
     with _quiet_transformers():
+        model = _load_torch(st, path, name, device)
         if backend == "onnx":
-            model = _load_onnx(st, path, name, device, cache_root)
-        else:
-            try:
-                model = st.SentenceTransformer(path, device=device, local_files_only=_offline())
-            except Exception as exc:
-                raise ConfigError(
-                    f"could not load text model {name!r} ({type(exc).__name__}: {exc}). "
-                    "lgrec does not download models at run time: the model must be installed "
-                    "locally, either in the Hugging Face cache or as a folder whose path you "
-                    "pass as model=...; model=None uses the packaged all-MiniLM-L6-v2"
-                ) from exc
+            _use_onnx(model, path, name, cache_root)
     logger.info("loaded text model %s on %s (%s backend)", name, device, backend)
     with _LOAD_LOCK:
         return _MODELS.setdefault(key, model)
@@ -375,6 +350,110 @@ class _quiet_transformers:  # noqa: N801 - used as a context manager
             tlog.enable_progress_bar()
 
 
-def _load_onnx(st: Any, path: str, name: str, device: str, cache_root: Any) -> Any:
-    """Load an int8 dynamically quantised ONNX export of the model at ``path``."""
-    raise ConfigError("TextEncoder(backend='onnx') is not implemented yet; use backend='torch'")
+def _load_torch(st: Any, path: str, name: str, device: str) -> Any:
+    try:
+        return st.SentenceTransformer(path, device=device, local_files_only=_offline())
+    except Exception as exc:
+        raise ConfigError(
+            f"could not load text model {name!r} ({type(exc).__name__}: {exc}). "
+            "lgrec does not download models at run time: the model must be installed "
+            "locally, either in the Hugging Face cache or as a folder whose path you "
+            "pass as model=...; model=None uses the packaged all-MiniLM-L6-v2"
+        ) from exc
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401 - the quantiser needs it
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            "TextEncoder(backend='onnx') needs ONNX Runtime: pip install onnxruntime onnx "
+            f"(missing: {exc.name}); or use backend='torch'"
+        ) from exc
+
+
+def _use_onnx(model: Any, path: str, name: str, cache_root: Any) -> None:
+    """Swap the transformer of ``model`` for an int8 ONNX Runtime session (exported locally).
+
+    The export (``torch.onnx``, opset 17) and the dynamic per-channel int8 quantisation
+    (``onnxruntime.quantization``) run once per model and are kept under
+    ``<cache>/onnx/<model digest>-<variant>/``; pooling and normalisation stay in torch.
+    (sentence-transformers' own ONNX backend needs ``optimum-onnx``, which pins
+    ``transformers<4.58``; this path needs only ``onnxruntime`` and ``onnx``.)
+    """
+    _require_onnx()
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    module = model[0]
+    am = module.auto_model.eval()
+    sample = module.tokenizer(
+        ["an example", "a longer example text"], padding=True, return_tensors="pt"
+    )
+    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
+    out_dir = cache_dir(cache_root) / "onnx" / f"{model_digest(path)}-{ONNX_VARIANT}"
+    qfile = out_dir / "model_qint8.onnx"
+    if out_dir.exists() and not qfile.exists():  # left half-made by a crash
+        shutil.rmtree(out_dir, ignore_errors=True)
+    if not qfile.exists():
+        logger.info("exporting %s to ONNX (int8) under %s", name, out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".export-"))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    _HiddenStates(am, names),
+                    tuple(sample[k] for k in names),
+                    str(tmp / "model.onnx"),
+                    input_names=names,
+                    output_names=["last_hidden_state"],
+                    opset_version=17,
+                    dynamo=False,
+                    dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "last_hidden_state"]},
+                )
+                quiet = logging.Filter("-")  # the quantiser chats on the root logger
+                logging.getLogger().addFilter(quiet)
+                try:
+                    quantize_dynamic(
+                        tmp / "model.onnx",
+                        tmp / qfile.name,
+                        per_channel=True,
+                        reduce_range=True,
+                        weight_type=QuantType.QInt8,
+                    )
+                finally:
+                    logging.getLogger().removeFilter(quiet)
+            (tmp / "model.onnx").unlink()
+            with contextlib.suppress(OSError):  # another process may have finished first
+                os.replace(tmp, out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    session = ort.InferenceSession(str(qfile), providers=["CPUExecutionProvider"])
+    module.model = _OrtHiddenStates(session, am.config, names)
+
+
+class _HiddenStates(torch.nn.Module):
+    """Positional-argument wrapper for ``torch.onnx.export``: inputs → last hidden state."""
+
+    def __init__(self, auto_model: torch.nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.auto_model, self.names = auto_model, names
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.auto_model(**dict(zip(self.names, tensors))).last_hidden_state
+
+
+class _OrtHiddenStates(torch.nn.Module):
+    """Stands in for the Hugging Face model inside the sentence-transformers pipeline."""
+
+    def __init__(self, session: Any, config: Any, names: list[str]) -> None:
+        super().__init__()
+        self.session, self.config, self.names = session, config, names
+        self.register_buffer("_device_anchor", torch.zeros(0))  # lets ST find the device
+
+    def forward(self, **inputs: Any) -> dict[str, torch.Tensor]:
+        feed = {k: inputs[k].detach().cpu().numpy().astype(np.int64) for k in self.names}
+        (hidden,) = self.session.run(["last_hidden_state"], feed)
+        return {"last_hidden_state": torch.from_numpy(hidden)}
