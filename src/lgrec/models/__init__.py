@@ -4,5 +4,22 @@ Importing this package registers every built-in model so :meth:`Recommender.load
 """
 
 from lgrec.models.base import Recommender, register, registered_models
+from lgrec.models.graphfilter import GraphFilter
+from lgrec.models.lightgcn import LightGCN
+from lgrec.models.lmgcn import LMGCN
+from lgrec.models.mf import BPRMF, BiasedMF
+from lgrec.models.popularity import Popularity
+from lgrec.models.textknn import TextKNN
 
-__all__ = ["Recommender", "register", "registered_models"]
+__all__ = [
+    "BPRMF",
+    "LMGCN",
+    "BiasedMF",
+    "GraphFilter",
+    "LightGCN",
+    "Popularity",
+    "Recommender",
+    "TextKNN",
+    "register",
+    "registered_models",
+]

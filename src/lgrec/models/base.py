@@ -69,6 +69,18 @@ class Recommender(ABC):
         sig = inspect.signature(type(self).__init__)
         return {p: getattr(self, p) for p in sig.parameters if p != "self"}
 
+    def refit_params(self) -> dict[str, Any]:
+        """Hyper-parameters to refit on train + valid once validation has chosen them.
+
+        By default the chosen number of epochs (``best_epoch_``) replaces ``epochs``;
+        models with other validated choices override this.
+        """
+        params = self.get_params()
+        best = getattr(self, "best_epoch_", None)
+        if "epochs" in params and isinstance(best, int) and best > 0:
+            params["epochs"] = best
+        return params
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"

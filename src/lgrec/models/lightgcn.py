@@ -200,6 +200,7 @@ class LightGCN(Recommender):
             patience=self.patience,
             desc=self.name,
         )
+        self.best_epoch_ = self.train_log_.best_epoch
         self._cache_embeddings()
         self._after_fit(data, valid)
         log.info("%s fitted: %s", self.name, self.train_log_.as_dict())

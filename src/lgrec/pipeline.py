@@ -1,0 +1,160 @@
+"""Wiring of the stages for the CLI and scripts: data → text → models → eval.
+
+Nothing here holds an idea of its own; it calls the stages in order with one configuration:
+load and clean the data, split it (validation carved from training data), encode item text
+once, fit each model (choosing hyper-parameters / epochs on validation, then refitting on
+train + valid), evaluate on the test split and write the comparison report.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lgrec.config import RunConfig
+from lgrec.data import (
+    carve_valid,
+    clean,
+    load_dataset,
+    split_cold_items,
+    split_fixed,
+    split_random,
+    split_temporal,
+)
+from lgrec.data.dataset import Dataset, Split
+from lgrec.errors import ConfigError
+from lgrec.models.base import Recommender, registered_models
+from lgrec.utils import atomic_write_text, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """The cleaned data set, its split, the cleaning report and the item text embeddings."""
+
+    data: Dataset
+    split: Split
+    report: Any
+    item_emb: np.ndarray | None = None
+    encode_seconds: float = 0.0
+
+
+def setup(cfg: RunConfig) -> None:
+    """Seed everything and set torch's thread count."""
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.cache_dir:
+        import os
+
+        os.environ["LGREC_CACHE_DIR"] = str(cfg.cache_dir)
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    """Load, clean and split ``cfg.dataset``; carve the validation split from training data."""
+    kw = {"fold": cfg.fold} if cfg.dataset in ("ml-100k",) else {}
+    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **kw)
+    ds, report = clean(ds, k_core=cfg.k_core)
+    if cfg.split == "fixed":
+        split = split_fixed(ds)
+    elif cfg.split == "random":
+        split = split_random(ds, test_ratio=cfg.test_ratio, seed=cfg.seed)
+    elif cfg.split == "temporal":
+        split = split_temporal(ds)
+    else:
+        split = split_cold_items(ds, item_frac=cfg.cold_item_frac, seed=cfg.seed)
+    if cfg.valid_ratio > 0:
+        split = carve_valid(split, ratio=cfg.valid_ratio, seed=cfg.seed)
+    return Prepared(ds, split, report)
+
+
+def encode_items(prep: Prepared, cfg: RunConfig) -> np.ndarray:
+    """Item text embeddings (cached on disk by content hash); also kept on ``prep``."""
+    if prep.item_emb is None:
+        from lgrec.text.encoder import TextEncoder
+
+        t0 = time.perf_counter()
+        prep.item_emb = TextEncoder(cfg.text_model).encode(prep.data.item_text())
+        prep.encode_seconds = time.perf_counter() - t0
+    return prep.item_emb
+
+
+def build_model(name: str, cfg: RunConfig, **extra: Any) -> Recommender:
+    """A model by registry name with ``cfg.params[name]`` (+ ``extra``) as arguments."""
+    models = registered_models()
+    if name not in models:
+        raise ConfigError(f"unknown model {name!r}; available: {sorted(models)}")
+    klass = models[name]
+    params = {**cfg.params.get(name, {}), **extra}
+    accepted = inspect.signature(klass.__init__).parameters
+    if "seed" in accepted:
+        params.setdefault("seed", cfg.seed)
+    if "text_model" in accepted and cfg.text_model:
+        params.setdefault("text_model", cfg.text_model)
+    bad = sorted(set(params) - set(accepted))
+    if bad:
+        raise ConfigError(
+            f"model {name!r} has no parameter(s) {bad}; it takes {sorted(accepted)[1:]}"
+        )
+    return klass(**params)
+
+
+def fit_model(model: Recommender, prep: Prepared, cfg: RunConfig) -> tuple[Recommender, float]:
+    """Fit on train with validation, then (``cfg.refit``) refit on train + valid.
+
+    Returns the final model and the total fit seconds (both fits).
+    """
+    t0 = time.perf_counter()
+    sig = inspect.signature(model.fit).parameters
+    extra = {}
+    if "item_emb" in sig:
+        extra["item_emb"] = encode_items(prep, cfg)
+    split = prep.split
+    model.fit(split.train, valid=split.valid, **extra)
+    if cfg.refit and split.valid is not None and len(split.valid):
+        model = type(model)(**model.refit_params()).fit(split.full_train, **extra)
+    return model, time.perf_counter() - t0
+
+
+def evaluate_all(cfg: RunConfig, prep: Prepared, out: Path | None = None) -> list[dict]:
+    """Fit and evaluate every model of ``cfg.models``; one result row per model."""
+    from lgrec.eval import evaluate_model
+
+    encode_items(prep, cfg)
+    rows = []
+    cold = prep.split.kind == "cold" or len(prep.split.cold_items) > 0
+    for name in cfg.models:
+        model = build_model(name, cfg)
+        model, fit_s = fit_model(model, prep, cfg)
+        res = evaluate_model(model, prep.split, ks=tuple(cfg.ks), cold=cold, seed=cfg.seed)
+        row = {"model": name, **res, "fit_s": fit_s}
+        log.info("%s: %s", name, row)
+        rows.append(row)
+        if out is not None:
+            save_bundle(model, prep.data, out / "models" / name)
+    return rows
+
+
+def save_bundle(model: Recommender, data: Dataset, path: str | Path) -> Path:
+    """Save a model plus the item table the server and ``recommend`` need (titles, text)."""
+    path = Path(path)
+    model.save(path)
+    cols = [c for c in ("item_id", "title", "categories", "description") if c in data.items.columns]
+    items = data.items[cols].copy()
+    if "categories" in items:
+        items["categories"] = items["categories"].map(lambda v: list(v) if v is not None else [])
+    items.to_parquet(path / "items.parquet", index=False)
+    ucols = [c for c in ("user_id", "text") if c in data.users.columns]
+    data.users[ucols].to_parquet(path / "users.parquet", index=False)
+    info = {"dataset": data.name, "n_users": data.n_users, "n_items": data.n_items}
+    atomic_write_text(path / "dataset.json", json.dumps(info))
+    return path
