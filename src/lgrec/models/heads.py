@@ -80,16 +80,17 @@ def fit_rating_head(
     torch.manual_seed(seed)
     x = train.matrix("binary")
     op = implicit_operator(x)
-    u = torch.from_numpy(train.user_ids)
-    i = torch.from_numpy(train.item_ids)
-    r = torch.from_numpy(train.ratings)
+    u = torch.tensor(train.user_ids)
+    i = torch.tensor(train.item_ids)
+    r = torch.tensor(train.ratings)
+    batch_size = min(batch_size, max(32, len(r) // 10))  # ≥ 10 steps per epoch on small data
     head = RatingHead(train.n_users, train.n_items, dim, text, float(r.mean()))
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     lo, hi = train.rating_scale or (float(r.min()), float(r.max()))
     vu = vi = vr = None
     if valid is not None and len(valid):
-        vu, vi = torch.from_numpy(valid.user_ids), torch.from_numpy(valid.item_ids)
-        vr = torch.from_numpy(valid.ratings)
+        vu, vi = torch.tensor(valid.user_ids), torch.tensor(valid.item_ids)
+        vr = torch.tensor(valid.ratings)
     best, best_state, bad, hist = float("inf"), None, 0, []
     epoch = 0
     while epoch < epochs:
@@ -146,5 +147,6 @@ def fit_click_calibration(
         return loss
 
     opt.step(closure)
-    a, b = float(ab[0]) / sd, float(ab[1]) - float(ab[0]) * mu / sd
+    a0, b0 = ab.detach().tolist()
+    a, b = a0 / sd, b0 - a0 * mu / sd
     return a, b
