@@ -78,6 +78,8 @@ class GraphFilter(Recommender):
     ) -> GraphFilter:
         """Build the filters from ``data``; choose α, γ on ``valid`` when grids are given."""
         ks = [int(k) for k in _grid(self.k, "k")]
+        alphas = _grid(self.alpha, "alpha")
+        gammas = _grid(self.semantic_weight, "semantic_weight")
         t0 = time.perf_counter()
         x = self._remember(data)
         self.x_ = x
@@ -92,8 +94,6 @@ class GraphFilter(Recommender):
             _, _, vt = randomized_svd(rn, ks[-1], n_iter=6, random_state=self.seed)
             self._vall = torch.from_numpy(vt.T.astype(np.float32))  # I × k_max, by σ desc
             self.vk_ = self._vall
-        alphas = _grid(self.alpha, "alpha")
-        gammas = _grid(self.semantic_weight, "semantic_weight")
         self.sem_ = None
         if any(g > 0 for g in gammas):
             if item_emb is None:
@@ -117,7 +117,8 @@ class GraphFilter(Recommender):
                 self.search_.append(
                     {"k": k, "alpha": a, "semantic_weight": g, "valid_Recall@20": r}
                 )
-                best = max(best, (r, (k, a, g)))
+                if r > best[0]:  # ties keep the earlier (simpler) setting
+                    best = (r, (k, a, g))
             log.info(
                 "graphfilter chose (k, alpha, semantic_weight) = %s, valid R@20 %.4f",
                 best[1],

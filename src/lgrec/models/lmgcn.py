@@ -17,6 +17,14 @@ head on item embeddings (an auxiliary node-classification task) + L2. During tra
 ``item_dropout`` of items per step loses its free vector x_i, so W_t learns to place items from
 text alone — which is how cold items are recommended.
 
+Graph-filter fusion: the learned score is blended with a training-free low-pass filter over the
+same user–item graph plus the semantic graph (:class:`lgrec.models.graphfilter.GraphFilter`),
+
+    ŝ_ui = z_u(cos(e_u, e_i)) + λ · z_u(s^GF_ui)        (z_u = per-user standardisation)
+
+with λ chosen on the validation split (λ = 0 is pure message passing). The filter captures the
+infinite-depth smooth part of the graph signal cheaply; the GNN adds the learned, text-tied part.
+
 Heads: ranking (ŝ), ratings (:class:`lgrec.models.heads.RatingHead`, r̂ = μ + b_u + b_i +
 uᵀc), clicks (σ(a ŝ + b), BCE-calibrated), categories (softmax over the category vocabulary).
 """
@@ -35,10 +43,10 @@ from lgrec.data.dataset import Dataset
 from lgrec.errors import ConfigError
 from lgrec.graph.bipartite import SparseOperator, normalized_adjacency
 from lgrec.graph.semantic import normalize_graph, semantic_knn
-from lgrec.models.base import Tensor, as_index_tensor, register
+from lgrec.models.base import Tensor, _standardise, as_index_tensor, register
 from lgrec.models.heads import fit_click_calibration, fit_rating_head
 from lgrec.models.lightgcn import LightGCN
-from lgrec.train import NegativeSampler
+from lgrec.train import NegativeSampler, validation_metrics
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +118,8 @@ class LMGCN(LightGCN):
         category_weight: λ_cat of the auxiliary category loss (0 disables the head).
         rating_head: train the rating head when the data has explicit ratings.
         rating_dim, rating_reg, rating_epochs: rating head size, L2 and epoch budget.
+        filter_weight: λ of the graph-filter fusion; a tuple is a grid chosen on validation.
+        filter_params: arguments of the fused :class:`GraphFilter` (grids allowed).
     """
 
     name = "lmgcn"
@@ -141,6 +151,8 @@ class LMGCN(LightGCN):
         rating_dim: int = 32,
         rating_reg: float = 0.05,
         rating_epochs: int = 60,
+        filter_weight: float | tuple[float, ...] | list[float] = (0.0, 0.5, 1.0, 2.0),
+        filter_params: dict[str, Any] | None = None,
     ):
         super().__init__(
             dim=dim,
@@ -168,6 +180,8 @@ class LMGCN(LightGCN):
         self.rating_dim = rating_dim
         self.rating_reg = rating_reg
         self.rating_epochs = rating_epochs
+        self.filter_weight = filter_weight
+        self.filter_params = filter_params
 
     # ---- inputs from the language model --------------------------------------------------
     def fit(
@@ -250,6 +264,7 @@ class LMGCN(LightGCN):
         with torch.no_grad():
             _, ie = net(self.adj_)
             self.cat_logits_ = net.cat_head(ie) if net.cat_head is not None else None
+        self._fit_filter(data, valid)
         self._fit_click(data, valid)
         self.rating_ = None
         if self.rating_head and data.has_ratings:
@@ -278,6 +293,48 @@ class LMGCN(LightGCN):
         for attr in ("_profiles", "_item_cats", "_cat_target", "_cat_has"):
             self.__dict__.pop(attr, None)
 
+    def _fit_filter(self, data: Dataset, valid: Dataset | None) -> None:
+        """Fit the graph filter and choose λ on ``valid`` (module docstring)."""
+        from lgrec.models.graphfilter import GraphFilter, _grid
+
+        self.filter_, self.filter_weight_ = None, 0.0
+        weights = _grid(self.filter_weight, "filter_weight")
+        if not any(w > 0 for w in weights):
+            return
+        params = {"semantic_weight": (0.0, 0.1, 0.3), **(self.filter_params or {})}
+        params.setdefault("seed", self.seed)
+        gf = GraphFilter(**params).fit(data, valid=valid, item_emb=self.text_emb_.numpy())
+        gf.__dict__.pop("text_emb_", None)  # LMGCN keeps the one copy
+        self.filter_ = gf
+        if valid is None or not len(valid) or len(weights) == 1:
+            self.filter_weight_ = max(weights)
+            return
+        x, vx = self.seen_, valid.matrix("binary")
+        best = (-1.0, 0.0)
+        for w in weights:
+            self.filter_weight_ = w
+            r = validation_metrics(self._score_block, x, vx, k=20)["Recall@20"]
+            if r > best[0]:
+                best = (r, w)
+        self.filter_weight_ = best[1]
+        log.info("lmgcn filter weight λ=%s (valid R@20 %.4f)", best[1], best[0])
+
+    def _score_block(self, users: Tensor) -> Tensor:
+        s = self.user_emb_[users] @ self.item_emb_.T
+        if getattr(self, "filter_", None) is not None and self.filter_weight_ > 0:
+            s = _standardise(s) + self.filter_weight_ * _standardise(
+                self.filter_._score_block(users)
+            )
+        return s
+
+    def refit_params(self) -> dict[str, Any]:
+        params = super().refit_params()
+        params["filter_weight"] = self.filter_weight_
+        if self.filter_ is not None:
+            fp = self.filter_.refit_params()
+            params["filter_params"] = {k: fp[k] for k in ("k", "alpha", "semantic_weight")}
+        return params
+
     def _fit_click(self, data: Dataset, valid: Dataset | None) -> None:
         src = valid if valid is not None and len(valid) else data
         rng = np.random.default_rng(self.seed)
@@ -285,10 +342,17 @@ class LMGCN(LightGCN):
         pick = rng.choice(len(src), n, replace=False)
         u, i = src.user_ids[pick], src.item_ids[pick]
         j = NegativeSampler(self.seen_, rng).sample(u, 1)[:, 0]
-        ut = torch.from_numpy(u)
-        pos = (self.user_emb_[ut] * self.item_emb_[torch.from_numpy(i)]).sum(1)
-        neg = (self.user_emb_[ut] * self.item_emb_[torch.from_numpy(j)]).sum(1)
+        pos, neg = self._pair_scores(u, i), self._pair_scores(u, j)
         self.click_ab_ = fit_click_calibration(pos, neg)
+
+    def _pair_scores(self, users: np.ndarray, items: np.ndarray, block: int = 4096) -> Tensor:
+        """ŝ_ui for aligned (user, item) arrays, computed in blocks of pairs."""
+        out = torch.empty(len(users))
+        for s in range(0, len(users), block):
+            u = torch.as_tensor(users[s : s + block]).long()
+            i = torch.as_tensor(items[s : s + block]).long()
+            out[s : s + block] = self._score_block(u).gather(1, i[:, None])[:, 0]
+        return out
 
     # ---- extra public methods -------------------------------------------------------------
     def predict_rating(self, users: Any, items: Any) -> Tensor:
@@ -310,7 +374,7 @@ class LMGCN(LightGCN):
         u = as_index_tensor(users, self.n_users_, "user")
         i = as_index_tensor(items, self.n_items_, "item")
         a, b = self.click_ab_
-        return torch.sigmoid(a * (self.user_emb_[u] * self.item_emb_[i]).sum(1) + b)
+        return torch.sigmoid(a * self._pair_scores(u.numpy(), i.numpy()) + b)
 
     def predict_categories(self, items: Any, k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-``k`` (category, probability) per item from the category head."""
@@ -332,6 +396,8 @@ class LMGCN(LightGCN):
             st["cat_logits"] = self.cat_logits_
         for k, v in (self.rating_ or {}).items():
             st[f"rating.{k}"] = v
+        if self.filter_ is not None:
+            st.update({f"filter.{k}": v for k, v in self.filter_._state().items()})
         return st
 
     def _meta(self) -> dict[str, Any]:
@@ -340,6 +406,10 @@ class LMGCN(LightGCN):
             "categories": self.categories_,
             "click_ab": list(self.click_ab_),
             "rating_scale": getattr(self, "rating_scale_", None),
+            "filter_weight_": self.filter_weight_,
+            "filter": None
+            if self.filter_ is None
+            else {"params": self.filter_.get_params(), "meta": self.filter_._meta()},
         }
 
     def _load_state(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
@@ -351,3 +421,10 @@ class LMGCN(LightGCN):
         self.rating_ = rating or None
         if meta.get("rating_scale"):
             self.rating_scale_ = meta["rating_scale"]
+        self.filter_weight_, self.filter_ = meta.get("filter_weight_", 0.0), None
+        if meta.get("filter"):
+            from lgrec.models.graphfilter import GraphFilter
+
+            ft = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("filter.")}
+            self.filter_ = GraphFilter(**meta["filter"]["params"])
+            self.filter_._load_state(ft, meta["filter"]["meta"])

@@ -32,7 +32,9 @@ class NegativeSampler:
     def sample(self, users: np.ndarray, n: int = 1) -> np.ndarray:
         """(len(users), n) int64 items, none of them seen by the row's user.
 
-        A user who has seen every item keeps a random (seen) item after ``max_rounds``.
+        Rejection rounds handle almost every row; the rare rows still colliding after
+        ``max_rounds`` draw exactly from their unseen items. A user who has seen every item
+        keeps a random (seen) item.
         """
         u = np.repeat(users.astype(np.int64), n)
         j = self.rng.integers(0, self.n_items, size=len(u))
@@ -41,4 +43,14 @@ class NegativeSampler:
             if not len(bad):
                 break
             j[bad] = self.rng.integers(0, self.n_items, size=len(bad))
+        else:
+            for b in np.flatnonzero(self.is_seen(u, j)):  # rare: dense rows only
+                lo, hi = np.searchsorted(
+                    self.keys_, [u[b] * self.n_items, (u[b] + 1) * self.n_items]
+                )
+                free = np.setdiff1d(
+                    np.arange(self.n_items), self.keys_[lo:hi] - u[b] * self.n_items
+                )
+                if len(free):
+                    j[b] = self.rng.choice(free)
         return j.reshape(len(users), n)
