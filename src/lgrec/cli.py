@@ -64,8 +64,8 @@ def _cfg(args: argparse.Namespace, **extra):
         text_model=args.text_model,
         threads=args.threads,
         cache_dir=args.cache_dir,
-        **extra,
     )
+    over.update(extra)
     cfg = load_config(args.config, **over)
     for model, kv in params.items():
         cfg.params.setdefault(model, {}).update(kv)
@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="runs/quickstart")
     s.add_argument("--threads", type=int)
     s.add_argument("--models", help="comma-separated subset of models")
+    s.add_argument("--config", help="TOML configuration file")
+    s.add_argument("--param", action="append", metavar="MODEL.NAME=VALUE")
     s.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -287,7 +289,7 @@ def cmd_profile(args) -> int:
 def cmd_quickstart(args) -> int:
     t0 = time.perf_counter()
     ns = argparse.Namespace(
-        config=None,
+        config=args.config,
         dataset="ml-100k",
         data_dir=args.data_dir,
         fold="u1",
@@ -299,7 +301,7 @@ def cmd_quickstart(args) -> int:
         threads=args.threads,
         cache_dir=None,
         models=args.models,
-        param=None,
+        param=args.param,
         out=args.out,
         no_refit=False,
     )
