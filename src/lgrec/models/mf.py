@@ -6,24 +6,33 @@ x_ui = p_u · q_i + b_i. For a training pair (u, i) and a sampled item j the use
     L = − mean log σ(x_ui − x_uj) + λ · mean(‖p_u‖² + ‖q_i‖² + ‖q_j‖² + b_i² + b_j²),
 
 minimised with Adam on large shuffled batches; negatives are drawn for the whole epoch at once
-(rejecting seen items, vectorised). With ``valid`` the model is scored every ``eval_every``
-epochs by full ranking (train items excluded) and the best epoch's weights are kept.
+(rejecting seen items, vectorised: :class:`lgrec.train.sampling.NegativeSampler`). With
+``valid`` the model is scored every ``eval_every`` epochs by full ranking (train items
+excluded; NDCG@10 and Recall@20 from :func:`lgrec.train.validation.validation_metrics`) and the
+best epoch's weights are kept.
 
 BiasedMF (Koren et al., 2009). r̂_ui = μ + b_u + b_i + p_u · q_i with μ the mean training
 rating, trained on the observed ratings with
 
     L = mean (r_ui − r̂_ui)² + λ · mean(‖p_u‖² + ‖q_i‖² + b_u² + b_i²),
 
-full-batch (or ``batch_size`` mini-batch) Adam, early-stopped on validation RMSE when ``valid``
-is given. ``predict_rating`` clips r̂ to the rating scale; ``score`` ranks by the unclipped r̂
-(clipping would tie every item above the top of the scale).
+full-batch Adam (gradients in closed form with sparse products), early-stopped on validation
+RMSE when ``valid`` is given. ``predict_rating`` clips r̂ to the rating scale; ``score`` ranks
+by the unclipped r̂ (clipping would tie every item above the top of the scale).
+
+Defaults were tuned on ML-100K u1 with a validation split (10 % of u1.base, seeded) and then
+refitted on all of u1.base; on u1.test (all unseen items ranked, every test item relevant):
+BPRMF NDCG@10 0.514, Recall@20 0.285 (~10 s on one CPU core; popularity gets 0.325);
+BiasedMF RMSE 0.928 (~3 s). BiasedMF's validation RMSE plateaus after ~60 epochs and does not
+degrade up to 400, so ``epochs`` without ``valid`` is safe; BPRMF peaks at 40–60 epochs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -33,55 +42,27 @@ import torch
 from lgrec.data.dataset import Dataset
 from lgrec.errors import ConfigError, DataError
 from lgrec.models.base import Recommender, Tensor, as_index_tensor, register
+from lgrec.train.sampling import NegativeSampler
+from lgrec.train.validation import validation_metrics
 from lgrec.utils import progress
 
 log = logging.getLogger(__name__)
 
 
-def ranking_metrics(
-    score_fn: Callable[[Tensor], Tensor],
-    train: sp.csr_matrix,
-    valid: sp.csr_matrix,
-    *,
-    block_size: int = 1024,
-    max_users: int | None = 5000,
-    seed: int = 0,
-) -> dict[str, float]:
-    """NDCG@10 and Recall@20 by full ranking, training items excluded (binary relevance).
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch single-threaded for the duration (restored afterwards).
 
-    NDCG@10 = (Σ_{r≤10} rel_r / log2(r+1)) / IDCG with IDCG over min(|V_u|, 10) hits;
-    Recall@20 = |top-20 ∩ V_u| / |V_u|; both averaged over users with validation items (at
-    most ``max_users``, a fixed seeded sample).
+    Training steps here touch tensors of batch × factors elements: too small to gain from
+    intra-op threads, while OpenMP barriers on a busy shared CPU made them up to 20× slower
+    (measured: BPRMF on ML-100K 6.2 s/epoch with 2 threads vs 0.28 s with 1).
     """
-    users = np.flatnonzero(np.diff(valid.indptr) > 0)
-    if max_users is not None and len(users) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
-    if len(users) == 0:
-        return {"ndcg@10": 0.0, "recall@20": 0.0}
-    disc = 1.0 / np.log2(np.arange(2, 22))
-    ndcg, rec = [], []
-    for s in range(0, len(users), block_size):
-        ub = users[s : s + block_size]
-        with torch.no_grad():
-            sc = score_fn(torch.from_numpy(ub).long()).float().clone()
-        seen = train[ub].tocoo()
-        sc[torch.from_numpy(seen.row).long(), torch.from_numpy(seen.col).long()] = -torch.inf
-        k = min(20, sc.shape[1])
-        top = torch.topk(sc, k, dim=1).indices.numpy()
-        truth = valid[ub]
-        truth.sort_indices()
-        n_rel = np.diff(truth.indptr)
-        n_items = valid.shape[1]
-        keys = np.repeat(np.arange(len(ub), dtype=np.int64), n_rel) * n_items + truth.indices
-        q = np.arange(len(ub), dtype=np.int64)[:, None] * n_items + top
-        hit = keys[np.minimum(np.searchsorted(keys, q), len(keys) - 1)] == q
-        idcg = np.cumsum(disc[:10])[np.minimum(n_rel, 10) - 1]
-        ndcg.append((hit[:, :10] * disc[: min(10, k)]).sum(1) / idcg)
-        rec.append(hit.sum(1) / n_rel)
-    return {
-        "ndcg@10": float(np.concatenate(ndcg).mean()),
-        "recall@20": float(np.concatenate(rec).mean()),
-    }
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def _check_positive(owner: str, **values: Any) -> None:
@@ -90,21 +71,6 @@ def _check_positive(owner: str, **values: Any) -> None:
             raise ConfigError(f"{owner}: {name} must be a number, got {v!r}")
         if v <= 0:
             raise ConfigError(f"{owner}: {name} must be positive, got {v!r}")
-
-
-def _sample_negatives(
-    users: np.ndarray, n_items: int, seen_keys: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Uniform items per user, resampling (vectorised, a few rounds) those the user has seen."""
-    neg = rng.integers(0, n_items, size=users.shape)
-    for _ in range(10):
-        keys = users * n_items + neg
-        pos = np.minimum(np.searchsorted(seen_keys, keys), len(seen_keys) - 1)
-        bad = seen_keys[pos] == keys
-        if not bad.any():
-            break
-        neg[bad] = rng.integers(0, n_items, size=int(bad.sum()))
-    return neg
 
 
 @register
@@ -116,9 +82,9 @@ class BPRMF(Recommender):
     def __init__(
         self,
         factors: int = 64,
-        epochs: int = 60,
+        epochs: int = 50,
         lr: float = 5e-3,
-        reg: float = 1e-4,
+        reg: float = 1e-2,
         batch_size: int = 2048,
         neg: int = 1,
         seed: int = 0,
@@ -150,6 +116,10 @@ class BPRMF(Recommender):
 
     def fit(self, data: Dataset, *, valid: Dataset | None = None) -> BPRMF:
         """Train for ``epochs`` epochs, or until ``valid`` stops improving (best kept)."""
+        with _one_thread():
+            return self._fit(data, valid)
+
+    def _fit(self, data: Dataset, valid: Dataset | None) -> BPRMF:
         self._check_params()
         x = self._remember(data)
         if x.nnz == 0:
@@ -164,14 +134,14 @@ class BPRMF(Recommender):
         opt = torch.optim.Adam(params, lr=self.lr)
         coo = x.tocoo()
         pu, pi = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        seen_keys = np.sort(pu * n_i + pi)
+        sampler = NegativeSampler(x, rng)
         vx = None if valid is None or len(valid) == 0 else valid.matrix("binary")
         best, best_state, bad_evals, self.history_ = -np.inf, None, 0, []
         t0 = time.perf_counter()
         for epoch in progress(range(1, int(self.epochs) + 1), desc="BPRMF"):
             u_all = np.repeat(pu, self.neg)
             i_all = np.repeat(pi, self.neg)
-            j_all = _sample_negatives(u_all, n_i, seen_keys, rng)
+            j_all = sampler.sample(pu, int(self.neg)).ravel()
             order = rng.permutation(len(u_all))
             total = 0.0
             for s in range(0, len(order), int(self.batch_size)):
@@ -183,7 +153,7 @@ class BPRMF(Recommender):
                 opt.step()
                 total += float(loss.detach()) * len(b)
             if vx is not None and (epoch % self.eval_every == 0 or epoch == self.epochs):
-                m = ranking_metrics(self._score_block, x, vx, seed=self.seed)
+                m = self._valid_metrics(x, vx)
                 self.history_.append({"epoch": epoch, "loss": total / len(order), **m})
                 log.info("BPRMF epoch %d loss %.4f %s", epoch, total / len(order), m)
                 if m[self.monitor] > best:
@@ -199,9 +169,16 @@ class BPRMF(Recommender):
             self.best_epoch_ = best_state[1]
         else:
             self.best_epoch_ = epoch
+        self.user_factors_, self.item_factors_, self.item_bias_ = (p.detach() for p in params)
         self.fit_seconds_ = time.perf_counter() - t0
         log.info("BPRMF fitted in %.1fs, best epoch %d", self.fit_seconds_, self.best_epoch_)
         return self
+
+    def _valid_metrics(self, x: sp.csr_matrix, vx: sp.csr_matrix) -> dict[str, float]:
+        """NDCG@10 and Recall@20 by full ranking on ``vx`` (train items excluded)."""
+        n10 = validation_metrics(self._score_block, x, vx, k=10, seed=self.seed)["NDCG@10"]
+        r20 = validation_metrics(self._score_block, x, vx, k=20, seed=self.seed)["Recall@20"]
+        return {"ndcg@10": n10, "recall@20": r20}
 
     def _bpr_loss(self, u: Tensor, i: Tensor, j: Tensor) -> Tensor:
         p, qi, qj = self.user_factors_[u], self.item_factors_[i], self.item_factors_[j]
@@ -248,9 +225,9 @@ class BiasedMF(Recommender):
     def __init__(
         self,
         factors: int = 32,
-        epochs: int = 300,
-        lr: float = 0.02,
-        reg: float = 0.05,
+        epochs: int = 100,
+        lr: float = 0.05,
+        reg: float = 0.15,
         seed: int = 0,
         eval_every: int = 5,
         patience: int = 5,
@@ -279,6 +256,10 @@ class BiasedMF(Recommender):
         ∂L/∂P = (2/N)(E Q + λ diag(n_u) P), ∂L/∂Q = (2/N)(Eᵀ P + λ diag(n_i) Q), and alike for
         the biases, which is far cheaper on a CPU than autograd through gathers.
         """
+        with _one_thread():
+            return self._fit(data, valid)
+
+    def _fit(self, data: Dataset, valid: Dataset | None) -> BiasedMF:
         self._check_params()
         if not data.has_ratings:
             raise DataError(
@@ -366,10 +347,15 @@ class BiasedMF(Recommender):
             return s + self.item_bias_ + (self.mu_ + self.user_bias_[users])[:, None]
 
     def predict_rating(self, users: Any, items: Any) -> Tensor:
-        """r̂ for each (user, item) pair (same length), clipped to the rating scale."""
+        """r̂ for each (user, item) pair, clipped to the rating scale.
+
+        ``users`` and ``items`` have the same length, or one of them has length 1 (broadcast).
+        """
         self._check_fitted()
         u = as_index_tensor(users, self.n_users_, "user")
         i = as_index_tensor(items, self.n_items_, "item")
+        if len(u) == 1 or len(i) == 1:
+            u, i = torch.broadcast_tensors(u, i)
         if len(u) != len(i):
             raise ConfigError(
                 "BiasedMF.predict_rating: users and items must have the same length, "
