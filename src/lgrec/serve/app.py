@@ -1,0 +1,433 @@
+"""The HTTP API (FastAPI): recommendations, similar items, cold start, feedback, explanations.
+
+``create_app(ServeSettings(model=DIR))`` builds the app; ``lgrec serve`` runs it with uvicorn
+(``app_from_env`` is the factory each uvicorn worker calls). Endpoints (OpenAPI at ``/docs``):
+
+=====================  =====  ===========================================================
+``GET /recommend``     read   top-k items for a user (``query``, ``exclude_seen``, ``explain``)
+``GET /similar``       read   items associated with an item (collaborative + text cosine)
+``GET /explain``       read   why an item suits a user: history items, categories, sentence
+``GET /users``         read   list user ids; ``GET /users/{id}``: profile and history
+``POST /users``        write  new user from liked items and/or text, usable at once
+``POST /items``        write  new item placed by its text neighbours, recommendable at once
+``POST /feedback``     write  durable event (201; 200 for a repeated idempotency key)
+``GET /health``        open   liveness and sizes;  ``GET /metrics``: Prometheus text format
+``GET /ui``            open   the web page (static HTML + JS)
+=====================  =====  ===========================================================
+
+With several uvicorn workers each process holds its own :class:`ServeState`; they stay in
+step through the shared feedback store (see :mod:`lgrec.serve.state`). ``/metrics`` counts the
+requests of the worker that answers (label ``worker`` = its pid).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+from fastapi import Depends, FastAPI, Query, Response
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from lgrec.errors import ConfigError
+from lgrec.serve import schemas as S
+from lgrec.serve.explain import explain_items
+from lgrec.serve.security import (
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    api_key_dependency,
+    install_error_handlers,
+)
+from lgrec.serve.state import ServeState
+from lgrec.store.feedback import FeedbackStore
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+ENV_PREFIX = "LGREC_SERVE_"
+UserQ = Annotated[str, Query(min_length=1, max_length=256, description="user id")]
+ItemQ = Annotated[str, Query(min_length=1, max_length=256, description="item id")]
+K = Annotated[int, Query(ge=1, le=1000, description="how many items")]
+Text = Annotated[str | None, Query(min_length=1, max_length=500, description="free text")]
+Blend = Annotated[float, Query(ge=0, le=1, description="weight of collaborative")]
+QueryWeight = Annotated[float, Query(ge=0, le=10, description="weight of the query")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+@dataclass
+class ServeSettings:
+    """Server options; :meth:`from_env` reads them from ``LGREC_SERVE_*`` + ``LGREC_API_KEY``."""
+
+    model: str
+    store: str | None = None
+    api_key: str | None = None
+    protect_reads: bool = False
+    max_body: int = 64 * 1024
+    online_lr: float = 0.5
+    text: str = "auto"
+    threads: int | None = None
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else Path(self.model) / "feedback.sqlite"
+
+    def to_env(self) -> dict[str, str]:
+        """Environment for worker processes (the API key travels as ``LGREC_API_KEY``)."""
+        env = {f"{ENV_PREFIX}MODEL": str(self.model), f"{ENV_PREFIX}STORE": str(self.store_path)}
+        env[f"{ENV_PREFIX}PROTECT_READS"] = "1" if self.protect_reads else "0"
+        env[f"{ENV_PREFIX}MAX_BODY"] = str(self.max_body)
+        env[f"{ENV_PREFIX}ONLINE_LR"] = str(self.online_lr)
+        env[f"{ENV_PREFIX}TEXT"] = self.text
+        if self.threads:
+            env[f"{ENV_PREFIX}THREADS"] = str(self.threads)
+        if self.api_key:
+            env["LGREC_API_KEY"] = self.api_key
+        return env
+
+    @classmethod
+    def from_env(cls) -> ServeSettings:
+        e = os.environ
+        model = e.get(f"{ENV_PREFIX}MODEL")
+        if not model:
+            raise ConfigError(f"{ENV_PREFIX}MODEL is not set: which model directory to serve?")
+        try:
+            threads = e.get(f"{ENV_PREFIX}THREADS")
+            return cls(
+                model=model,
+                store=e.get(f"{ENV_PREFIX}STORE") or None,
+                api_key=e.get("LGREC_API_KEY") or None,
+                protect_reads=e.get(f"{ENV_PREFIX}PROTECT_READS", "0") in ("1", "true", "yes"),
+                max_body=int(e.get(f"{ENV_PREFIX}MAX_BODY", 64 * 1024)),
+                online_lr=float(e.get(f"{ENV_PREFIX}ONLINE_LR", 0.5)),
+                text=e.get(f"{ENV_PREFIX}TEXT", "auto"),
+                threads=int(threads) if threads else None,
+            )
+        except ValueError as err:
+            raise ConfigError(f"invalid {ENV_PREFIX}* environment value: {err}") from err
+
+
+class Metrics:
+    """Request counters and latency histograms in the Prometheus text format (no dependency)."""
+
+    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.hist: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = defaultdict(float)
+
+    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        with self.lock:
+            self.counts[(endpoint, method, status)] += 1
+            h = self.hist.setdefault(endpoint, [0] * (len(self.BUCKETS) + 1))
+            h[bisect.bisect_left(self.BUCKETS, seconds)] += 1
+            self.sums[endpoint] += seconds
+
+    def render(self, gauges: dict[str, float]) -> str:
+        w = f'worker="{os.getpid()}"'
+        out = [
+            "# HELP lgrec_http_requests_total HTTP requests by endpoint, method and status.",
+            "# TYPE lgrec_http_requests_total counter",
+        ]
+        with self.lock:
+            for (ep, m, st), n in sorted(self.counts.items()):
+                labels = f'endpoint="{ep}",method="{m}",status="{st}",{w}'
+                out.append(f"lgrec_http_requests_total{{{labels}}} {n}")
+            out += [
+                "# HELP lgrec_http_request_duration_seconds Request latency by endpoint.",
+                "# TYPE lgrec_http_request_duration_seconds histogram",
+            ]
+            name = "lgrec_http_request_duration_seconds"
+            for ep, h in sorted(self.hist.items()):
+                acc = 0
+                for le, n in zip([*map(str, self.BUCKETS), "+Inf"], h):
+                    acc += n
+                    out.append(f'{name}_bucket{{endpoint="{ep}",le="{le}",{w}}} {acc}')
+                out.append(f'{name}_sum{{endpoint="{ep}",{w}}} {self.sums[ep]:.6f}')
+                out.append(f'{name}_count{{endpoint="{ep}",{w}}} {acc}')
+        for g, v in gauges.items():
+            out += [f"# TYPE {g} gauge", f"{g}{{{w}}} {v}"]
+        return "\n".join(out) + "\n"
+
+
+class MetricsMiddleware:
+    """Times every HTTP request; labels it with the matched route's path template."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0, status = time.perf_counter(), [500]
+
+        async def wrapped(msg: dict) -> None:
+            if msg["type"] == "http.response.start":
+                status[0] = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            route = scope.get("route")
+            ep = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe(ep, scope["method"], status[0], time.perf_counter() - t0)
+
+
+def _items(st: ServeState, idx: Any, scores: Any, reasons: list[str] | None = None) -> list:
+    return [
+        S.ItemOut(
+            item_id=st.item_ids[i],
+            title=st.titles[i],
+            score=float(s),
+            categories=st.categories[i],
+            reason=None if reasons is None else reasons[k],
+        )
+        for k, (i, s) in enumerate(zip(idx.tolist(), scores.tolist()))
+    ]
+
+
+def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> FastAPI:
+    """The FastAPI app serving ``settings.model`` (or an already built ``state``)."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    if state is None:
+        store = FeedbackStore(settings.store_path)
+        state = ServeState(settings.model, store, text=settings.text, online_lr=settings.online_lr)
+    st = state
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        st.store.close()
+
+    app = FastAPI(
+        title="lgrec",
+        version="0.1.0",
+        description="Recommendations from language models + graph neural networks.",
+        lifespan=lifespan,
+    )
+    app.state.serve = st
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    read = Depends(api_key_dependency(settings.api_key, required=settings.protect_reads))
+    write = Depends(api_key_dependency(settings.api_key))
+    errs = {c: {"model": S.ErrorBody} for c in (400, 401, 403, 404, 409, 413, 422)}
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ui")
+
+    @app.get("/health", response_model=S.Health)
+    def health() -> S.Health:
+        return S.Health(
+            status="ok",
+            model=st.model.name,
+            dataset=st.dataset,
+            n_users=st.n_users,
+            n_items=st.n_items,
+            text=st.text_enabled,
+            last_event=st.last_event,
+        )
+
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=[read])
+    def prometheus() -> PlainTextResponse:
+        gauges = {
+            "lgrec_users": st.n_users,
+            "lgrec_items": st.n_items,
+            "lgrec_feedback_last_event_id": st.last_event,
+        }
+        return PlainTextResponse(
+            metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    @app.get("/recommend", response_model=S.RecommendResponse, responses=errs, dependencies=[read])
+    def recommend(
+        user: UserQ,
+        k: K = 10,
+        query: Text = None,
+        exclude_seen: bool = True,
+        query_weight: QueryWeight = 1.0,
+        explain: bool = False,
+    ) -> S.RecommendResponse:
+        """Top-``k`` items for ``user``; ``query`` steers the list with free text; with
+        ``explain`` every item carries a one-sentence reason."""
+        st.sync()
+        u = st.user_index(user)
+        idx, sc = st.recommend(
+            u, k, exclude_seen=exclude_seen, query=query, query_weight=query_weight
+        )
+        reasons = None
+        if explain:
+            V, _, T = st.snapshot()
+            ut = st.encode(st.user_text[u]) if u in st.user_text and st.text_enabled else None
+            ex = explain_items(
+                st.history(u), idx, V, T, st.titles, st.categories, user_text=ut, query=query
+            )
+            reasons = [e.sentence for e in ex]
+        return S.RecommendResponse(user=user, k=k, query=query, items=_items(st, idx, sc, reasons))
+
+    @app.get("/similar", response_model=S.SimilarResponse, responses=errs, dependencies=[read])
+    def similar(
+        item: ItemQ,
+        k: K = 10,
+        blend: Blend = 0.5,
+    ) -> S.SimilarResponse:
+        """Items associated with ``item``: ``blend · cos(e_i, e_j) + (1 − blend) · cos(t_i, t_j)``
+        (model-vector cosine + text-embedding cosine; text part dropped without text)."""
+        st.sync()
+        i = st.item_index(item)
+        idx, sc = st.similar(i, k, blend)
+        return S.SimilarResponse(
+            item_id=item,
+            title=st.titles[i],
+            blend=blend if st.T is not None else 1.0,
+            items=_items(st, idx, sc),
+        )
+
+    @app.get("/explain", response_model=S.ExplainResponse, responses=errs, dependencies=[read])
+    def explain(user: UserQ, item: ItemQ, query: Text = None) -> S.ExplainResponse:
+        """Why ``item`` suits ``user``: the history items most similar to it (model vectors
+        and text), the categories they share, and one sentence."""
+        st.sync()
+        u, i = st.user_index(user), st.item_index(item)
+        V, _, T = st.snapshot()
+        ut = st.encode(st.user_text[u]) if u in st.user_text and st.text_enabled else None
+        ex = explain_items(
+            st.history(u),
+            np.array([i]),
+            V,
+            T,
+            st.titles,
+            st.categories,
+            user_text=ut,
+            query=query,
+        )[0]
+        because = [
+            S.Because(
+                item_id=st.item_ids[h],
+                title=st.titles[h],
+                contribution=c,
+                collaborative=cf,
+                semantic=sm,
+            )
+            for h, c, cf, sm in zip(ex.because, ex.contribution, ex.collaborative, ex.semantic)
+        ]
+        return S.ExplainResponse(
+            user=user,
+            item_id=item,
+            title=st.titles[i],
+            score=float(st.scores(u)[i]),
+            because=because,
+            shared_categories=ex.shared_categories,
+            text_match=ex.text_match,
+            sentence=ex.sentence,
+        )
+
+    @app.get("/users", response_model=S.UserList, dependencies=[read])
+    def list_users(
+        limit: Limit = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> S.UserList:
+        """User ids (trained users first, then users created at run time)."""
+        st.sync()
+        return S.UserList(total=st.n_users, users=st.user_ids[offset : offset + limit])
+
+    @app.get(
+        "/users/{user_id:path}", response_model=S.UserProfile, responses=errs, dependencies=[read]
+    )
+    def profile(user_id: str, limit: Limit = 20) -> S.UserProfile:
+        """A user's text and history (most recent online interactions last)."""
+        st.sync()
+        u = st.user_index(user_id)
+        hist = st.history(u)
+        return S.UserProfile(
+            user_id=user_id,
+            text=st.user_text.get(u),
+            new=u >= st.n_base_users,
+            n_history=len(hist),
+            online_events=st.online_events.get(u, 0),
+            history=[
+                S.HistoryItem(
+                    item_id=st.item_ids[i], title=st.titles[i], categories=st.categories[i]
+                )
+                for i in hist[-limit:].tolist()
+            ],
+        )
+
+    @app.post(
+        "/users",
+        status_code=201,
+        response_model=S.UserCreated,
+        responses=errs,
+        dependencies=[write],
+    )
+    def create_user(body: S.UserIn) -> S.UserCreated:
+        """A new user from ``liked_items`` and/or ``text``; recommendations work at once."""
+        st.add_user(body.user_id, body.text, body.liked_items)
+        return S.UserCreated(
+            user_id=body.user_id, n_liked=len(set(body.liked_items)), has_text=bool(body.text)
+        )
+
+    @app.post(
+        "/items",
+        status_code=201,
+        response_model=S.ItemCreated,
+        responses=errs,
+        dependencies=[write],
+    )
+    def create_item(body: S.ItemIn) -> S.ItemCreated:
+        """A new item placed at the weighted mean of its text neighbours' model vectors."""
+        i = st.add_item(body.item_id, body.title, body.description, body.categories)
+        idx, sc = st.similar(i, 5, blend=0.0)
+        return S.ItemCreated(item_id=body.item_id, title=body.title, neighbours=_items(st, idx, sc))
+
+    @app.post(
+        "/feedback",
+        status_code=201,
+        response_model=S.FeedbackOut,
+        responses=errs,
+        dependencies=[write],
+    )
+    def feedback(body: S.FeedbackIn, response: Response) -> S.FeedbackOut:
+        """Store the event durably (201), then fold it into the user's vector; a repeated
+        ``idempotency_key`` returns the first event's id with 200 and changes nothing."""
+        if body.event == "rating":
+            lo, hi = st.rating_scale
+            if not lo <= body.value <= hi:
+                raise ConfigError(f"value: a rating must be within [{lo}, {hi}], got {body.value}")
+        eid, created = st.add_feedback(
+            body.user, body.item, body.event, body.value, body.timestamp, body.idempotency_key
+        )
+        response.status_code = 201 if created else 200
+        return S.FeedbackOut(
+            id=eid, created=created, user=body.user, item=body.item, event=body.event
+        )
+
+    @app.get("/ui", include_in_schema=False)
+    def ui() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` / workers: settings from the environment."""
+    logging.basicConfig(level=os.environ.get("LGREC_LOG_LEVEL", "INFO").upper())
+    return create_app(ServeSettings.from_env())

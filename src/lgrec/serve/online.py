@@ -1,0 +1,331 @@
+"""Online updates between retrains: feedback fold-in, cold-start users and items.
+
+Notation: ``e_i`` is item i's vector in the model's scoring space (LightGCN/LMGCN final item
+embedding, MF item factor), ``u`` a user's vector, ``t_i`` item i's unit text embedding and
+``x̂ = x / ‖x‖``. The model scores ``ŝ_ui = uᵀe_i (+ b_i)``; only the *direction* of ``u``
+matters for a user's ranking, so every update below changes the direction and keeps the norm.
+
+**Feedback fold-in** (one event of type ``ε`` on item ``i``):
+
+    α = η · w_ε,        u' = ‖u‖ · normalise(û + α · ê_i)
+
+This is :func:`lgrec.text.profiles.fold_in_profile` applied to the user vector: if ``û`` is
+read as the normalised sum of the user's past item directions, ``α`` is the weight of the new
+item relative to that whole past (η = 0.5: a like pulls half as hard as everything before).
+Event weights ``w_ε`` (:data:`EVENT_WEIGHTS`): view 0.25, click 0.5, like 1, purchase 1.5;
+a rating ``r`` on the scale ``[lo, hi]`` weighs ``(r − m) / (hi − m)`` with ``m = (lo+hi)/2``,
+so 5★ pulls (+1), 3★ does nothing and 1★ pushes the user away from the item (−1).
+Scores of items near ``i`` rise by ``α ‖u‖ ê_iᵀe_j / ‖û + αê_i‖`` relative to the rest.
+
+**New item from text** (semantic-graph fold-in): with the new text embedding ``t`` and the
+``k`` items ``N`` of highest cosine ``c_j = tᵀt_j`` (its neighbours in the semantic kNN graph),
+
+    e_new = Σ_{j∈N} w_j e_j / Σ_{j∈N} w_j,     w_j = exp((c_j − max_N c) / τ)     (τ = 0.1)
+
+and likewise ``b_new`` for an item bias, so the item lands where its text neighbours are.
+
+**Graph-filter fusion** (LMGCN with λ > 0 scores ``z(uᵀe) + λ z(GF(x_u))``, GF linear in the
+user's interaction row ``x_u``): an online event adds ``1`` at the item to ``x_u``; a runtime
+item enters ``x_u`` as its trained text neighbours ``Σ_j w_j 1_j`` and gets the GF score
+``Σ_j w_j GF_j`` (same weights as above, over trained items only).
+
+**New user**: the collaborative part is ``c = normalise(mean_{i∈L} ê_i)`` over the liked items
+``L``; the text part maps the encoded text ``q`` into item space exactly like a new item,
+``m = normalise(Σ_{j∈N(q)} w_j e_j)``. Then ``u = r · normalise(c + m)`` (either part alone
+when the other is missing), with ``r`` the median norm of the trained users' vectors.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from lgrec.data.dataset import Dataset
+from lgrec.errors import ConfigError, LgrecError
+from lgrec.text.profiles import fold_in_profile
+
+log = logging.getLogger(__name__)
+Tensor = torch.Tensor
+
+EVENT_WEIGHTS: dict[str, float] = {"view": 0.25, "click": 0.5, "like": 1.0, "purchase": 1.5}
+"""``w_ε`` of each implicit event type; ratings use their value (module docstring)."""
+
+
+def event_weight(
+    event: str, value: float | None, rating_scale: tuple[float, float] = (1.0, 5.0)
+) -> float:
+    """``w_ε`` of one event (module docstring); 0 for a rating at the scale's midpoint."""
+    if event == "rating":
+        if value is None or not math.isfinite(value):
+            raise ConfigError("event_weight: a rating event needs a finite value")
+        lo, hi = rating_scale
+        mid = (lo + hi) / 2.0
+        half = max((hi - mid), 1e-9)
+        return float(np.clip((value - mid) / half, -1.0, 1.0))
+    if event not in EVENT_WEIGHTS:
+        raise ConfigError(f"event_weight: unknown event {event!r}; expected {list(EVENT_WEIGHTS)}")
+    return EVENT_WEIGHTS[event]
+
+
+def fold_in(u: Tensor, e: Tensor, alpha: float) -> Tensor:
+    """``u' = ‖u‖ · normalise(û + α ê)``; a zero ``u`` becomes ``‖e‖ · sign(α) ê``."""
+    un, en = float(u.norm()), float(e.norm())
+    if en < 1e-12 or alpha == 0.0:
+        return u.clone()
+    scale = un if un > 1e-12 else en
+    p = (u / un).numpy() if un > 1e-12 else np.zeros(u.shape[0], dtype=np.float32)
+    out = fold_in_profile(p, (e / en).numpy(), float(alpha))
+    if un <= 1e-12 and alpha < 0:
+        out = -out
+    return torch.from_numpy(np.asarray(out, dtype=np.float32)) * scale
+
+
+def unit_rows(x: Tensor) -> Tensor:
+    """Rows scaled to unit norm (zero rows stay zero)."""
+    return torch.nn.functional.normalize(x.float(), dim=1)
+
+
+def text_neighbours(q: Tensor, text: Tensor, k: int, tau: float = 0.1) -> tuple[Tensor, Tensor]:
+    """The ``k`` items of highest cosine to ``q`` and their weights ``exp((c_j − c_max)/τ)``
+    normalised to sum to one (module docstring). ``text`` holds unit rows."""
+    if tau <= 0:
+        raise ConfigError(f"text_neighbours: tau must be > 0, got {tau!r}")
+    c = text @ torch.nn.functional.normalize(q.float(), dim=0)
+    kk = min(int(k), len(c))
+    top = torch.topk(c, kk)
+    w = torch.exp((top.values - top.values.max()) / tau)
+    return top.indices, w / w.sum()
+
+
+def item_from_text(
+    q: Tensor, text: Tensor, emb: Tensor, bias: Tensor | None, k: int = 10, tau: float = 0.1
+) -> tuple[Tensor, float | None]:
+    """Vector (and bias) of a new item with text embedding ``q``: weighted mean over its
+    top-``k`` text neighbours (module docstring)."""
+    idx, w = text_neighbours(q, text, k, tau)
+    vec = (w[:, None] * emb[idx]).sum(0)
+    b = None if bias is None else float((w * bias[idx]).sum())
+    return vec, b
+
+
+def user_from_signals(
+    emb: Tensor,
+    liked: Tensor | None,
+    q: Tensor | None,
+    text: Tensor | None,
+    scale: float,
+    k: int = 10,
+    tau: float = 0.1,
+) -> Tensor:
+    """A cold user's vector from liked items and/or encoded text (module docstring)."""
+    parts = []
+    if liked is not None and len(liked):
+        parts.append(torch.nn.functional.normalize(unit_rows(emb[liked]).mean(0), dim=0))
+    if q is not None:
+        if text is None:
+            raise ConfigError("user_from_signals: text given but the server has no item texts")
+        idx, w = text_neighbours(q, text, k, tau)
+        parts.append(torch.nn.functional.normalize((w[:, None] * emb[idx]).sum(0), dim=0))
+    if not parts:
+        raise ConfigError("a new user needs liked items or a text")
+    return torch.nn.functional.normalize(torch.stack(parts).sum(0), dim=0) * float(scale)
+
+
+def zscore(s: Tensor) -> Tensor:
+    """Z-score of a 1-D score vector over its finite entries (non-finite ones stay as they are)."""
+    finite = torch.isfinite(s)
+    if not bool(finite.any()):
+        return s
+    v = s[finite]
+    sd = v.std(unbiased=False).clamp(min=1e-8)
+    return torch.where(finite, (s - v.mean()) / sd, s)
+
+
+def blend_cosines(
+    emb_unit: Tensor, text_unit: Tensor | None, i: int, blend: float, rows: Tensor | None = None
+) -> Tensor:
+    """``β · cos(e_i, e_j) + (1 − β) · cos(t_i, t_j)`` for every item ``j`` (or ``rows``).
+
+    Without text the collaborative cosine alone is used (β = 1).
+    """
+    e = emb_unit if rows is None else emb_unit[rows]
+    sim = e @ emb_unit[i]
+    if text_unit is not None and blend < 1.0:
+        t = text_unit if rows is None else text_unit[rows]
+        sim = blend * sim + (1.0 - blend) * (t @ text_unit[i])
+    return sim
+
+
+def filter_row_scores(gf: object, row: sp.csr_matrix) -> Tensor:
+    """Scores of a graph filter (:class:`lgrec.models.graphfilter.GraphFilter`, fused into
+    LMGCN) for one interaction row ``x`` (1 × items, CSR).
+
+    The filter is linear in the user's row (``s = x R̃ᵀR̃ + α x D^{-1/2} V_k V_kᵀ D^{1/2} + γ x S``)
+    and reads only that row from ``x_``, so a shallow copy whose ``x_`` is ``row`` scores any
+    online history — trained users with new events and users created at run time alike.
+    """
+    g = copy.copy(gf)
+    g.x_ = sp.csr_matrix(row, dtype=np.float32)
+    with torch.no_grad():
+        return g._score_block(torch.zeros(1, dtype=torch.long))[0].float()
+
+
+# ---- retraining on stored feedback -------------------------------------------------------------
+def retrain(
+    model_dir: str | Path,
+    store_path: str | Path,
+    out: str | Path,
+    *,
+    data_dir: str | None = None,
+    config: str | None = None,
+) -> Path:
+    """Refit a bundle's model — same class, :meth:`Recommender.refit_params` — on its training
+    data plus every stored feedback event, runtime user and runtime item; save a new bundle.
+
+    The training data is rebuilt with :func:`lgrec.pipeline.prepare` from the data set named in
+    ``dataset.json`` (no validation split: the bundle was refit on train + valid) and accepted
+    only if its user × item matrix equals the model's ``seen_``; otherwise (other split options,
+    data not available) the ``seen_`` matrix itself is the training data. Events become
+    interactions (ratings keep their value; other events get the top of the rating scale on
+    explicit data, 1 on implicit data); liked items of runtime users become ``like`` events. The
+    new ``dataset.json`` records ``feedback_until`` (the last event id used), so a server on the
+    new bundle and the same store does not fold those events in twice.
+    """
+    from lgrec.models.base import Recommender
+    from lgrec.pipeline import save_bundle
+    from lgrec.store.feedback import FeedbackStore
+    from lgrec.utils import atomic_write_text
+
+    model_dir, out = Path(model_dir), Path(out)
+    model = Recommender.load(model_dir)
+    info_file = model_dir / "dataset.json"
+    info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
+    base = _training_data(model, model_dir, info, data_dir, config)
+    with FeedbackStore(store_path) as store:
+        events = store.events()
+        users, items = store.list_users(), store.list_items()
+    data, n_events = _with_feedback(base, events, users, items)
+    log.info(
+        "retraining %s on %s (+%d feedback interactions)", model.name, data.summary(), n_events
+    )
+    new = type(model)(**model.refit_params()).fit(data)
+    save_bundle(new, data, out)
+    info = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
+    info.update(
+        feedback_until=int(events["id"].max()) if len(events) else 0,
+        feedback_interactions=n_events,
+        retrained_from=str(model_dir),
+    )
+    atomic_write_text(out / "dataset.json", json.dumps(info))
+    return out
+
+
+def _training_data(model, model_dir: Path, info: dict, data_dir, config) -> Dataset:
+    seen = model.seen_.tocsr()
+    name = info.get("dataset")
+    if name:
+        try:
+            from lgrec.config import load_config
+            from lgrec.pipeline import prepare
+
+            cfg = load_config(config, dataset=name, data_dir=data_dir, valid_ratio=0.0)
+            prep = prepare(cfg)
+            train = prep.split.full_train
+            same_ids = train.items["item_id"].astype(str).tolist() == list(
+                model.item_ids_
+            ) and train.users["user_id"].astype(str).tolist() == list(model.user_ids_)
+            if same_ids and (train.matrix("binary") != seen).nnz == 0:
+                return train
+            log.warning("retrain: %s rebuilt differs from the model's training data", name)
+        except LgrecError as e:
+            log.warning("retrain: cannot rebuild data set %r (%s)", name, e)
+    log.warning("retrain: training on the model's own interaction matrix (seen_)")
+    coo = seen.tocoo()
+    inter = pd.DataFrame(
+        {
+            "user": coo.row.astype(np.int32),
+            "item": coo.col.astype(np.int32),
+            "rating": np.ones(coo.nnz, dtype=np.float32),
+            "timestamp": np.zeros(coo.nnz, dtype=np.int64),
+            "event": "train",
+        }
+    )
+    f_items, f_users = model_dir / "items.parquet", model_dir / "users.parquet"
+    items = pd.read_parquet(f_items) if f_items.is_file() else pd.DataFrame()
+    users = pd.read_parquet(f_users) if f_users.is_file() else pd.DataFrame()
+    if len(items) != len(model.item_ids_):
+        items = pd.DataFrame({"item_id": model.item_ids_})
+    if len(users) != len(model.user_ids_):
+        users = pd.DataFrame({"user_id": model.user_ids_})
+    return Dataset(inter, items, users, name=info.get("dataset", "bundle"))
+
+
+def _with_feedback(
+    base: Dataset, events: pd.DataFrame, users: list[dict], items: list[dict]
+) -> tuple[Dataset, int]:
+    known_i = set(base.items["item_id"].astype(str))
+    new_items = [r for r in items if r["item_id"] not in known_i]
+    item_tab = pd.concat(
+        [
+            base.items,
+            pd.DataFrame(
+                {
+                    "item_id": [r["item_id"] for r in new_items],
+                    "title": [r["title"] for r in new_items],
+                    "description": [r["description"] for r in new_items],
+                    "categories": [list(r["categories"]) for r in new_items],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    known_u = set(base.users["user_id"].astype(str))
+    new_users = [r for r in users if r["user_id"] not in known_u]
+    user_tab = pd.concat(
+        [base.users, pd.DataFrame({"user_id": [r["user_id"] for r in new_users]})],
+        ignore_index=True,
+    )
+    if "text" in user_tab or any(r.get("text") for r in new_users):
+        txt = dict(zip(user_tab["user_id"], user_tab.get("text", pd.Series(dtype=object))))
+        txt.update({r["user_id"]: r.get("text") for r in new_users})
+        user_tab["text"] = user_tab["user_id"].map(txt)
+    likes = pd.DataFrame(
+        [(r["user_id"], i) for r in new_users for i in r["attributes"].get("liked_items", [])],
+        columns=["user_id", "item_id"],
+    )
+    likes["event"], likes["value"], likes["ts"] = "like", np.nan, 0.0
+    ev = pd.concat([likes, events[["user_id", "item_id", "event", "value", "ts"]]])
+    uidx = pd.Series(np.arange(len(user_tab)), index=user_tab["user_id"].astype(str))
+    iidx = pd.Series(np.arange(len(item_tab)), index=item_tab["item_id"].astype(str))
+    u, i = ev["user_id"].map(uidx), ev["item_id"].map(iidx)
+    ok = u.notna() & i.notna()
+    if not bool(ok.all()):
+        log.warning("retrain: %d events name unknown users/items: skipped", int((~ok).sum()))
+    ev, u, i = ev[ok], u[ok], i[ok]
+    top = base.rating_scale[1] if base.has_ratings and base.rating_scale else None
+    default = (
+        float(top) if top is not None else (float(base.ratings.max()) if base.has_ratings else 1.0)
+    )
+    rating = np.where(ev["event"] == "rating", ev["value"], default).astype(np.float32)
+    extra = pd.DataFrame(
+        {
+            "user": u.to_numpy(np.int32),
+            "item": i.to_numpy(np.int32),
+            "rating": rating,
+            "timestamp": ev["ts"].fillna(0).to_numpy(np.float64).astype(np.int64),
+            "event": ev["event"].astype(str).to_numpy(),
+        }
+    )
+    inter = pd.concat([base.interactions[list(extra.columns)], extra], ignore_index=True)
+    data = Dataset(
+        inter, item_tab, user_tab, name=base.name, rating_scale=base.rating_scale, meta=base.meta
+    )
+    return data, len(extra)

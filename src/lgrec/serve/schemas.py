@@ -1,0 +1,164 @@
+"""Typed request and response bodies of the HTTP API (pydantic v2; shown at ``/docs``).
+
+Request bodies forbid unknown fields, ids are 1–256 characters without control characters,
+numbers must be finite (``NaN``/``Infinity`` are rejected), and lists and texts are bounded, so
+a client error is always a 4xx and never reaches the model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Id = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+    ),
+]
+"""An external user/item id: 1–256 characters, not only spaces, no control characters."""
+Text = Annotated[str, StringConstraints(max_length=4000)]
+Category = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+EventType = Literal["click", "purchase", "rating", "like", "view"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx response."""
+
+    error: str = Field(description="machine-readable code, e.g. not_found, validation_error")
+    detail: Any = Field(description="what was wrong (text, or a list of field errors)")
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    title: str
+    score: float
+    categories: list[str] = []
+    reason: str | None = Field(None, description="one-sentence explanation (explain=true)")
+
+
+class RecommendResponse(BaseModel):
+    user: str
+    k: int
+    query: str | None = None
+    items: list[ItemOut]
+
+
+class SimilarResponse(BaseModel):
+    item_id: str
+    title: str
+    blend: float = Field(description="β: weight of the collaborative cosine (1 − β: text)")
+    items: list[ItemOut]
+
+
+class UserIn(_In):
+    """A new user: from liked items (collaborative) and/or a text about their taste."""
+
+    user_id: Id
+    text: Text | None = Field(None, description="free text, e.g. 'I love space operas'")
+    liked_items: list[Id] = Field(default_factory=list, max_length=1000)
+
+
+class UserCreated(BaseModel):
+    user_id: str
+    n_liked: int
+    has_text: bool
+
+
+class ItemIn(_In):
+    """A new item: placed in the model space by its text neighbours."""
+
+    item_id: Id
+    title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    categories: list[Category] = Field(default_factory=list, max_length=50)
+
+
+class ItemCreated(BaseModel):
+    item_id: str
+    title: str
+    neighbours: list[ItemOut] = Field(description="nearest existing items (where it was placed)")
+
+
+class FeedbackIn(_In):
+    """One user event; stored durably before the response, then folded in online."""
+
+    user: Id
+    item: Id
+    event: EventType
+    value: Finite | None = Field(None, description="the rating of a 'rating' event")
+    timestamp: Annotated[float, Field(allow_inf_nan=False, ge=0)] | None = Field(
+        None, description="Unix seconds (default: now)"
+    )
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+
+    @model_validator(mode="after")
+    def _rating_has_value(self) -> FeedbackIn:
+        if self.event == "rating" and self.value is None:
+            raise ValueError("a 'rating' event needs a 'value'")
+        return self
+
+
+class FeedbackOut(BaseModel):
+    id: int = Field(description="event id in the feedback store")
+    created: bool = Field(description="false when the idempotency key was seen before")
+    user: str
+    item: str
+    event: str
+
+
+class Because(BaseModel):
+    item_id: str
+    title: str
+    contribution: float
+    collaborative: float = Field(description="cosine of the two items' model vectors")
+    semantic: float | None = Field(description="cosine of the two items' text embeddings")
+
+
+class ExplainResponse(BaseModel):
+    user: str
+    item_id: str
+    title: str
+    score: float
+    because: list[Because]
+    shared_categories: list[str]
+    text_match: float | None = Field(None, description="cosine of the user's text and the item")
+    sentence: str
+
+
+class HistoryItem(BaseModel):
+    item_id: str
+    title: str
+    categories: list[str] = []
+
+
+class UserProfile(BaseModel):
+    user_id: str
+    text: str | None
+    new: bool = Field(description="created at run time (not in the trained model)")
+    n_history: int
+    online_events: int
+    history: list[HistoryItem] = Field(description="most recent last; at most `limit` items")
+
+
+class UserList(BaseModel):
+    total: int
+    users: list[str]
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    dataset: str
+    n_users: int
+    n_items: int
+    text: bool
+    last_event: int
