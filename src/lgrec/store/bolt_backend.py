@@ -1,26 +1,38 @@
 """Graph store on a Bolt server (Neo4j 5, or FalkorDB started with ``BOLT_PORT``) through the
 official ``neo4j`` Python driver.
 
-Bulk loading sends ``UNWIND $rows AS r ...`` batches (``batch_size`` rows per round trip),
-never one query per row; nodes are matched through the unique ``id`` constraints/indexes that
+Bulk loading sends ``UNWIND $rows AS r ...`` batches (``batch_size`` rows per round trip,
+each batch its own auto-commit transaction), never one query per row; nodes are matched
+through the unique ``id``/``name`` constraints (Neo4j) or indexes (FalkorDB) that
 :meth:`BoltGraphStore.create_schema` creates.
 
 Dialects. ``dialect="auto"`` (default) sends one probe, ``RETURN $p`` with a string holding
-quotes and a backslash, and picks:
+quotes and a backslash, and picks ``"neo4j"`` when the value comes back intact (parameters
+travel as Bolt parameters; reads run in READ sessions on ``database``), else ``"falkordb"``.
 
-* ``"neo4j"`` when the value comes back intact: parameters travel as Bolt parameters, reads
-  run in READ sessions on ``database``.
-* ``"falkordb"`` otherwise. FalkorDB's Bolt layer (4.x, experimental) pastes string
-  parameters into the query text without escaping, so a quote breaks the query or injects
-  Cypher; it also takes the graph name from the first *key* of the request's metadata. In
-  this dialect the store therefore never sends Bolt parameters: it writes them itself as a
-  ``CYPHER name=value ...`` prefix, FalkorDB's native parameter syntax, with every string
-  escaped (``\\`` and ``'``) by :func:`cypher_literal`, and it opens every session without
-  database or access mode, so all queries reach FalkorDB's default graph ``falkordb``.
+FalkorDB's Bolt layer (4.x, "experimental") has quirks this backend works around:
+
+* it pastes string parameters into the query text without escaping, so a quote breaks the
+  query or injects Cypher. The store never sends it Bolt parameters: it writes them itself as
+  a ``CYPHER name=value ...`` prefix (FalkorDB's native parameter syntax) with every string
+  escaped by :func:`cypher_literal`;
+* it takes the graph name from the first *key* of the request metadata, so sessions are
+  opened without database or access mode and every query reaches its graph ``falkordb``;
+* it hangs, Redis included, after a client's GOODBYE: :meth:`BoltGraphStore.close` closes
+  the sockets without one, and connections are never retired by age;
+* it counts buffered bytes in 16 bits: a request over 64 KiB can hang and a reply record
+  over 64 KiB is garbled. Requests are capped at :data:`FALKORDB_MAX_BYTES` (bulk batches
+  are cut by size) and :meth:`BoltGraphStore.interactions_coo` reads 1,000 items a record;
+* ``BOLT_PORT`` must fit a signed 16-bit int (≤ 32767), else Bolt silently stays off;
+* a pattern's parallel edges collapse into one unless the query uses the edge variable
+  (``count(*)`` then undercounts), so queries that must see every edge return a property
+  of it;
+* transactions are no-ops (every statement commits at once).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -30,14 +42,22 @@ import numpy as np
 import pandas as pd
 
 from lgrec.errors import ConfigError, DataError
-from lgrec.store.graphdb import GraphStore, GraphStoreError, GraphTables
+from lgrec.store.graphdb import GraphStore, GraphStoreError, GraphTables, _sorted_pairs
 
 log = logging.getLogger(__name__)
 
 _PROBE = 'it\'s a "probe" \\ '
+FALKORDB_MAX_BYTES = 60_000
+"""Largest message sent to FalkorDB: its Bolt reader counts buffered bytes in 16 bits and waits
+forever for data it already has once a message passes 64 KiB."""
 _TEN_YEARS = 10 * 365 * 24 * 3600.0
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UNIQUE = (("User", "id"), ("Item", "id"), ("Category", "name"))
+_COO_BY_USER = (
+    "MATCH (u:User)-[r:INTERACTED_WITH]->(i:Item) WITH u, i, r "  # r kept: see COO_QUERY
+    "WITH u, collect(i.idx) AS items UNWIND range(0, size(items) - 1, 1000) AS k "
+    "RETURN u.idx AS u, items[k..k + 1000] AS items"
+)
 _BULK = {
     "User": "UNWIND $rows AS r CREATE (:User {id: r[0], idx: r[1]})",
     "Item": "UNWIND $rows AS r CREATE (:Item {id: r[0], idx: r[1], title: r[2], categories: r[3]})",
@@ -192,6 +212,12 @@ class BoltGraphStore(GraphStore):
     def _run(self, cypher: str, params: dict[str, Any], *, write: bool) -> list[dict[str, Any]]:
         if self.dialect == "falkordb":
             cypher, params = inline_params(cypher, params), {}
+            size = len(cypher.encode())
+            if size > FALKORDB_MAX_BYTES:
+                raise DataError(
+                    f"query of {size:,} bytes (parameters included) is over {FALKORDB_MAX_BYTES:,}:"
+                    " FalkorDB's Bolt layer can hang on messages over 64 KiB; send smaller ones"
+                )
         try:
             with self._session(write) as s:
                 return [record.data() for record in s.run(cypher, params)]
@@ -230,10 +256,51 @@ class BoltGraphStore(GraphStore):
         )
         with self._lock:
             for name, df in order:
-                for start in range(0, len(df), batch_size):
-                    rows = _rows(df.iloc[start : start + batch_size])
-                    self._run(_BULK[name], {"rows": rows}, write=True)
-                log.debug("UNWIND %s: %d rows", name, len(df))
+                batches = (
+                    self._falkordb_batches(_BULK[name], df, batch_size)
+                    if self.dialect == "falkordb"
+                    else (
+                        (_BULK[name], {"rows": _rows(df.iloc[k : k + batch_size])})
+                        for k in range(0, len(df), batch_size)
+                    )
+                )
+                n = 0
+                for cypher, params in batches:
+                    self._run(cypher, params, write=True)
+                    n += 1
+                log.debug("UNWIND %s: %d rows in %d batches", name, len(df), n)
+
+    @staticmethod
+    def _falkordb_batches(statement: str, df: pd.DataFrame, batch_size: int):
+        """``(CYPHER rows=[...] statement, {})`` messages of at most ``batch_size`` rows and
+        :data:`FALKORDB_MAX_BYTES` bytes (each row's literal is built once)."""
+        head = "CYPHER rows=["
+        tail = "] " + statement
+        budget = FALKORDB_MAX_BYTES - len(head) - len(tail.encode())
+        batch: list[str] = []
+        size = 0
+        for row in _rows(df):
+            lit = cypher_literal(row)
+            n = len(lit.encode()) + 2
+            if n > budget:
+                raise DataError(f"a row of {n:,} bytes is too large for FalkorDB's Bolt layer")
+            if batch and (size + n > budget or len(batch) >= batch_size):
+                yield head + ", ".join(batch) + tail, {}
+                batch, size = [], 0
+            batch.append(lit)
+            size += n
+        if batch:
+            yield head + ", ".join(batch) + tail, {}
+
+    def interactions_coo(self) -> tuple[np.ndarray, np.ndarray]:
+        # one record per user and 1,000 items: ~10× fewer records than one per edge, and each
+        # stays far below the 64 KiB a FalkorDB reply may hold
+        rows = self.query(_COO_BY_USER)
+        items = [r["items"] for r in rows]
+        lengths = np.fromiter((len(x) for x in items), np.int64, len(items))
+        u = np.repeat(np.fromiter((r["u"] for r in rows), np.int64, len(rows)), lengths)
+        i = np.fromiter(itertools.chain.from_iterable(items), np.int64, int(lengths.sum()))
+        return _sorted_pairs(u, i)
 
     def clear(self) -> None:
         with self._lock:

@@ -384,17 +384,29 @@ class GraphStore(ABC):
         return uid
 
     def neighbors_two_hop(
-        self, user_id: str, k: int = 10, *, similar_weight: float = 1.0
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        similar_weight: float = 1.0,
+        max_co_users: int | None = None,
     ) -> list[tuple[str, float]]:
         """Top-``k`` unseen items two hops from the user (score in the module docstring).
 
-        Ties are broken by item id. Raises :class:`UnknownIdError` for an unknown user.
+        The paths are counted per co-user: :math:`v` adds its overlap
+        :math:`w_v = |H(u) \\cap H(v)|` to each of its items. ``max_co_users`` keeps only
+        the co-users with the largest overlap (ties by id), trading exactness for speed on
+        dense graphs. Ties between items are broken by item id. Raises
+        :class:`UnknownIdError` for an unknown user.
         """
+        if max_co_users is not None and max_co_users < 1:
+            raise DataError(f"neighbors_two_hop: max_co_users must be ≥ 1, got {max_co_users}")
+        limit = "" if max_co_users is None else f"ORDER BY w DESC, v.id LIMIT {int(max_co_users)} "
         with self._lock:
             uid = self._require_user(user_id, "neighbors_two_hop")
             p = {"u": uid}
             seen = self._run(_SEEN, p, write=False)
-            collab = self._run(_COLLAB, p, write=False)
+            collab = self._run(_COLLAB.replace("<LIMIT>", limit), p, write=False)
             content = self._run(_CONTENT, p, write=False) if similar_weight else []
         parts = [pd.DataFrame(collab, columns=["item", "score"])]
         if content:
@@ -455,9 +467,10 @@ COO_QUERY = "MATCH (u:User)-[r:INTERACTED_WITH]->(i:Item) RETURN u.idx AS u, i.i
 _SEEN = "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(i:Item) RETURN DISTINCT i.id AS item"
 _COLLAB = (
     "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(i:Item) WITH DISTINCT i "
-    "MATCH (i)<-[:INTERACTED_WITH]-(v:User) WHERE v.id <> $u WITH DISTINCT i, v "
-    "MATCH (v)-[:INTERACTED_WITH]->(j:Item) WITH DISTINCT i, v, j "
-    "RETURN j.id AS item, count(*) AS score"
+    "MATCH (i)<-[:INTERACTED_WITH]-(v:User) WHERE v.id <> $u "
+    "WITH v, count(DISTINCT i) AS w <LIMIT>"
+    "MATCH (v)-[:INTERACTED_WITH]->(j:Item) WITH DISTINCT v, w, j "
+    "RETURN j.id AS item, sum(w) AS score"
 )
 _CONTENT = (
     "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(h:Item) WITH DISTINCT h "

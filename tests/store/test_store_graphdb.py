@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import make_dataset
 
 from lgrec.errors import DataError, UnknownIdError
 from lgrec.store import WriteQueryError, check_read_only
@@ -23,14 +22,14 @@ PAIRS = [
 ]  # fmt: skip
 
 
-def hand_graph(store):
+def hand_graph(store, make_dataset):
     ds = make_dataset(USERS, ITEMS, PAIRS, categories={"i1": ["Drama"], "i5": ["Drama", "War"]})
     sim = sp.csr_matrix(([0.9, 0.5, 0.7], ([0, 1, 0], [4, 5, 1])), shape=(6, 6))
     return store.load_dataset(ds, similar=sim)
 
 
-def test_hand_graph_two_hop_ranks_by_paths_plus_similarity(graph_store):
-    hand_graph(graph_store)
+def test_hand_graph_two_hop_ranks_by_paths_plus_similarity(graph_store, make_dataset):
+    hand_graph(graph_store, make_dataset)
     # collaborative paths: via i1→bob: i3, i4; via i2→carol: i3, i5 ⇒ i3:2, i4:1, i5:1
     # similarity from {i1, i2}: i5 +0.9, i6 +0.5 (i2 is seen)
     got = graph_store.neighbors_two_hop("alice", k=10)
@@ -40,13 +39,17 @@ def test_hand_graph_two_hop_ranks_by_paths_plus_similarity(graph_store):
     # without similarity the tie i4/i5 (one path each) is broken by item id
     got = graph_store.neighbors_two_hop("alice", k=10, similar_weight=0.0)
     assert got == [("i3", 2.0), ("i4", 1.0), ("i5", 1.0)]
+    # only the best co-user (bob and carol tie with one shared item; bob wins by id)
+    got = graph_store.neighbors_two_hop("alice", k=10, max_co_users=1)
+    assert [i for i, _ in got] == ["i3", "i4", "i5", "i6"]
+    np.testing.assert_allclose([s for _, s in got], [1.0, 1.0, 0.9, 0.5])
     assert graph_store.neighbors_two_hop("dave", k=5) == []
     with pytest.raises(UnknownIdError, match="nobody"):
         graph_store.neighbors_two_hop("nobody")
 
 
-def test_hand_graph_explain_paths(graph_store):
-    hand_graph(graph_store)
+def test_hand_graph_explain_paths(graph_store, make_dataset):
+    hand_graph(graph_store, make_dataset)
     paths = graph_store.explain_paths("alice", "i5")
     assert paths == [
         {"kind": "similar", "path": ["alice", "i1", "i5"], "score": pytest.approx(0.9)},
@@ -61,7 +64,7 @@ def test_hand_graph_explain_paths(graph_store):
     assert graph_store.explain_paths("dave", "i3") == []
 
 
-def _random_dataset(rng, n_users=25, n_items=18, n_inter=90):
+def _random_dataset(make_dataset, rng, n_users=25, n_items=18, n_inter=90):
     users = [f"u{k}" for k in range(n_users)]
     items = [f"m{k}" for k in range(n_items)]
     u = rng.integers(0, n_users, n_inter)
@@ -73,9 +76,9 @@ def _random_dataset(rng, n_users=25, n_items=18, n_inter=90):
     return ds, sim
 
 
-def test_two_hop_matches_sparse_algebra(graph_store):
+def test_two_hop_matches_sparse_algebra(graph_store, make_dataset):
     rng = np.random.default_rng(7)
-    ds, sim = _random_dataset(rng)
+    ds, sim = _random_dataset(make_dataset, rng)
     graph_store.load_dataset(ds, similar=sim, batch_size=16)
     B = ds.matrix("binary").tocsr()
     S = sim.tolil()
@@ -93,9 +96,9 @@ def test_two_hop_matches_sparse_algebra(graph_store):
         np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=1e-6)
 
 
-def test_bulk_load_counts_and_coo(graph_store):
+def test_bulk_load_counts_and_coo(graph_store, make_dataset):
     rng = np.random.default_rng(3)
-    ds, sim = _random_dataset(rng)
+    ds, sim = _random_dataset(make_dataset, rng)
     social = np.array([[0, 1], [1, 0], [2, 5], [7, 3]])
     counts = graph_store.load_dataset(ds, similar=sim, social=social, batch_size=7)
     vocab, cat = ds.categories()
@@ -142,7 +145,7 @@ NASTY = [
 
 
 @pytest.mark.parametrize("title", NASTY)
-def test_parameters_with_quotes_are_not_injected(graph_store, title):
+def test_parameters_with_quotes_are_not_injected(graph_store, make_dataset, title):
     titles = {"i1": title, "i2": "Plain"}
     graph_store.load_dataset(make_dataset(["a"], ["i1", "i2"], [("a", "i1")], titles=titles))
     got = graph_store.query(
@@ -155,8 +158,8 @@ def test_parameters_with_quotes_are_not_injected(graph_store, title):
     assert graph_store.counts()["Item"] == 2
 
 
-def test_query_is_read_only_unless_write(graph_store):
-    hand_graph(graph_store)
+def test_query_is_read_only_unless_write(graph_store, make_dataset):
+    hand_graph(graph_store, make_dataset)
     for cypher in (
         "CREATE (:User {id: 'x', idx: 99})",
         "MATCH (n) DETACH DELETE n",
@@ -185,8 +188,8 @@ def test_check_read_only_rules():
         check_read_only("MATCH (n) RETURN n; MATCH (m) RETURN m")
 
 
-def test_add_user_item_interaction_and_query_back(graph_store):
-    hand_graph(graph_store)
+def test_add_user_item_interaction_and_query_back(graph_store, make_dataset):
+    hand_graph(graph_store, make_dataset)
     idx = graph_store.add_item("i7", title="Brand new", categories=["Drama", "Noir"])
     assert idx == len(ITEMS)
     assert graph_store.add_item("i7") == idx  # idempotent
@@ -216,9 +219,9 @@ def test_add_user_item_interaction_and_query_back(graph_store):
         graph_store.add_user("  ")
 
 
-def test_clear_empties_the_graph(graph_store):
-    hand_graph(graph_store)
+def test_clear_empties_the_graph(graph_store, make_dataset):
+    hand_graph(graph_store, make_dataset)
     graph_store.clear()
     assert set(graph_store.counts().values()) == {0}
-    hand_graph(graph_store)  # loading again works after clear()
+    hand_graph(graph_store, make_dataset)  # loading again works after clear()
     assert graph_store.counts()["User"] == len(USERS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from start_falkordb import free_port
 
 from lgrec.errors import ConfigError, DataError
 from lgrec.store.bolt_backend import (
@@ -57,8 +56,26 @@ def test_native_parameters_path_runs_on_a_real_server(falkordb_uri):
         store.close()
 
 
-def test_unreachable_server_and_bad_dialect():
+def test_unreachable_server_and_bad_dialect(free_port):
     with pytest.raises(GraphStoreError, match="cannot reach"):
         BoltGraphStore(f"bolt://127.0.0.1:{free_port()}", connection_timeout=2.0)
     with pytest.raises(ConfigError, match="dialect"):
         BoltGraphStore("bolt://127.0.0.1:1", dialect="cypher9")
+
+
+def test_falkordb_size_limits(falkordb_uri, make_dataset):
+    store = BoltGraphStore(falkordb_uri)
+    try:
+        with pytest.raises(DataError, match="64 KiB"):
+            store.query("RETURN $p AS p", {"p": "x" * 70_000})
+        # long titles: the load is cut into several messages below the limit, none is lost
+        items = [f"i{k}" for k in range(40)]
+        titles = {i: f"{i} " + "é'x\\" * 1_000 for i in items}
+        ds = make_dataset(["a", "b"], items, [("a", i) for i in items], titles=titles)
+        counts = store.load_dataset(ds)
+        assert counts["Item"] == 40 and counts["INTERACTED_WITH"] == 40
+        got = store.query("MATCH (i:Item {id: 'i17'}) RETURN i.title AS t")
+        assert got == [{"t": titles["i17"]}]
+        assert store.query("RETURN 1 AS one") == [{"one": 1}]  # the server still answers
+    finally:
+        store.close()
