@@ -75,3 +75,18 @@ def test_topk_per_row_ties_and_tiebreak():
     tb = np.array([5, 0, 1, 0])  # stored order: cols 1, 2, 3, 4
     assert topk_per_row(m, 2, tiebreak=tb).indices.tolist() == [2, 4]
     assert topk_per_row(m, None).nnz == 4
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_topk_per_row_matches_brute_force(k):
+    rng = np.random.default_rng(5)
+    d = np.round(rng.normal(size=(25, 12)), 1) * (rng.random((25, 12)) < 0.6)  # ties, negatives
+    d[d == 0] = 0.5  # stored values everywhere the mask said so
+    d[rng.random((25, 12)) < 0.4] = 0
+    m = sp.csr_matrix(d)
+    got = topk_per_row(m, k)
+    for i in range(d.shape[0]):
+        cols = np.flatnonzero(d[i])
+        want = cols[np.lexsort((cols, -d[i, cols]))][:k]  # value desc, then column asc
+        assert sorted(got[i].indices.tolist()) == sorted(want.tolist())
+        np.testing.assert_allclose(got[i].toarray()[0, want], d[i, want], rtol=1e-6)
