@@ -43,6 +43,7 @@ from lgrec.errors import ConfigError
 from lgrec.serve import schemas as S
 from lgrec.serve.explain import explain_items
 from lgrec.serve.security import (
+    ApiKeyMiddleware,
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
     api_key_dependency,
@@ -422,6 +423,14 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
 
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body)
+    open_paths = ("/health", "/ui", "/docs", "/openapi.json", "/redoc")
+
+    def protect(method: str, path: str) -> bool:
+        if method not in ("GET", "HEAD"):
+            return method == "POST" and path in ("/feedback", "/users", "/items")
+        return settings.protect_reads and path != "/" and not path.startswith(open_paths)
+
+    app.add_middleware(ApiKeyMiddleware, key=settings.api_key, protect=protect)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -22,7 +22,8 @@ Id = Annotated[
 """An external user/item id: 1–256 characters, not only spaces, no control characters."""
 Text = Annotated[str, StringConstraints(max_length=4000)]
 Category = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+"""A JSON number (not a string or boolean), finite."""
 EventType = Literal["click", "purchase", "rating", "like", "view"]
 
 
@@ -95,7 +96,7 @@ class FeedbackIn(_In):
     item: Id
     event: EventType
     value: Finite | None = Field(None, description="the rating of a 'rating' event")
-    timestamp: Annotated[float, Field(allow_inf_nan=False, ge=0)] | None = Field(
+    timestamp: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)] | None = Field(
         None, description="Unix seconds (default: now)"
     )
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None

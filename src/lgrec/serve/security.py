@@ -63,30 +63,56 @@ _scheme = APIKeyHeader(
 )
 
 
+def check_key(expected: bytes | None, given: str | None) -> tuple[int, str] | None:
+    """``None`` when ``given`` matches ``expected`` (constant time), else (status, reason)."""
+    if expected is None:
+        return 403, (
+            "this endpoint is disabled: start the server with an API key "
+            "(env LGREC_API_KEY or --api-key) to enable it"
+        )
+    if not given:
+        return 401, f"missing {API_KEY_HEADER} header"
+    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected):
+        return 401, "invalid API key"
+    return None
+
+
 def api_key_dependency(key: str | None, *, required: bool = True) -> Callable[..., None]:
     """A FastAPI dependency checking ``X-API-Key`` against ``key`` in constant time.
 
-    ``required=False`` makes it a no-op (open read endpoints).
+    ``required=False`` makes it a no-op (open read endpoints). It documents the scheme in
+    OpenAPI; :class:`ApiKeyMiddleware` enforces the same check before the body is read.
     """
     expected = key.encode("utf-8") if key else None
 
     def check(given: str | None = Security(_scheme)) -> None:
         if not required:
             return
-        if expected is None:
-            raise HTTPException(
-                403,
-                "this endpoint is disabled: start the server with an API key "
-                "(env LGREC_API_KEY or --api-key) to enable it",
-            )
-        if not given:
-            raise HTTPException(
-                401, f"missing {API_KEY_HEADER} header", headers={"WWW-Authenticate": "ApiKey"}
-            )
-        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected):
-            raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "ApiKey"})
+        bad = check_key(expected, given)
+        if bad is not None:
+            headers = {"WWW-Authenticate": "ApiKey"} if bad[0] == 401 else None
+            raise HTTPException(bad[0], bad[1], headers=headers)
 
     return check
+
+
+class ApiKeyMiddleware:
+    """Check the API key of protected requests before anything reads the body, so an
+    unauthenticated client learns nothing about validation (401/403 first)."""
+
+    def __init__(self, app: Any, key: str | None, protect: Callable[[str, str], bool]) -> None:
+        self.app, self.protect = app, protect
+        self.expected = key.encode("utf-8") if key else None
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and self.protect(scope["method"], scope.get("path", "")):
+            raw = dict(scope.get("headers") or []).get(API_KEY_HEADER.lower().encode())
+            bad = check_key(self.expected, None if raw is None else raw.decode("latin-1"))
+            if bad is not None:
+                extra = [(b"www-authenticate", b"ApiKey")] if bad[0] == 401 else []
+                await _send_json(send, bad[0], error_body(bad[0], bad[1]), extra)
+                return
+        await self.app(scope, receive, send)
 
 
 # ---- ASGI middleware ---------------------------------------------------------------------------
@@ -174,17 +200,11 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, wrapped)
 
 
-async def _send_json(send: Callable, status: int, body: dict) -> None:
+async def _send_json(send: Callable, status: int, body: dict, extra: list | None = None) -> None:
     data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
     await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(data)),
-            ],
-        }
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
     )
     await send({"type": "http.response.body", "body": data})
 
