@@ -91,7 +91,7 @@ def fit_rating_head(
     if valid is not None and len(valid):
         vu, vi = torch.tensor(valid.user_ids), torch.tensor(valid.item_ids)
         vr = torch.tensor(valid.ratings)
-    best, best_state, bad, hist = float("inf"), None, 0, []
+    best, best_state, bad, hist, best_epoch = float("inf"), None, 0, [], epochs
     epoch = 0
     while epoch < epochs:
         epoch += 1
@@ -119,6 +119,7 @@ def fit_rating_head(
         hist.append(rmse)
         if rmse < best - 1e-5:
             best, best_state, bad = rmse, copy.deepcopy(head.state_dict()), 0
+            best_epoch = epoch
         else:
             bad += 1
             if bad >= patience:
@@ -126,7 +127,12 @@ def fit_rating_head(
     if best_state is not None:
         head.load_state_dict(best_state)
     head.eval()
-    return head, op, {"valid_rmse": best if vr is not None else None, "epochs": epoch}
+    info = {
+        "valid_rmse": best if vr is not None else None,
+        "epochs": epoch,
+        "best_epoch": best_epoch,
+    }
+    return head, op, info
 
 
 def fit_click_calibration(

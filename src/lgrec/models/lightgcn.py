@@ -74,7 +74,8 @@ class LightGCN(Recommender):
         dim: embedding size d.
         n_layers: propagation depth L.
         epochs: maximum passes over the training interactions.
-        batch_size: positives per minibatch.
+        batch_size: positives per minibatch; ``None`` = nnz/32 clipped to [2048, 32768], so an
+            epoch is ~32 full-graph propagations whatever the data size.
         lr: Adam learning rate.
         reg: λ, L2 on the batch's ego embeddings.
         loss: ``"bpr"`` or ``"softmax"``.
@@ -91,7 +92,7 @@ class LightGCN(Recommender):
         dim: int = 64,
         n_layers: int = 3,
         epochs: int = 200,
-        batch_size: int = 2048,
+        batch_size: int | None = None,
         lr: float = 0.005,
         reg: float = 1e-4,
         loss: str = "bpr",
@@ -118,6 +119,8 @@ class LightGCN(Recommender):
     def _check_params(self) -> None:
         for p in ("dim", "epochs", "batch_size", "n_neg"):
             v = getattr(self, p)
+            if p == "batch_size" and v is None:
+                continue
             if not isinstance(v, int) or v <= 0:
                 raise ConfigError(
                     f"{type(self).__name__}: {p} must be a positive integer, got {v!r}"
@@ -192,7 +195,7 @@ class LightGCN(Recommender):
             step,
             len(pi),
             epochs=self.epochs,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size or int(np.clip(x.nnz // 32, 2048, 32768)),
             lr=self.lr,
             rng=rng,
             validate=validate,

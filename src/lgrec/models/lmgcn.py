@@ -130,7 +130,7 @@ class LMGCN(LightGCN):
         dim: int = 64,
         n_layers: int = 2,
         epochs: int = 200,
-        batch_size: int = 2048,
+        batch_size: int | None = None,
         lr: float = 0.005,
         reg: float = 1e-4,
         loss: str = "bpr",
@@ -289,6 +289,7 @@ class LMGCN(LightGCN):
             self.rating_scale_ = list(
                 data.rating_scale or (float(data.ratings.min()), float(data.ratings.max()))
             )
+            self.rating_best_epoch_ = info["best_epoch"]
             log.info("rating head: %s", info)
         for attr in ("_profiles", "_item_cats", "_cat_target", "_cat_has"):
             self.__dict__.pop(attr, None)
@@ -330,6 +331,8 @@ class LMGCN(LightGCN):
     def refit_params(self) -> dict[str, Any]:
         params = super().refit_params()
         params["filter_weight"] = self.filter_weight_
+        if getattr(self, "rating_best_epoch_", None):
+            params["rating_epochs"] = self.rating_best_epoch_
         if self.filter_ is not None:
             fp = self.filter_.refit_params()
             params["filter_params"] = {k: fp[k] for k in ("k", "alpha", "semantic_weight")}
