@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from lgrec.errors import ConfigError, DataError
 from lgrec.store.bolt_backend import (
     BoltGraphStore,
     _close_without_goodbye,
+    _row_literals,
+    _rows,
     cypher_literal,
     inline_params,
 )
@@ -79,3 +83,18 @@ def test_falkordb_size_limits(falkordb_uri, make_dataset):
         assert store.query("RETURN 1 AS one") == [{"one": 1}]  # the server still answers
     finally:
         store.close()
+
+
+def test_column_wise_row_literals_match_cypher_literal():
+    df = pd.DataFrame(
+        {
+            "id": ["a", "it's", "back\\slash", "é😀"],
+            "idx": np.array([0, 1, 2, 2**40], dtype=np.int64),
+            "title": ["x", None, "q\"'", ""],
+            "cats": [["Drama"], [], ["a'b", "c"], []],
+            "score": [0.1 + 0.2, 1e-7, -3.0, 2.5e300],
+        }
+    )
+    assert _row_literals(df).to_pylist() == [cypher_literal(list(r)) for r in _rows(df)]
+    with pytest.raises(DataError, match="NaN"):
+        _row_literals(pd.DataFrame({"s": [1.0, float("nan")]}))

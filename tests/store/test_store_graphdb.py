@@ -71,7 +71,8 @@ def _random_dataset(make_dataset, rng, n_users=25, n_items=18, n_inter=90):
     i = rng.integers(0, n_items, n_inter)
     genres = ["Action", "Comedy", "Drama", "Sci-Fi"]
     cats = {it: list(rng.choice(genres, rng.integers(0, 3), replace=False)) for it in items}
-    ds = make_dataset(users, items, [(users[a], items[b]) for a, b in zip(u, i)], categories=cats)
+    pairs = [(users[a], items[b]) for a, b in zip(u, i)]
+    ds = make_dataset(users, items, pairs, categories=cats, titles={"m3": None})
     sim = sp.random(n_items, n_items, density=0.15, random_state=1, format="csr")
     return ds, sim
 
@@ -128,6 +129,7 @@ def test_bulk_load_counts_and_coo(graph_store, make_dataset):
     assert {"rating": float(row["rating"]), "ts": float(row["timestamp"]), "event": "rating"} in got
     item = graph_store.query("MATCH (i:Item {id: 'm2'}) RETURN i.categories AS c, i.idx AS idx")
     assert sorted(item[0]["c"]) == sorted(ds.items["categories"][2]) and item[0]["idx"] == 2
+    assert graph_store.query("MATCH (i:Item {id: 'm3'}) RETURN i.title AS t") == [{"t": None}]
     with pytest.raises(DataError, match="already holds"):
         graph_store.load_dataset(ds)
     with pytest.raises(DataError, match="social"):

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lgrec.errors import ConfigError, DataError
 from lgrec.store.graphdb import GraphStore, GraphStoreError, GraphTables, _sorted_pairs
@@ -273,24 +275,22 @@ class BoltGraphStore(GraphStore):
     @staticmethod
     def _falkordb_batches(statement: str, df: pd.DataFrame, batch_size: int):
         """``(CYPHER rows=[...] statement, {})`` messages of at most ``batch_size`` rows and
-        :data:`FALKORDB_MAX_BYTES` bytes (each row's literal is built once)."""
-        head = "CYPHER rows=["
-        tail = "] " + statement
+        :data:`FALKORDB_MAX_BYTES` bytes; row literals are built column-wise."""
+        head, tail = "CYPHER rows=[", "] " + statement
         budget = FALKORDB_MAX_BYTES - len(head) - len(tail.encode())
-        batch: list[str] = []
-        size = 0
-        for row in _rows(df):
-            lit = cypher_literal(row)
-            n = len(lit.encode()) + 2
-            if n > budget:
-                raise DataError(f"a row of {n:,} bytes is too large for FalkorDB's Bolt layer")
-            if batch and (size + n > budget or len(batch) >= batch_size):
-                yield head + ", ".join(batch) + tail, {}
-                batch, size = [], 0
-            batch.append(lit)
-            size += n
-        if batch:
-            yield head + ", ".join(batch) + tail, {}
+        lits = _row_literals(df)
+        sizes = pc.binary_length(lits).to_numpy(zero_copy_only=False).astype(np.int64) + 2
+        if len(sizes) and sizes.max() > budget:
+            raise DataError(
+                f"a row of {sizes.max():,} bytes is too large for FalkorDB's Bolt layer"
+            )
+        ends = np.cumsum(sizes)
+        start = 0
+        while start < len(lits):
+            done = ends[start - 1] if start else 0
+            stop = min(int(np.searchsorted(ends, done + budget, "right")), start + batch_size)
+            yield head + ", ".join(lits[start:stop].to_pylist()) + tail, {}
+            start = stop
 
     def interactions_coo(self) -> tuple[np.ndarray, np.ndarray]:
         # one record per user and 1,000 items: ~10× fewer records than one per edge, and each
@@ -329,6 +329,39 @@ def _close_without_goodbye(driver) -> None:
                 kill()
 
 
+def _row_literals(df: pd.DataFrame) -> pa.Array:
+    """One Cypher list literal per row of ``df`` (``[v1, v2, ...]``) as an Arrow string array,
+    built column by column in Arrow: strings escaped as in :func:`cypher_literal`, floats via
+    ``repr`` (shortest round-trip form), lists and other values through :func:`cypher_literal`.
+    """
+    if not len(df):
+        return pa.array([], pa.string())
+    parts = []
+    for c in df.columns:
+        col = df[c]
+        if pd.api.types.is_bool_dtype(col):
+            lit = pc.if_else(pa.array(col), "true", "false")
+        elif pd.api.types.is_integer_dtype(col):
+            lit = pc.cast(pa.array(col), pa.string())
+        elif pd.api.types.is_float_dtype(col):
+            if not np.isfinite(col.to_numpy()).all():
+                raise DataError(f"column {c!r} holds NaN/infinite values; they cannot be sent")
+            lit = pa.array(list(map(repr, col.tolist())), pa.string())
+        elif pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+            text = pa.array(col.astype(object).where(col.notna(), None), pa.string())
+            if pc.any(pc.match_substring(text, "\x00")).as_py():
+                raise DataError(f"column {c!r} holds a NUL character")
+            esc = pc.replace_substring(text, "\\", "\\\\")
+            esc = pc.replace_substring(esc, "'", "\\'")
+            lit = pc.fill_null(pc.binary_join_element_wise("'", esc, "'", ""), "null")
+        else:
+            lit = pa.array([cypher_literal(v) for v in _rows(df[[c]])], pa.string())
+            lit = pc.utf8_slice_codeunits(lit, 1, -1)  # drop the one-element row brackets
+        parts.append(lit)
+    return pc.binary_join_element_wise("[", pc.binary_join_element_wise(*parts, ", "), "]", "")
+
+
 def _rows(df: pd.DataFrame) -> list[tuple]:
-    """Rows of ``df`` as tuples of plain Python values (``.tolist()`` converts numpy types)."""
-    return list(zip(*(df[c].tolist() for c in df.columns)))
+    """Rows of ``df`` as tuples of plain Python values, missing values (NaN/NA) as None."""
+    cols = (df[c].astype(object).where(df[c].notna(), None).tolist() for c in df.columns)
+    return list(zip(*cols))

@@ -197,7 +197,8 @@ def _finite(value: Any, name: str, where: str) -> float:
 
 
 def _key(value: Any, name: str, where: str) -> str:
-    s = str(value) if isinstance(value, str | int | np.integer) else ""
+    ok = isinstance(value, str | int | np.integer) and not isinstance(value, bool)
+    s = str(value) if ok else ""
     if not s.strip():
         raise DataError(f"{where}: {name} must be a non-empty string, got {value!r}")
     return s
@@ -490,19 +491,16 @@ _EXPLAIN_COUSER = (
 def open_graph_store(backend: str = "ladybug", **kw: Any) -> GraphStore:
     """Open a graph store: ``"ladybug"`` (``path=...``) or ``"bolt"`` (``uri, user, password``).
 
-    The schema is created when missing.
+    Keyword arguments go to the backend's constructor, which creates the schema when missing.
     """
     if backend == "ladybug":
         from lgrec.store.ladybug_backend import LadybugGraphStore
 
-        store: GraphStore = LadybugGraphStore(**kw)
-    elif backend in ("bolt", "neo4j"):
+        return LadybugGraphStore(**kw)
+    if backend in ("bolt", "neo4j"):
         from lgrec.store.bolt_backend import BoltGraphStore
 
-        store = BoltGraphStore(**kw)
-    else:
-        raise ConfigError(
-            f"open_graph_store: unknown backend {backend!r}; expected 'ladybug' or 'bolt'"
-        )
-    store.create_schema()
-    return store
+        return BoltGraphStore(**kw)
+    raise ConfigError(
+        f"open_graph_store: unknown backend {backend!r}; expected 'ladybug' or 'bolt'"
+    )
