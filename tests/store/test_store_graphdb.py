@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from lgrec.errors import DataError, UnknownIdError
-from lgrec.store import WriteQueryError, check_read_only
+from lgrec.store import GraphStoreError, WriteQueryError, check_read_only
 
 # ---- a hand-made graph with known answers ----------------------------------------------
 #   alice: i1 (view + purchase), i2      bob: i1, i3, i4      carol: i2, i3, i5      dave: i6
@@ -227,3 +227,18 @@ def test_clear_empties_the_graph(graph_store, make_dataset):
     assert set(graph_store.counts().values()) == {0}
     hand_graph(graph_store, make_dataset)  # loading again works after clear()
     assert graph_store.counts()["User"] == len(USERS)
+
+
+def test_open_graph_store_rejects_unknown_backend_and_file_path(tmp_path):
+    from lgrec.errors import ConfigError
+    from lgrec.store import open_graph_store
+
+    with pytest.raises(ConfigError, match="unknown backend 'sqlite'"):
+        open_graph_store("sqlite", path=tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file"):
+        open_graph_store("ladybug", path=tmp_path / "file")
+    store = open_graph_store("ladybug", path=tmp_path / "g", buffer_pool_size=64 << 20)
+    store.close()
+    with pytest.raises(GraphStoreError, match="closed"):
+        store.query("MATCH (u:User) RETURN count(u) AS n")
