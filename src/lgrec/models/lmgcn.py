@@ -120,6 +120,8 @@ class LMGCN(LightGCN):
         rating_dim, rating_reg, rating_epochs: rating head size, L2 and epoch budget.
         filter_weight: λ of the graph-filter fusion; a tuple is a grid chosen on validation.
         filter_params: arguments of the fused :class:`GraphFilter` (grids allowed).
+        item_graph_weight: weight of an extra item–item graph passed to ``fit`` (e.g. items
+            linked through shared knowledge-graph entities), propagated like S.
     """
 
     name = "lmgcn"
@@ -148,11 +150,12 @@ class LMGCN(LightGCN):
         item_dropout: float = 0.1,
         category_weight: float = 0.1,
         rating_head: bool = True,
-        rating_dim: int = 32,
+        rating_dim: int = 64,
         rating_reg: float = 0.05,
-        rating_epochs: int = 60,
+        rating_epochs: int = 100,
         filter_weight: float | tuple[float, ...] | list[float] = (0.0, 0.5, 1.0, 2.0),
         filter_params: dict[str, Any] | None = None,
+        item_graph_weight: float = 0.5,
     ):
         super().__init__(
             dim=dim,
@@ -182,6 +185,7 @@ class LMGCN(LightGCN):
         self.rating_epochs = rating_epochs
         self.filter_weight = filter_weight
         self.filter_params = filter_params
+        self.item_graph_weight = item_graph_weight
 
     # ---- inputs from the language model --------------------------------------------------
     def fit(
@@ -191,9 +195,17 @@ class LMGCN(LightGCN):
         valid: Dataset | None = None,
         item_emb: np.ndarray | None = None,
         user_profiles: np.ndarray | None = None,
+        item_graph: sp.spmatrix | None = None,
     ) -> LMGCN:
         """Fit on ``data``. ``item_emb`` (I × d text embeddings) and ``user_profiles`` are
-        computed with :mod:`lgrec.text` when not given (cached on disk by content hash)."""
+        computed with :mod:`lgrec.text` when not given (cached on disk by content hash).
+        ``item_graph`` (I × I, optional) adds relations such as knowledge-graph links."""
+        if item_graph is not None and item_graph.shape != (data.n_items, data.n_items):
+            raise ConfigError(
+                f"LMGCN.fit: item_graph must be {data.n_items} × {data.n_items}, "
+                f"got {item_graph.shape}"
+            )
+        self._item_graph = item_graph
         if not 0 <= self.item_dropout < 1:
             raise ConfigError(f"LMGCN: item_dropout must be in [0, 1), got {self.item_dropout!r}")
         if self.semantic_weight < 0:
@@ -246,6 +258,10 @@ class LMGCN(LightGCN):
             self.semantic_ = s
             s = normalize_graph(s, "sym") * self.semantic_weight
             a = a + sp.block_diag([sp.csr_matrix((x.shape[0], x.shape[0])), s], format="csr")
+        g = getattr(self, "_item_graph", None)
+        if g is not None and self.item_graph_weight > 0 and g.nnz:
+            g = normalize_graph(sp.csr_matrix(g, dtype=np.float32), "sym") * self.item_graph_weight
+            a = a + sp.block_diag([sp.csr_matrix((x.shape[0], x.shape[0])), g], format="csr")
         return sp.csr_matrix(a, dtype=np.float32)
 
     def _extra_loss(self, ue: Tensor, ie: Tensor, users: Tensor, items: Tensor) -> Tensor | None:
@@ -291,7 +307,7 @@ class LMGCN(LightGCN):
             )
             self.rating_best_epoch_ = info["best_epoch"]
             log.info("rating head: %s", info)
-        for attr in ("_profiles", "_item_cats", "_cat_target", "_cat_has"):
+        for attr in ("_profiles", "_item_cats", "_cat_target", "_cat_has", "_item_graph"):
             self.__dict__.pop(attr, None)
 
     def _fit_filter(self, data: Dataset, valid: Dataset | None) -> None:
