@@ -41,15 +41,17 @@ import copy
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from lgrec.data.dataset import Dataset
-from lgrec.errors import ConfigError, LgrecError
+from lgrec.data.dataset import INTERACTION_COLUMNS, Dataset
+from lgrec.errors import ConfigError, LgrecError, ModelFileError
 from lgrec.text.profiles import fold_in_profile
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,59 @@ def filter_row_scores(gf: object, row: sp.csr_matrix) -> Tensor:
     g.x_ = sp.csr_matrix(row, dtype=np.float32)
     with torch.no_grad():
         return g._score_block(torch.zeros(1, dtype=torch.long))[0].float()
+
+
+# ---- bundle helpers ---------------------------------------------------------------------------
+DEFAULT_FIELDS = ("title", "categories", "description")
+
+
+def model_factors(model: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(U, V, b)`` with ``score = U Vᵀ + b`` (up to a per-user constant) for the models the
+    server can update online: LightGCN/LMGCN (``user_emb_``) and MF (``user_factors_``)."""
+    if hasattr(model, "user_emb_") and hasattr(model, "item_emb_"):
+        return model.user_emb_, model.item_emb_, None
+    if hasattr(model, "user_factors_") and hasattr(model, "item_factors_"):
+        return model.user_factors_, model.item_factors_, getattr(model, "item_bias_", None)
+    raise ConfigError(
+        f"lgrec serve needs an embedding model (lightgcn, lmgcn, bprmf, biasedmf); "
+        f"got {type(model).__name__}, which has no user/item vectors to update online"
+    )
+
+
+def item_texts(items: pd.DataFrame, fields: Sequence[str] = DEFAULT_FIELDS) -> list[str]:
+    """Item texts formatted exactly like :meth:`Dataset.item_text` (what the model encoded)."""
+    empty = pd.DataFrame({c: [] for c in INTERACTION_COLUMNS})
+    return Dataset(empty, items.reset_index(drop=True), pd.DataFrame({"user_id": []})).item_text(
+        tuple(fields)
+    )
+
+
+def read_bundle_tables(
+    model_dir: Path, item_ids: list[str], n_users: int
+) -> tuple[pd.DataFrame, dict[int, str]]:
+    """The bundle's item table — columns ``item_id, title, description, categories``, cleaned
+    (strings, lists) — and the trained users' own texts ``{user row: text}``."""
+    f = model_dir / "items.parquet"
+    items = pd.read_parquet(f) if f.is_file() else pd.DataFrame()
+    if len(items) and len(items) != len(item_ids):
+        raise ModelFileError(f"{f}: {len(items)} rows but the model has {len(item_ids)} items")
+    if not len(items):
+        items = pd.DataFrame({"item_id": item_ids})
+    for col in ("title", "description"):
+        items[col] = items[col].fillna("").astype(str) if col in items else ""
+    cats = items["categories"].tolist() if "categories" in items else [None] * len(items)
+    items["categories"] = [
+        [str(c) for c in v] if v is not None and not isinstance(v, str) else [] for v in cats
+    ]
+    items["item_id"] = items["item_id"].astype(str)
+    items = items[["item_id", "title", "description", "categories"]].reset_index(drop=True)
+    f = model_dir / "users.parquet"
+    users = pd.read_parquet(f) if f.is_file() else pd.DataFrame()
+    user_text: dict[int, str] = {}
+    if "text" in users and len(users) == n_users:
+        txt = users["text"].where(users["text"].map(lambda v: isinstance(v, str)), "")
+        user_text = {k: t for k, t in enumerate(txt.tolist()) if t}
+    return items, user_text
 
 
 # ---- retraining on stored feedback -------------------------------------------------------------

@@ -29,7 +29,6 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from lgrec.data.dataset import INTERACTION_COLUMNS, Dataset
 from lgrec.errors import ConfigError, LgrecError, ModelFileError, UnknownIdError
 from lgrec.models.base import Recommender
 from lgrec.serve import online
@@ -37,32 +36,10 @@ from lgrec.store.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
-DEFAULT_FIELDS = ("title", "categories", "description")
 
 
 class AlreadyExistsError(LgrecError):
     """A user or item with this id already exists (HTTP 409)."""
-
-
-def model_factors(model: Recommender) -> tuple[Tensor, Tensor, Tensor | None]:
-    """``(U, V, b)`` with ``score = U Vᵀ + b`` (up to a per-user constant) for the models the
-    server can update online: LightGCN/LMGCN (``user_emb_``) and MF (``user_factors_``)."""
-    if hasattr(model, "user_emb_") and hasattr(model, "item_emb_"):
-        return model.user_emb_, model.item_emb_, None
-    if hasattr(model, "user_factors_") and hasattr(model, "item_factors_"):
-        return model.user_factors_, model.item_factors_, getattr(model, "item_bias_", None)
-    raise ConfigError(
-        f"lgrec serve needs an embedding model (lightgcn, lmgcn, bprmf, biasedmf); "
-        f"got {type(model).__name__}, which has no user/item vectors to update online"
-    )
-
-
-def item_texts(items: pd.DataFrame, fields: Sequence[str] = DEFAULT_FIELDS) -> list[str]:
-    """Item texts formatted exactly like :meth:`Dataset.item_text` (what the model encoded)."""
-    empty = pd.DataFrame({c: [] for c in INTERACTION_COLUMNS})
-    return Dataset(empty, items.reset_index(drop=True), pd.DataFrame({"user_id": []})).item_text(
-        tuple(fields)
-    )
 
 
 class ServeState:
@@ -101,7 +78,7 @@ class ServeState:
         self.lock = threading.RLock()
         self._sync_lock = threading.Lock()
         self.model = Recommender.load(self.model_dir)
-        U, V, b = model_factors(self.model)
+        U, V, b = online.model_factors(self.model)
         self.U = U.detach().float().clone()
         self.V = V.detach().float().clone()
         self.b = None if b is None else b.detach().float().clone()
@@ -111,7 +88,11 @@ class ServeState:
         self.item_ids: list[str] = list(self.model.item_ids_)
         self._uidx = {u: k for k, u in enumerate(self.user_ids)}
         self._iidx = {i: k for k, i in enumerate(self.item_ids)}
-        self._load_tables()
+        self.items, self.user_text = online.read_bundle_tables(
+            self.model_dir, self.item_ids, self.n_base_users
+        )
+        self.titles = [t or i for t, i in zip(self.items["title"], self.item_ids)]
+        self.categories: list[list[str]] = self.items["categories"].tolist()
         self.seen_base = self.model.seen_.tocsr()
         self.filter = getattr(self.model, "filter_", None)
         self.filter_weight = float(getattr(self.model, "filter_weight_", 0.0) or 0.0)
@@ -124,7 +105,7 @@ class ServeState:
         self.dataset = info.get("dataset", "")
         self.last_event = int(info.get("feedback_until", 0))
         self.rating_scale = tuple(getattr(self.model, "rating_scale_", None) or (1.0, 5.0))
-        self.text_fields = tuple(getattr(self.model, "text_fields", DEFAULT_FIELDS))
+        self.text_fields = tuple(getattr(self.model, "text_fields", online.DEFAULT_FIELDS))
         self.encoder = None
         self.T: Tensor | None = None
         if text == "auto":
@@ -152,45 +133,13 @@ class ServeState:
         except json.JSONDecodeError as e:
             raise ModelFileError(f"{f}: not valid JSON ({e})") from e
 
-    def _load_tables(self) -> None:
-        f = self.model_dir / "items.parquet"
-        items = pd.read_parquet(f) if f.is_file() else pd.DataFrame()
-        if len(items) and len(items) != self.n_base_items:
-            raise ModelFileError(
-                f"{f}: {len(items)} rows but the model has {self.n_base_items} items"
-            )
-        if not len(items):
-            items = pd.DataFrame({"item_id": self.item_ids})
-        for col, default in (("title", ""), ("description", "")):
-            if col not in items:
-                items[col] = default
-        if "categories" not in items:
-            items["categories"] = [[] for _ in range(len(items))]
-        items["item_id"] = items["item_id"].astype(str)
-        items["title"] = items["title"].fillna("").astype(str)
-        items["description"] = items["description"].fillna("").astype(str)
-        items["categories"] = [
-            [str(c) for c in v] if v is not None and not isinstance(v, str) else []
-            for v in items["categories"].tolist()
-        ]
-        self.items = items[["item_id", "title", "description", "categories"]].reset_index(drop=True)
-        self.titles = [t or i for t, i in zip(self.items["title"], self.item_ids)]
-        self.categories: list[list[str]] = self.items["categories"].tolist()
-        self._new_item_rows: list[dict[str, Any]] = []
-        f = self.model_dir / "users.parquet"
-        users = pd.read_parquet(f) if f.is_file() else pd.DataFrame()
-        self.user_text: dict[int, str] = {}
-        if "text" in users and len(users) == self.n_base_users:
-            txt = users["text"].where(users["text"].map(lambda v: isinstance(v, str)), "")
-            self.user_text = {k: t for k, t in enumerate(txt.tolist()) if t}
-
     def _setup_text(self) -> None:
         from lgrec.text.encoder import TextEncoder
 
         emb = getattr(self.model, "text_emb_", None)
         self.encoder = TextEncoder(getattr(self.model, "text_model_", None))
         if emb is None:
-            texts = item_texts(self.items, self.text_fields)
+            texts = online.item_texts(self.items, self.text_fields)
             if not any(t.strip() for t in texts):
                 log.warning("no item text in %s: text features disabled", self.model_dir)
                 self.encoder = None
@@ -456,7 +405,7 @@ class ServeState:
                 "categories": [list(r["categories"]) for r in recs],
             }
         )
-        Q = online.unit_rows(torch.from_numpy(self.encoder.encode(item_texts(rows))))
+        Q = online.unit_rows(torch.from_numpy(self.encoder.encode(online.item_texts(rows))))
         for k, rec in enumerate(recs):  # one by one: later new items may neighbour earlier ones
             with self.lock:
                 vec, bias = online.item_from_text(
@@ -474,7 +423,6 @@ class ServeState:
                 self.item_ids.append(rec["item_id"])
                 self.titles.append(rows["title"][k] or rec["item_id"])
                 self.categories.append(rows["categories"][k])
-                self._new_item_rows.append(rows.iloc[k].to_dict())
 
     def _append_user(self, rec: dict[str, Any]) -> None:
         liked = [self._iidx[i] for i in rec["attributes"].get("liked_items", []) if i in self._iidx]
