@@ -108,14 +108,17 @@ def build_model(name: str, cfg: RunConfig, **extra: Any) -> Recommender:
     return klass(**params)
 
 
-def fit_model(model: Recommender, prep: Prepared, cfg: RunConfig) -> tuple[Recommender, float]:
+def fit_model(
+    model: Recommender, prep: Prepared, cfg: RunConfig, **fit_kw: Any
+) -> tuple[Recommender, float]:
     """Fit on train with validation, then (``cfg.refit``) refit on train + valid.
 
-    Returns the final model and the total fit seconds (both fits).
+    ``fit_kw`` (e.g. ``item_graph=...`` for LMGCN) goes to both fits. Returns the final model
+    and the total fit seconds (both fits).
     """
     t0 = time.perf_counter()
     sig = inspect.signature(model.fit).parameters
-    extra = {}
+    extra = dict(fit_kw)
     if "item_emb" in sig:
         extra["item_emb"] = encode_items(prep, cfg)
     split = prep.split
