@@ -106,11 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-refit", action="store_true", help="do not refit on train + valid")
 
     s = sub.add_parser("recommend", help="top-K items for a user from a saved model")
-    s.add_argument("--model", required=True, help="saved model directory")
+    s.add_argument("--model", help="saved model directory (with --friends: optional)")
     s.add_argument("--user", required=True, help="external user id")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--query", help="free-text request that steers the ranking")
     s.add_argument("--include-seen", action="store_true")
+    _graph_parsers(sub, s)  # graph export/query, recommend --friends (lgrec.graphcli)
 
     s = sub.add_parser("profile", help="a user's language profile: text, categories, history")
     _common(s)
@@ -239,6 +240,12 @@ def cmd_recommend(args) -> int:
 
     from lgrec.models import Recommender
 
+    if getattr(args, "friends", False):
+        from lgrec.graphcli import cmd_friends
+
+        return cmd_friends(args)
+    if not args.model:
+        raise LgrecError("--model is required (a saved model directory), unless --friends")
     path = Path(args.model)
     model = Recommender.load(path)
     users = pd.Index(model.user_ids_)
@@ -385,6 +392,20 @@ def cmd_retrain(args) -> int:
     return 0
 
 
+# ---- graph (owned by lgrec.graphcli) -------------------------------------------------------
+def _graph_parsers(sub, recommend) -> None:
+    from lgrec.graphcli import add_friend_args, add_graph_parsers
+
+    add_graph_parsers(sub)
+    add_friend_args(recommend)
+
+
+def cmd_graph(args) -> int:
+    from lgrec.graphcli import cmd_graph as run
+
+    return run(args)
+
+
 COMMANDS = {
     "prepare": cmd_prepare,
     "embed": cmd_embed,
@@ -395,6 +416,7 @@ COMMANDS = {
     "quickstart": cmd_quickstart,
     "serve": cmd_serve,
     "retrain": cmd_retrain,
+    "graph": cmd_graph,
 }
 
 
