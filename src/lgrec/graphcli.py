@@ -1,0 +1,309 @@
+"""The ``lgrec graph`` subcommands, friend suggestions, and training from the graph store.
+
+* ``lgrec graph export``: a data set's training interactions, its items' semantic
+  associations (cosine kNN of the language-model embeddings of the item text) and its social
+  edges (when the data set has them) written in bulk into a graph store
+  (:meth:`lgrec.store.GraphStore.load_dataset`).
+* ``lgrec graph query "CYPHER" --param name=value``: one parameterised, read-only query;
+  rows printed as a table or JSON.
+* ``lgrec recommend --friends --dataset lastfm-social --user U``: friend suggestions
+  (:class:`lgrec.models.friends.FriendRecommender`).
+* :func:`store_dataset` / :func:`fit_from_store`: a data set's training interactions read
+  back from the store (:meth:`GraphStore.interactions_coo`) to train a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lgrec.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # numpy/pandas load lazily: `lgrec --help` stays fast
+    import numpy as np
+
+log = logging.getLogger("lgrec.graph")
+
+
+# ---- argument parsing ----------------------------------------------------------------------
+def _store_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("graph store")
+    g.add_argument("--backend", choices=["ladybug", "bolt"], default="ladybug")
+    g.add_argument("--path", help="LadybugDB directory (backend ladybug)")
+    g.add_argument("--uri", help="Bolt URI, e.g. bolt://127.0.0.1:7687 (backend bolt)")
+    g.add_argument("--user", dest="db_user", help="Bolt user name")
+    g.add_argument("--password", dest="db_password", help="Bolt password (prefer env)")
+
+
+def add_graph_parsers(sub: Any) -> None:
+    """Register ``graph export`` and ``graph query`` on the top-level subparsers."""
+    p = sub.add_parser("graph", help="export a data set to a graph database; query it")
+    gsub = p.add_subparsers(dest="graph_command", required=True)
+    s = gsub.add_parser("export", help="bulk-write interactions, semantic links, social edges")
+    s.add_argument("--dataset", required=True, help="data set name or path")
+    s.add_argument("--data-dir", help="root folder of the data sets")
+    s.add_argument("--fold", help="MovieLens-100K fold (u1..u5, ua, ub)")
+    s.add_argument("--similar-k", type=int, default=20, help="semantic neighbours (0: none)")
+    s.add_argument("--similar-threshold", type=float, default=0.0, help="min cosine of a link")
+    s.add_argument("--all-folds", action="store_true", help="export test interactions too")
+    s.add_argument("--replace", action="store_true", help="clear a non-empty store first")
+    s.add_argument("--text-model", help="sentence-transformers model (default MiniLM)")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("-v", "--verbose", action="store_true")
+    _store_args(s)
+    s = gsub.add_parser("query", help="run one read-only, parameterised Cypher query")
+    s.add_argument("cypher", help="the query; values as $name, given with --param")
+    s.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME[:TYPE]=VALUE",
+        help="query parameter (repeatable); TYPE str/int/float/bool, e.g. u:str=42",
+    )
+    s.add_argument("--json", action="store_true", help="print rows as JSON lines")
+    s.add_argument("-v", "--verbose", action="store_true")
+    _store_args(s)
+
+
+def add_friend_args(p: argparse.ArgumentParser) -> None:
+    """``--friends`` (and its data options) on ``lgrec recommend``."""
+    g = p.add_argument_group("friend suggestions (--friends)")
+    g.add_argument("--friends", action="store_true", help="suggest friends instead of items")
+    g.add_argument("--dataset", help="data set with social edges, e.g. lastfm-social")
+    g.add_argument("--data-dir", help="root folder of the data sets")
+    g.add_argument("--alpha", type=float, help="taste weight α in [0, 1] (default: validated)")
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """``["k=5", "u:str=42", "t=Toy Story"]`` → {"k": 5, "u": "42", "t": "Toy Story"}.
+
+    A value is read as a TOML scalar (``5`` a number, ``true`` a boolean, ``"5"`` a string),
+    falling back to plain text; ``NAME:TYPE=VALUE`` forces ``str``, ``int``, ``float`` or
+    ``bool`` (node ids are strings: ``--param u:str=1``).
+    """
+    import tomllib
+
+    casts = {"str": str, "int": int, "float": float, "bool": _to_bool}
+    out: dict[str, Any] = {}
+    for text in items or []:
+        key, sep, raw = text.partition("=")
+        name, _, kind = key.strip().partition(":")
+        if not sep or not name.isidentifier() or (kind and kind not in casts):
+            raise ConfigError(
+                f"--param {text!r}: expected NAME=VALUE or NAME:TYPE=VALUE with TYPE in "
+                f"{sorted(casts)}, e.g. user:str=42"
+            )
+        raw = raw.strip()
+        if kind:
+            try:
+                out[name] = casts[kind](raw)
+            except ValueError:
+                raise ConfigError(f"--param {text!r}: {raw!r} is not a {kind}") from None
+            continue
+        try:
+            out[name] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[name] = raw
+    return out
+
+
+def _to_bool(raw: str) -> bool:
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise ValueError(raw)
+
+
+# ---- stores and data -----------------------------------------------------------------------
+def open_store(args: argparse.Namespace, *, read_only: bool = False) -> Any:
+    """Open the graph store named by ``--backend/--path/--uri``."""
+    from lgrec.store import open_graph_store
+
+    if args.backend == "ladybug":
+        if not args.path:
+            raise ConfigError("--backend ladybug needs --path DIR (the database directory)")
+        if read_only and not (Path(args.path) / "graph.lbug").exists():
+            raise ConfigError(f"--path {args.path}: no LadybugDB store there (graph.lbug)")
+        return open_graph_store("ladybug", path=args.path, read_only=read_only)
+    if not args.uri:
+        raise ConfigError("--backend bolt needs --uri, e.g. bolt://127.0.0.1:7687")
+    import os
+
+    password = args.db_password or os.environ.get("LGREC_GRAPH_PASSWORD")
+    return open_graph_store("bolt", uri=args.uri, user=args.db_user, password=password)
+
+
+def train_part(ds: Any) -> Any:
+    """The training interactions (``fold == "train"``) when the data set has folds."""
+    if "fold" not in ds.interactions.columns:
+        return ds
+    return ds.subset((ds.interactions["fold"] == "train").to_numpy(), name=ds.name)
+
+
+def export_dataset(
+    ds: Any,
+    store: Any,
+    *,
+    similar_k: int = 20,
+    similar_threshold: float = 0.0,
+    item_emb: np.ndarray | None = None,
+    text_model: str | None = None,
+) -> dict[str, Any]:
+    """Write ``ds`` (+ semantic kNN links of its item text, + ``meta["social_edges"]``) into
+    an empty ``store``; return the store counts and the seconds of each stage."""
+    from lgrec.graph.semantic import semantic_knn
+
+    info: dict[str, Any] = {}
+    similar = None
+    has_text = any(c in ds.items.columns for c in ("title", "description"))
+    if similar_k > 0 and (has_text or item_emb is not None):
+        t0 = time.perf_counter()
+        if item_emb is None:
+            from lgrec.text.encoder import TextEncoder
+
+            item_emb = TextEncoder(text_model).encode(ds.item_text())
+        info["encode_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        similar = semantic_knn(item_emb, k=similar_k, threshold=similar_threshold)
+        info["knn_s"] = time.perf_counter() - t0
+    elif similar_k > 0:
+        log.warning("%s: items have no title/description text; no SIMILAR_TO links", ds.name)
+    social = ds.meta.get("social_edges")
+    t0 = time.perf_counter()
+    counts = store.load_dataset(ds, similar=similar, social=social)
+    info["load_s"] = time.perf_counter() - t0
+    return {**counts, **info}
+
+
+def store_dataset(store: Any, like: Any, name: str | None = None) -> Any:
+    """A :class:`Dataset` with ``like``'s item/user tables and the store's interactions.
+
+    Interactions come from :meth:`GraphStore.interactions_coo` (one row per edge, implicit:
+    rating 1.0, event ``"click"``, timestamp = row order); ids must fit ``like``'s id space.
+    """
+    import numpy as np
+    import pandas as pd
+
+    u, i = store.interactions_coo()
+    if len(u) and (u.max() >= like.n_users or i.max() >= like.n_items):
+        raise DataError(
+            f"store_dataset: the store holds user/item idx up to {u.max()}/{i.max()}, but "
+            f"{like.name!r} has {like.n_users} users and {like.n_items} items"
+        )
+    inter = pd.DataFrame(
+        {
+            "user": u.astype(np.int32),
+            "item": i.astype(np.int32),
+            "rating": np.ones(len(u), dtype=np.float32),
+            "timestamp": np.arange(len(u), dtype=np.int64),
+            "event": "click",
+        }
+    )
+    return like.with_interactions(inter, name=name or f"{like.name}@store")
+
+
+def fit_from_store(model: Any, store: Any, like: Any, **fit_kw: Any) -> Any:
+    """Fit ``model`` on the interactions held by ``store`` (see :func:`store_dataset`)."""
+    return model.fit(store_dataset(store, like), **fit_kw)
+
+
+# ---- commands ------------------------------------------------------------------------------
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Entry point of ``lgrec graph ...``."""
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return {"export": _cmd_export, "query": _cmd_query}[args.graph_command](args)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from lgrec.data import load_dataset
+
+    kw = {"fold": args.fold} if args.fold else {}
+    t0 = time.perf_counter()
+    ds = load_dataset(args.dataset, data_dir=args.data_dir, **kw)
+    if not args.all_folds:
+        ds = train_part(ds)
+    read_s = time.perf_counter() - t0
+    store = open_store(args)
+    try:
+        if args.replace:
+            store.clear()
+        info = export_dataset(
+            ds,
+            store,
+            similar_k=args.similar_k,
+            similar_threshold=args.similar_threshold,
+            text_model=args.text_model,
+        )
+    finally:
+        store.close()
+    where = args.path if args.backend == "ladybug" else args.uri
+    print(f"exported {ds.summary()} → {args.backend} {where}")
+    print(f"read {read_s:.1f}s", *(f"{k} {v:.1f}s" for k, v in info.items() if k.endswith("_s")))
+    print("  ".join(f"{k}={v:,}" for k, v in info.items() if not k.endswith("_s")))
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    params = parse_params(args.param)
+    store = open_store(args, read_only=True)
+    try:
+        rows = store.query(args.cypher, params)
+    finally:
+        store.close()
+    import pandas as pd
+
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, default=str, ensure_ascii=False))
+    elif rows:
+        print(pd.DataFrame(rows).to_string(index=False))
+    else:
+        print("(no rows)")
+    return 0
+
+
+def cmd_friends(args: argparse.Namespace) -> int:
+    """``lgrec recommend --friends``: top-k friend suggestions with their shared evidence."""
+    import numpy as np
+
+    from lgrec.data import load_dataset
+    from lgrec.graph.social import social_adjacency
+    from lgrec.models.friends import FriendRecommender
+
+    if not args.dataset:
+        raise ConfigError("--friends needs --dataset (a data set with social edges)")
+    ds = load_dataset(args.dataset, data_dir=args.data_dir)
+    edges = ds.meta.get("social_edges")
+    if edges is None or not len(edges):
+        raise DataError(f"data set {ds.name!r} has no social edges (meta['social_edges'])")
+    vectors: Any = ds.matrix("binary")
+    if args.model:
+        from lgrec.models import Recommender
+
+        model = Recommender.load(args.model)
+        emb = getattr(model, "user_emb_", None)
+        if emb is None or model.user_ids_ != ds.users["user_id"].astype(str).tolist():
+            raise ConfigError(f"{args.model}: no user embeddings for the users of {ds.name!r}")
+        vectors = emb.numpy()
+    alpha = FriendRecommender().alpha if args.alpha is None else args.alpha
+    rec = FriendRecommender(alpha=alpha).fit(edges, vectors)
+    u = ds.user_index(args.user)
+    ids, scores = rec.recommend([u], k=args.k)
+    f, x = social_adjacency(edges, ds.n_users), ds.matrix("binary")
+    common = np.asarray(f[ids[0]] @ f[u].T.toarray()).ravel()
+    shared = np.asarray(x[ids[0]] @ x[u].T.toarray()).ravel()
+    uid = ds.users["user_id"].astype(str).to_numpy()
+    print(f"friend suggestions for user {args.user} (α={rec.alpha_:g}, {f[u].nnz} friends):")
+    for rank, (v, s, c, h) in enumerate(zip(ids[0], scores[0], common, shared), 1):
+        print(
+            f"{rank:>3}. user {uid[v]}  (score {s:.3f}, {int(c)} common friends, "
+            f"{int(h)} shared items)"
+        )
+    return 0
