@@ -183,7 +183,7 @@ def knn_category_scores(
         cut = -np.partition(-s, k - 1, axis=1)[:, k - 1 : k]
         s = np.where(s >= cut, s, -np.inf)
     s = np.where(np.isfinite(s) & (s > 0), s, 0.0).astype(np.float32)
-    return np.asarray(sp.csr_matrix(s) @ y)
+    return np.asarray((sp.csr_matrix(s) @ y).toarray())
 
 
 def text_category_scores(
