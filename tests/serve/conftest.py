@@ -62,7 +62,7 @@ def make_client(bundle, tmp_path):
 
     yield make
     for c in clients:
-        c.app.state.serve.store.close()
+        c.app.state.serve.close()
 
 
 @pytest.fixture()

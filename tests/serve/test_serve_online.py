@@ -81,8 +81,8 @@ def test_two_processes_converge_through_the_store(bundle, tmp_path):
         ua, ub = a.user_index(user), b.user_index(user)
         assert torch.allclose(a.user_vector(ua), b.user_vector(ub), atol=1e-6)
         assert a.history(ua).tolist() == b.history(ub).tolist()
-    a.store.close()
-    b.store.close()
+    a.close()
+    b.close()
 
 
 def test_restart_replays_every_event(bundle, tmp_path):
@@ -93,14 +93,14 @@ def test_restart_replays_every_event(bundle, tmp_path):
         a.add_feedback("u4", item, "click")
     a.add_item("coo-new", "Noodle Soup Secrets", "A cooking show about ramen recipes.", ["Cooking"])
     a.add_feedback("u4", "coo-new", "like")
-    a.store.close()
+    a.close()
     b = ServeState(bundle, FeedbackStore(path))
     u = b.user_index("u4")
     assert b.last_event == 4 and b.online_events[u] == 4
     assert torch.allclose(b.user_vector(u), a.user_vector(u), atol=1e-6)
     assert not torch.allclose(b.user_vector(u), base)
     assert b.item_ids[-1] == "coo-new" and torch.allclose(b.V[-1], a.V[-1], atol=1e-6)
-    b.store.close()
+    b.close()
 
 
 def test_concurrent_feedback_is_all_applied_once(bundle, tmp_path):
@@ -114,7 +114,7 @@ def test_concurrent_feedback_is_all_applied_once(bundle, tmp_path):
     assert sum(created for _, created in results) == 30
     assert st.store.count() == 30 and sum(st.online_events.values()) == 30
     assert st.last_event == int(st.store.events()["id"].max())
-    st.store.close()
+    st.close()
 
 
 def test_models_without_text_or_vectors(dataset, tmp_path):
@@ -131,11 +131,11 @@ def test_models_without_text_or_vectors(dataset, tmp_path):
     assert sum(st.item_ids[i].startswith("coo") for i in idx) >= 4
     want, _ = lg.recommend([1], k=5)
     assert st.recommend(1, 5)[0].tolist() == want[0].tolist()
-    st.store.close()
+    st.close()
     off = ServeState(path, FeedbackStore(tmp_path / "off.sqlite"), text="off")
     with pytest.raises(ConfigError):
         off.recommend(0, 5, query="pasta")
-    off.store.close()
+    off.close()
     pop = save_bundle(Popularity().fit(dataset), dataset, tmp_path / "pop")
     with pytest.raises(ConfigError, match="embedding model"):
         ServeState(pop, FeedbackStore(tmp_path / "pop.sqlite"))
@@ -151,7 +151,7 @@ def test_retrain_on_feedback(bundle, dataset, tmp_path):
     st.add_user("eve", "love stories", ["rom-12"])
     st.add_feedback("u0", "rom-20", "like")
     st.add_feedback("eve", "rom-new", "rating", value=5.0)
-    st.store.close()
+    st.close()
     out = online.retrain(bundle, path, tmp_path / "retrained")
     model = Recommender.load(out)
     assert model.n_items_ == dataset.n_items + 1 and model.n_users_ == dataset.n_users + 1
@@ -167,7 +167,7 @@ def test_retrain_on_feedback(bundle, dataset, tmp_path):
     again = ServeState(out, FeedbackStore(path))  # same store: nothing folded in twice
     assert again.last_event == 2 and not again.online_events
     assert again.n_items == dataset.n_items + 1 and again.has_user("eve")
-    again.store.close()
+    again.close()
     np.testing.assert_array_equal(  # every other trained user's training data is unchanged
         model.seen_[: dataset.n_users, : dataset.n_items].toarray()[1:],
         dataset.matrix().toarray()[1:],

@@ -140,7 +140,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        st.store.close()
+        st.close()
 
     app = FastAPI(
         title="lgrec",

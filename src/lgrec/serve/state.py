@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,6 @@ class ServeState:
             when the model kept none; ``"off"`` disables text features (query, text cold start).
         online_lr: η of the feedback fold-in.
         neighbours, tau: k and τ of the text-neighbour mapping of new items/users.
-        catalog_interval: seconds between re-reads of the store's users/items tables (other
-            processes' additions); events are read on every :meth:`sync`.
     """
 
     def __init__(
@@ -65,7 +63,6 @@ class ServeState:
         online_lr: float = 0.5,
         neighbours: int = 10,
         tau: float = 0.1,
-        catalog_interval: float = 1.0,
     ) -> None:
         if text not in ("auto", "off"):
             raise ConfigError(f"ServeState(text={text!r}): expected 'auto' or 'off'")
@@ -74,9 +71,11 @@ class ServeState:
         self.model_dir = Path(model_dir)
         self.store = store
         self.online_lr, self.neighbours, self.tau = online_lr, neighbours, tau
-        self.catalog_interval = catalog_interval
         self.lock = threading.RLock()
         self._sync_lock = threading.Lock()
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._catalog_mark = (-1, -1)
         self.model = Recommender.load(self.model_dir)
         U, V, b = online.model_factors(self.model)
         self.U = U.detach().float().clone()
@@ -110,7 +109,6 @@ class ServeState:
         self.T: Tensor | None = None
         if text == "auto":
             self._setup_text()
-        self._last_catalog = -np.inf
         self._check_parity()
         self.sync(force_catalog=True)
         log.info(
@@ -346,20 +344,20 @@ class ServeState:
     def sync(self, force_catalog: bool = False) -> int:
         """Apply what the store holds and this process has not applied; return #events applied.
 
-        Users/items tables are re-read when ``force_catalog`` or every ``catalog_interval``
-        seconds; events with id > the last applied one are read every call and applied in id
-        order (a loop over *new* events only — a few per request, all of them once at start).
+        Users/items tables are re-read when ``force_catalog`` or when their watermarks moved;
+        events with id > the last applied one are applied in id order (a loop over *new* events
+        only — a few per request, all of them once at start).
         """
         with self._sync_lock:
-            now = time.monotonic()
-            if force_catalog or now - self._last_catalog >= self.catalog_interval:
+            ev_max, users_max, items_max = self._watermarks()
+            if force_catalog or (users_max, items_max) != self._catalog_mark:
                 self._load_catalog()
-                self._last_catalog = now
+                self._catalog_mark = (users_max, items_max)
             n, batch = 0, 10_000
-            while True:
+            while ev_max > self.last_event:
                 ev = self.store.events(since_id=self.last_event, limit=batch)
                 if not len(ev):
-                    return n
+                    break
                 known = ev["user_id"].map(self._uidx.__contains__) & ev["item_id"].map(
                     self._iidx.__contains__
                 )
@@ -368,8 +366,32 @@ class ServeState:
                 for row in ev.itertuples(index=False):
                     n += self._apply_event(row)
                 self.last_event = int(ev["id"].iloc[-1])
-                if len(ev) < batch:
-                    return n
+            return n
+
+    def _watermarks(self) -> tuple[int, int, int]:
+        """``(max event id, max users rowid, max items rowid)`` of the store in one indexed
+        read (microseconds), so every request can look for news without building a DataFrame.
+        A read-only SQLite connection per thread; rowids only grow (rows are never deleted)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            uri = f"file:{self.store.path.resolve()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+            self._local.conn = conn
+            with self.lock:
+                self._conns.append(conn)
+        row = conn.execute(
+            "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
+            "(SELECT max(rowid) FROM items)"
+        ).fetchone()
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+
+    def close(self) -> None:
+        """Close the store and this state's read connections."""
+        with self.lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+        self.store.close()
 
     def _apply_event(self, row: Any) -> int:
         u, i = self._uidx.get(row.user_id), self._iidx.get(row.item_id)

@@ -1,0 +1,338 @@
+"""Load test of `lgrec serve` on an ML-1M-sized model: latency and throughput.
+
+1. Trains (once; reused afterwards) LightGCN on colakg-ml-1m (6,040 users × 3,260 items, 801k
+   training interactions) for a few epochs and saves the bundle under ``runs/bench-serve/``;
+   the item texts are encoded once into the embedding cache so the server starts fast.
+2. Starts ``lgrec serve --workers 2`` on a free loopback port.
+3. Drives it with Debian's ``wrk`` (closed loop, Lua scripts drawing random users/items):
+   ``GET /recommend?k=10`` and ``POST /feedback`` (unique idempotency keys), then with a Python
+   asyncio open-loop generator at a fixed rate (default 200 req/s, 90 % recommend, 10 %
+   feedback, one connection per request; latency measured from the scheduled send time, so
+   queueing counts).
+4. Prints a table and writes ``runs/bench-serve/serve_load.json``.
+
+Total load time ≤ 30 s by default. The machine may be shared: the load average is recorded.
+
+    .venv/bin/python benchmarks/serve_load.py [--epochs 2] [--rate 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("serve_load")
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "runs" / "bench-serve"
+API_KEY = "bench-" + os.urandom(8).hex()
+
+
+def build_bundle(path: Path, epochs: int) -> Path:
+    """Train LightGCN on colakg-ml-1m (its fixed split, train part) and save the bundle."""
+    from lgrec.config import load_config
+    from lgrec.models.lightgcn import LightGCN
+    from lgrec.pipeline import prepare, save_bundle, setup
+
+    if (path / "config.json").is_file():
+        log.info("reusing %s", path)
+        return path
+    cfg = load_config(dataset="colakg-ml-1m", split="fixed", valid_ratio=0.0)
+    setup(cfg)
+    prep = prepare(cfg)
+    log.info("training LightGCN on %s for %d epochs", prep.data.summary(), epochs)
+    t0 = time.perf_counter()
+    model = LightGCN(dim=64, n_layers=3, epochs=epochs, batch_size=8192, lr=0.005)
+    model.fit(prep.split.full_train)
+    log.info("trained in %.0fs", time.perf_counter() - t0)
+    return save_bundle(model, prep.data, path)
+
+
+def warm_text_cache(bundle: Path) -> None:
+    """Encode the item texts once (the server then reads them from the cache)."""
+    from lgrec.serve.state import ServeState
+    from lgrec.store.feedback import FeedbackStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        st = ServeState(bundle, FeedbackStore(Path(tmp) / "warm.sqlite"))
+        st.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(
+    bundle: Path, store: Path, port: int, workers: int, extra: list[str], log_file: Path
+) -> subprocess.Popen:
+    """``lgrec serve`` in its own process group (so the group can be stopped as a whole)."""
+    cmd = [
+        sys.executable, "-m", "lgrec.cli", "serve", "--model", str(bundle), "--store", str(store),
+        "--port", str(port), "--workers", str(workers), *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "LGREC_API_KEY": API_KEY}
+    with open(log_file, "ab") as fh:
+        return subprocess.Popen(
+            cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_up(proc: subprocess.Popen, url: str, timeout: float = 300) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return time.monotonic() - t0
+        except OSError:
+            time.sleep(0.25)
+    raise TimeoutError(f"server not up after {timeout}s")
+
+
+def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# ---- wrk ----------------------------------------------------------------------------------------
+def _lua_list(values: list[str]) -> str:
+    return "{" + ",".join(json.dumps(v) for v in values) + "}"
+
+
+def wrk_scripts(tmp: Path, users: list[str], items: list[str]) -> tuple[Path, Path]:
+    enc = [urllib.parse.quote(u, safe="") for u in users]
+    rec = tmp / "recommend.lua"
+    rec.write_text(
+        f"local users = {_lua_list(enc)}\n"
+        "local n = 0\n"
+        "function setup(thread) n = n + 1; thread:set('seed', n) end\n"
+        "function init(args) math.randomseed(seed * 7919) end\n"
+        "request = function()\n"
+        "  return wrk.format('GET', '/recommend?k=10&user=' .. users[math.random(#users)])\n"
+        "end\n"
+    )
+    fb = tmp / "feedback.lua"
+    fb.write_text(
+        f"local users = {_lua_list(users)}\nlocal items = {_lua_list(items)}\n"
+        "local n = 0\nlocal count = 0\n"
+        "function setup(thread) n = n + 1; thread:set('tid', n) end\n"
+        "function init(args) math.randomseed(tid * 104729) end\n"
+        f"local headers = {{['Content-Type'] = 'application/json', ['X-API-Key'] = '{API_KEY}'}}\n"
+        "request = function()\n"
+        "  count = count + 1\n"
+        '  local body = string.format(\'{"user": %q, "item": %q, "event": "click", '
+        '"idempotency_key": "wrk-%d-%d"}\', users[math.random(#users)], '
+        "items[math.random(#items)], tid, count)\n"
+        "  return wrk.format('POST', '/feedback', headers, body)\n"
+        "end\n"
+    )
+    return rec, fb
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+
+def run_wrk(url: str, script: Path, seconds: int, conns: int, threads: int = 2) -> dict:
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{conns}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "tool": "wrk",
+        "connections": conns,
+        "seconds": seconds,
+        "requests": total,
+        "throughput_rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _ms(pct["50"]),
+        "p90_ms": _ms(pct["90"]),
+        "p99_ms": _ms(pct["99"]),
+        "errors": (int(non2xx.group(1)) if non2xx else 0)
+        + (sum(map(int, sock.groups())) if sock else 0),
+    }
+
+
+# ---- fixed-rate open-loop generator -------------------------------------------------------------
+async def http_request(
+    host: str, port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None
+) -> int:
+    """One HTTP/1.1 request on a fresh connection (``Connection: close``); the status code.
+
+    A connection per request keeps the generator open-loop: nothing queues in a client pool
+    (httpx's pool degrades quadratically with thousands of queued requests)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+        lines += [f"Content-Length: {len(body)}"] + [
+            f"{k}: {v}" for k, v in (headers or {}).items()
+        ]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+        status = int((await reader.readline()).split()[1])
+        await reader.read()  # the rest, until the server closes
+        return status
+    finally:
+        writer.close()
+
+
+async def fixed_rate(
+    url: str, users: list[str], items: list[str], rate: float, seconds: float, share_fb: float
+) -> dict:
+    """Open loop: request k is sent at t0 + k/rate whatever happened before; latency counts
+    from that scheduled time, so time spent queueing behind a slow server is included."""
+    host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+    rng = np.random.default_rng(0)
+    n = int(rate * seconds)
+    kinds = rng.random(n) < share_fb
+    pick_u, pick_i = rng.integers(len(users), size=n), rng.integers(len(items), size=n)
+    lat: dict[str, list[float]] = {"recommend": [], "feedback": []}
+    errors = {"recommend": 0, "feedback": 0}
+    json_hdr = {"Content-Type": "application/json", "X-API-Key": API_KEY}
+    t0 = time.perf_counter()
+
+    async def one(k: int) -> None:
+        due = t0 + k / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        kind = "feedback" if kinds[k] else "recommend"
+        try:
+            if kinds[k]:
+                body = {"user": users[pick_u[k]], "item": items[pick_i[k]], "event": "click",
+                        "idempotency_key": f"fixed-{os.getpid()}-{k}"}  # fmt: skip
+                status = await http_request(
+                    host, port, "POST", "/feedback", json.dumps(body).encode(), json_hdr
+                )
+            else:
+                user = urllib.parse.quote(users[pick_u[k]], safe="")
+                status = await http_request(host, port, "GET", f"/recommend?k=10&user={user}")
+            ok = status < 300
+        except OSError:
+            ok = False
+        lat[kind].append((time.perf_counter() - due) * 1000)
+        errors[kind] += not ok
+
+    await asyncio.gather(*(one(k) for k in range(n)))
+    wall = time.perf_counter() - t0
+    out = {"tool": "asyncio sockets, open loop", "rate_rps": rate, "seconds": seconds}
+    for kind, v in lat.items():
+        a = np.asarray(v)
+        out[kind] = {
+            "requests": len(a),
+            "throughput_rps": len(a) / wall,
+            "p50_ms": float(np.percentile(a, 50)) if len(a) else None,
+            "p99_ms": float(np.percentile(a, 99)) if len(a) else None,
+            "errors": errors[kind],
+        }
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--bundle", type=Path, default=OUT / "lightgcn-colakg-ml-1m")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--rec-seconds", type=int, default=10)
+    p.add_argument("--fb-seconds", type=int, default=8)
+    p.add_argument("--fixed-seconds", type=float, default=10)
+    p.add_argument("--rate", type=float, default=200)
+    p.add_argument("--no-text", action="store_true", help="serve without the text encoder")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not shutil.which("wrk"):
+        log.error("wrk not found: apt-get install -y wrk")
+        return 2
+    OUT.mkdir(parents=True, exist_ok=True)
+    bundle = build_bundle(args.bundle, args.epochs)
+    if not args.no_text:
+        warm_text_cache(bundle)
+    import pandas as pd
+
+    users = pd.read_parquet(bundle / "users.parquet")["user_id"].astype(str).tolist()
+    items = pd.read_parquet(bundle / "items.parquet")["item_id"].astype(str).tolist()
+    result: dict = {"bundle": str(bundle), "n_users": len(users), "n_items": len(items)}
+    result["cpus"], result["load_before"] = os.cpu_count(), os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        port, url = free_port(), None
+        url = f"http://127.0.0.1:{port}"
+        extra = ["--no-text"] if args.no_text else []
+        proc = start_server(
+            bundle, tmp / "load.sqlite", port, args.workers, extra, OUT / "serve_load.log"
+        )
+        try:
+            result["startup_s"] = wait_up(proc, url)
+            log.info("server up in %.1fs (%d workers)", result["startup_s"], args.workers)
+            rec_lua, fb_lua = wrk_scripts(tmp, users, items)
+            for _ in range(20):  # warm-up: both workers, first-request costs
+                urllib.request.urlopen(f"{url}/recommend?user={users[0]}&k=10").read()
+            result["wrk_recommend"] = run_wrk(url, rec_lua, args.rec_seconds, args.connections)
+            log.info("wrk /recommend: %s", result["wrk_recommend"])
+            result["wrk_feedback"] = run_wrk(url, fb_lua, args.fb_seconds, args.connections)
+            log.info("wrk /feedback: %s", result["wrk_feedback"])
+            result["fixed_rate"] = asyncio.run(
+                fixed_rate(url, users, items, args.rate, args.fixed_seconds, share_fb=0.1)
+            )
+            log.info("fixed rate: %s", result["fixed_rate"])
+            with urllib.request.urlopen(url + "/health") as r:
+                result["health_after"] = json.loads(r.read())
+        finally:
+            stop_server(proc)
+    result["load_after"] = os.getloadavg()
+    (OUT / "serve_load.json").write_text(json.dumps(result, indent=2))
+    w1, w2, fr = result["wrk_recommend"], result["wrk_feedback"], result["fixed_rate"]
+    rows = [
+        ("GET /recommend (wrk, closed loop)", w1),
+        ("POST /feedback (wrk, closed loop)", w2),
+        (f"GET /recommend (open loop, {args.rate:.0f} req/s mix)", fr["recommend"]),
+        (f"POST /feedback (open loop, {args.rate:.0f} req/s mix)", fr["feedback"]),
+    ]
+    print(f"\nlgrec serve, {args.workers} workers, {len(users)} users × {len(items)} items; "
+          f"load avg before/after {result['load_before'][0]:.1f}/{result['load_after'][0]:.1f} "
+          f"on {result['cpus']} CPUs (shared machine)")  # fmt: skip
+    print(f"| {'endpoint':<46} | req/s | p50 ms | p99 ms | errors |")
+    print(f"|{'-' * 48}|------:|-------:|-------:|-------:|")
+    for name, r in rows:
+        print(f"| {name:<46} | {r['throughput_rps']:5.0f} | {r['p50_ms']:6.1f} | "
+              f"{r['p99_ms']:6.1f} | {r['errors']:6d} |")  # fmt: skip
+    print(f"\nwrote {OUT / 'serve_load.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
