@@ -38,7 +38,7 @@ from lgrec.data.dataset import Dataset, Split
 
 log = logging.getLogger("peers.gfcf")
 
-DEFAULTS = {"ks": [32, 64, 128, 256], "alphas": [0.0, 0.1, 0.3, 0.5, 1.0], "dense_max": 20_000}
+DEFAULTS = {"ks": [16, 32, 64, 128, 256], "alphas": [0.0, 0.1, 0.3, 0.5, 1.0], "dense_max": 20_000}
 
 
 class GFCF:
@@ -57,7 +57,8 @@ class GFCF:
         self.di_is = np.divide(1.0, np.sqrt(di), out=np.zeros_like(di), where=di > 0)
         self.di_s = np.sqrt(di)
         rn = (sp.diags(du_is) @ r @ sp.diags(self.di_is)).tocsr()
-        p = (rn.T @ rn).tocsr()
+        rn32 = rn.astype(np.float32)
+        p = (rn32.T @ rn32).tocsr()
         self.p_ = p.toarray().astype(np.float32) if self.n_items_ <= self.dense_max else p
         k_max = min(k_max or self.k, min(r.shape) - 1)
         rng = np.random.default_rng(self.seed)
@@ -84,13 +85,21 @@ class GFCF:
 
 
 def fit_gfcf(split: Split, opts: dict[str, Any]) -> PeerFit:
-    """Grid over ``ks`` × ``alphas`` on validation (one SVD of the largest k), then refit."""
+    """Grid over ``ks`` × ``alphas`` on validation (one SVD of the largest k), then refit.
+
+    With a single (k, alpha) pair nothing is tuned: the filter is built once, on train + valid.
+    """
     cfg = {**DEFAULTS, **{k: v for k, v in opts.items() if k in DEFAULTS}}
     seed = opts.get("seed", 0)
     t0 = time.perf_counter()
-    model = GFCF(dense_max=cfg["dense_max"], seed=seed).fit(split.train, k_max=max(cfg["ks"]))
-    log.info("filter on train built in %.1f s", time.perf_counter() - t0)
     table, best, best_v = [], None, -1.0
+    if len(cfg["ks"]) == 1 and len(cfg["alphas"]) == 1:  # nothing to choose: no tuning fit
+        best = {"k": cfg["ks"][0], "alpha": cfg["alphas"][0]}
+        cfg["alphas"] = []
+    else:
+        model = GFCF(dense_max=cfg["dense_max"], seed=seed)
+        model.fit(split.train, k_max=max(cfg["ks"]))
+        log.info("filter on train built in %.1f s", time.perf_counter() - t0)
     for alpha in cfg["alphas"]:
         for k in cfg["ks"] if alpha else cfg["ks"][:1]:  # alpha = 0 does not use k
             model.k, model.alpha = min(k, model.vt_.shape[0]), alpha
@@ -110,5 +119,5 @@ def fit_gfcf(split: Split, opts: dict[str, Any]) -> PeerFit:
         {**best, "item_item": "dense" if dense else "sparse"},
         tune_s,
         fit_s,
-        {"grid": table, "valid_best": best_v},
+        {"grid": table, "valid_best": best_v if table else None},
     )

@@ -26,8 +26,16 @@ from common import FactorScorer, PeerFit, grid_search, product_grid, threads, ti
 
 from lgrec.data.dataset import Dataset, Split
 
-ALS_GRID = {"factors": [64, 128], "regularization": [0.01, 0.1, 1.0], "alpha": [1.0, 10.0]}
-BPR_GRID = {"factors": [64, 128], "regularization": [0.001, 0.01], "learning_rate": [0.01, 0.05]}
+ALS_GRID = {
+    "factors": [64, 128],
+    "regularization": [0.01, 0.1, 1.0, 10.0, 100.0],
+    "alpha": [1.0, 10.0],
+}
+BPR_GRID = {
+    "factors": [64, 128],
+    "regularization": [0.001, 0.01],
+    "learning_rate": [0.0025, 0.005, 0.01],
+}
 
 
 def _matrix(data: Dataset):
@@ -72,10 +80,12 @@ def _run(fit, grid: list[dict[str, Any]], split: Split) -> PeerFit:
 
 
 def fit_als(split: Split, opts: dict[str, Any]) -> PeerFit:
-    """implicit ALS (15 iterations) tuned over :data:`ALS_GRID`."""
-    return _run(lambda d, c: _als(d, c, opts.get("seed", 0)), product_grid(ALS_GRID), split)
+    """implicit ALS (15 iterations) tuned over :data:`ALS_GRID` (or ``opts["grid"]``)."""
+    grid = product_grid(opts.get("grid") or ALS_GRID)
+    return _run(lambda d, c: _als(d, c, opts.get("seed", 0)), grid, split)
 
 
 def fit_bpr(split: Split, opts: dict[str, Any]) -> PeerFit:
-    """implicit BPR (100 iterations) tuned over :data:`BPR_GRID`."""
-    return _run(lambda d, c: _bpr(d, c, opts.get("seed", 0)), product_grid(BPR_GRID), split)
+    """implicit BPR (100 iterations) tuned over :data:`BPR_GRID` (or ``opts["grid"]``)."""
+    grid = product_grid(opts.get("grid") or BPR_GRID)
+    return _run(lambda d, c: _bpr(d, c, opts.get("seed", 0)), grid, split)

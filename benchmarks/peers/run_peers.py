@@ -62,6 +62,7 @@ COLUMNS = (
     "fit_s",
     "eval_s",
     "peak_mb",
+    "base_mb",
 )
 
 
@@ -115,31 +116,56 @@ def run_one(peer: str, dataset: str, seed: int, opts: dict[str, Any]) -> dict[st
 
 
 # ---- the driver --------------------------------------------------------------------------
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, digits: int = 4) -> str:
     if v is None or v == "":
         return "–"
     if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+        return f"{v:.{digits}f}"
     return str(v)
 
 
+def _params(r: dict[str, Any]) -> str:
+    keep = ("factors", "regularization", "alpha", "learning_rate", "n_factors", "reg_all")
+    keep += ("n_epochs", "k", "lambda_reg", "max_iter", "epochs", "item_features")
+    p = r.get("params") or {}
+    return ", ".join(f"{k}={p[k]}" for k in keep if k in p)
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The results table (one row per peer) as Markdown."""
-    head = ["model", *COLUMNS, "status"]
+    """The results table (one row per peer) as Markdown; failures show their status."""
+    head = ["model", *COLUMNS, "s/epoch", "chosen on valid"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         status = r.get("status", "")
-        cells = [r["model"], *(_fmt(r.get(c)) for c in COLUMNS), status if status != "ok" else ""]
-        lines.append("| " + " | ".join(cells) + " |")
+        if status != "ok":
+            lines.append(
+                f"| {r['model']} | " + " | ".join(["–"] * len(COLUMNS)) + f" | – | {status} |"
+            )
+            continue
+        cells = [r["model"]]
+        cells += [
+            _fmt(r.get(c), 4 if c[0].isupper() else 0 if c.endswith("mb") else 2) for c in COLUMNS
+        ]
+        cells.append(_fmt(r.get("s_per_epoch"), 2))
+        lines.append("| " + " | ".join([*cells, _params(r)]) + " |")
     return "\n".join(lines) + "\n"
 
 
 def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Run every selected peer in a subprocess with a time limit; write the reports."""
+    """Run every selected peer in a subprocess with a time limit; write the reports.
+
+    Rows of peers not selected now are kept from an earlier ``results.json`` in ``--out``.
+    """
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     peers = args.peers.split(",") if args.peers else list(PEERS)
-    rows = []
+    old = out / "results.json"
+    # a rerun of some peers keeps the other peers' rows from an earlier run in this folder
+    kept = (
+        [r for r in json.loads(old.read_text()) if r["model"] not in peers] if old.is_file() else []
+    )
+    rows: list[dict[str, Any]] = []
+    order = list(PEERS)
     for peer in peers:
         if peer not in PEERS:
             raise SystemExit(f"--peers: unknown peer {peer!r}; known: {', '.join(PEERS)}")
@@ -174,7 +200,9 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
         row["wall_s"] = wall
         log.info("%s: %s", peer, {k: row.get(k) for k in ("status", *COLUMNS)})
         rows.append(row)
-        (out / "results.json").write_text(json.dumps(rows, indent=1, default=str))
+        rows_all = sorted([*kept, *rows], key=lambda r: order.index(r["model"]))
+        (out / "results.json").write_text(json.dumps(rows_all, indent=1, default=str))
+    rows = sorted([*kept, *rows], key=lambda r: order.index(r["model"]))
     keys = ["model", *COLUMNS, "base_mb", "wall_s", "status", "library", "params"]
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, keys, extrasaction="ignore")
@@ -192,18 +220,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers", default=None, help=f"comma-separated subset of {list(PEERS)}")
     p.add_argument("--timeout", type=float, default=None, help="seconds per peer (whole run)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--opts", default=None, help="JSON options passed to the peers' fit")
+    p.add_argument(
+        "--opts",
+        default=None,
+        help='JSON options per peer, e.g. \'{"pyg-lightgcn": {"max_train_s": 600}}\'',
+    )
+    p.add_argument("--report", action="store_true", help="only rebuild results.md from --out")
     p.add_argument("--peer", default=None, help=argparse.SUPPRESS)  # internal: one peer
     p.add_argument("--json", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.peer is None:
         args.out = args.out or f"runs/peers-{args.dataset}"
-        run_all(args)
+        if args.report:
+            rows = json.loads((Path(args.out) / "results.json").read_text())
+            (Path(args.out) / "results.md").write_text(markdown(rows))
+            print(markdown(rows))
+        else:
+            run_all(args)
         return 0
     opts = json.loads(args.opts) if args.opts else {}
     try:
-        row = run_one(args.peer, args.dataset, args.seed, opts)
+        row = run_one(args.peer, args.dataset, args.seed, opts.get(args.peer, {}))
     except Exception as e:  # recorded in the table, with the traceback in the log
         traceback.print_exc()
         row = {"model": args.peer, "status": f"error: {type(e).__name__}: {e}"}
