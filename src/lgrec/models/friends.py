@@ -203,7 +203,7 @@ class SocialBlend(Recommender):
         self,
         base: Recommender,
         edges: np.ndarray,
-        beta: float | Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
+        beta: float | Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
         source: str = "interactions",
     ):
         self.base = base
