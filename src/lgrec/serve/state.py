@@ -220,10 +220,11 @@ class ServeState:
     # ---- reads -------------------------------------------------------------------------------
     def history(self, u: int) -> np.ndarray:
         """Item rows the user has interacted with: training items, then online ones in order."""
-        base = self.seen_base[u].indices if u < self.n_base_users else np.zeros(0, np.int32)
+        seen = self.seen_base
+        base = seen.indices[seen.indptr[u] : seen.indptr[u + 1]] if u < self.n_base_users else []
         with self.lock:
             extra = list(self.online_seen.get(u, ()))
-        return np.concatenate([base.astype(np.int64), np.asarray(extra, dtype=np.int64)])
+        return np.concatenate([np.asarray(base, dtype=np.int64), np.asarray(extra, dtype=np.int64)])
 
     def snapshot(self) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """``(V, b, T)`` of this moment (replaced, never mutated in place, on growth)."""
