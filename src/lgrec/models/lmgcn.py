@@ -280,6 +280,7 @@ class LMGCN(LightGCN):
         with torch.no_grad():
             _, ie = net(self.adj_)
             self.cat_logits_ = net.cat_head(ie) if net.cat_head is not None else None
+        self._fit_cold_map(data)
         self._fit_filter(data, valid)
         self._fit_click(data, valid)
         self.rating_ = None
@@ -309,6 +310,25 @@ class LMGCN(LightGCN):
             log.info("rating head: %s", info)
         for attr in ("_profiles", "_item_cats", "_cat_target", "_cat_has", "_item_graph"):
             self.__dict__.pop(attr, None)
+
+    def _fit_cold_map(self, data: Dataset) -> None:
+        """Ridge map from side features to trained item embeddings (:mod:`.coldstart`);
+        items with no training interactions take their embedding from it."""
+        from lgrec.models.coldstart import fit_ridge_map, side_features
+
+        f, self.year_edges_ = side_features(data, self.text_emb_)
+        warm = torch.from_numpy(np.diff(self.seen_.tocsc().indptr) > 0)
+        self.cold_map_ = None
+        if int(warm.sum()) < 10:
+            return
+        self.cold_map_, lam = fit_ridge_map(f[warm], self.item_emb_[warm], seed=self.seed)
+        if (~warm).any():
+            self.item_emb_[~warm] = f[~warm] @ self.cold_map_
+        log.info(
+            "cold-start map: λ=%s, %d cold items embedded from side features",
+            lam,
+            int((~warm).sum()),
+        )
 
     def _fit_filter(self, data: Dataset, valid: Dataset | None) -> None:
         """Fit the graph filter and choose λ on ``valid`` (module docstring)."""
@@ -417,6 +437,8 @@ class LMGCN(LightGCN):
             st[f"rating.{k}"] = v
         if self.filter_ is not None:
             st.update({f"filter.{k}": v for k, v in self.filter_._state().items()})
+        if getattr(self, "cold_map_", None) is not None:
+            st["cold_map"] = self.cold_map_
         return st
 
     def _meta(self) -> dict[str, Any]:
@@ -426,6 +448,9 @@ class LMGCN(LightGCN):
             "click_ab": list(self.click_ab_),
             "rating_scale": getattr(self, "rating_scale_", None),
             "filter_weight_": self.filter_weight_,
+            "year_edges": None
+            if self.year_edges_ is None
+            else [float(v) for v in self.year_edges_],
             "filter": None
             if self.filter_ is None
             else {"params": self.filter_.get_params(), "meta": self.filter_._meta()},
@@ -441,6 +466,9 @@ class LMGCN(LightGCN):
         if meta.get("rating_scale"):
             self.rating_scale_ = meta["rating_scale"]
         self.filter_weight_, self.filter_ = meta.get("filter_weight_", 0.0), None
+        self.cold_map_ = tensors.get("cold_map")
+        edges = meta.get("year_edges")
+        self.year_edges_ = None if edges is None else np.asarray(edges)
         if meta.get("filter"):
             from lgrec.models.graphfilter import GraphFilter
 
