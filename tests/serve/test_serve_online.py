@@ -172,3 +172,24 @@ def test_retrain_on_feedback(bundle, dataset, tmp_path):
         model.seen_[: dataset.n_users, : dataset.n_items].toarray()[1:],
         dataset.matrix().toarray()[1:],
     )
+
+
+def test_text_user_scores_fade_with_history(bundle, tmp_path):
+    st = ServeState(bundle, FeedbackStore(tmp_path / "t.sqlite"))
+    st.add_user("txt", "space adventure with aliens and starships", [])
+    u = st.user_index("txt")
+    V, _, T = st.snapshot()
+    q = st.user_query[u]
+    z = online.zscore
+
+    def expected(n_hist: int) -> torch.Tensor:
+        base = z(V @ st.user_vector(u))
+        if st.filter is not None:
+            base = z(base) + st.filter_weight * z(st._filter_scores(u))
+        return z(base) + z(T @ q) / (1 + n_hist / online.TEXT_HALF_HISTORY)
+
+    assert torch.allclose(st.scores(u), expected(0), atol=1e-5)
+    for i in ("rom-12", "rom-13", "rom-14", "rom-15", "rom-16"):
+        st.add_feedback("txt", i, "click")
+    assert torch.allclose(st.scores(u), expected(5), atol=1e-5)
+    st.close()

@@ -32,7 +32,10 @@ item enters ``x_u`` as its trained text neighbours ``Σ_j w_j 1_j`` and gets the
 **New user**: the collaborative part is ``c = normalise(mean_{i∈L} ê_i)`` over the liked items
 ``L``; the text part maps the encoded text ``q`` into item space exactly like a new item,
 ``m = normalise(Σ_{j∈N(q)} w_j e_j)``. Then ``u = r · normalise(c + m)`` (either part alone
-when the other is missing), with ``r`` the median norm of the trained users' vectors.
+when the other is missing), with ``r`` the median norm of the trained users' vectors. Because
+dot-product scores of an under-trained model lean towards popular (large-norm) items, the
+user's text also scores directly while their history ``H_u`` is short:
+``s_u = z(uᵀV) + w_u · z(cos(q, T))``, ``w_u = 1 / (1 + |H_u| / 5)``.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ from lgrec.text.profiles import fold_in_profile
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
+
+TEXT_HALF_HISTORY = 5.0
+"""History length at which a text-created user's own text weighs half (``w_u`` above)."""
 
 EVENT_WEIGHTS: dict[str, float] = {"view": 0.25, "click": 0.5, "like": 1.0, "purchase": 1.5}
 """``w_ε`` of each implicit event type; ratings use their value (module docstring)."""

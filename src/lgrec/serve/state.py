@@ -100,6 +100,7 @@ class ServeState:
         self._gf_mix: list[tuple[Tensor, Tensor]] = []  # per runtime item: trained nbrs, weights
         self.online_seen: dict[int, dict[int, None]] = {}
         self.online_events: dict[int, int] = {}
+        self.user_query: dict[int, Tensor] = {}  # runtime users' encoded texts
         info = self._read_info()
         self.dataset = info.get("dataset", "")
         self.last_event = int(info.get("feedback_until", 0))
@@ -237,8 +238,10 @@ class ServeState:
 
     def scores(self, u: int, query: str | None = None, query_weight: float = 1.0) -> Tensor:
         """Scores of every item for user ``u``, as the model scores: ``uᵀV + b``, or with its
-        graph filter ``z(uᵀV) + λ z(GF(x_u))``; a query adds ``w · z(cos(q, T))`` to the
-        standardised score (like :meth:`Recommender.recommend`)."""
+        graph filter ``z(uᵀV) + λ z(GF(x_u))``. A user created from text adds
+        ``w_u · z(cos(q_u, T))`` with ``w_u = 1 / (1 + |H_u| / 5)`` (their text counts while their
+        history ``H_u`` is short); a query adds ``w · z(cos(q, T))`` (like
+        :meth:`Recommender.recommend`)."""
         q = self.encode(query) if query else None
         V, b, T = self.snapshot()
         s = V @ self.user_vector(u)
@@ -246,6 +249,10 @@ class ServeState:
             s = s + b
         if self.filter is not None:
             s = online.zscore(s) + self.filter_weight * online.zscore(self._filter_scores(u))
+        q_u = self.user_query.get(u)
+        if q_u is not None:  # a runtime user's own text, fading as their history grows
+            w = 1.0 / (1.0 + len(self.history(u)) / online.TEXT_HALF_HISTORY)
+            s = online.zscore(s) + w * online.zscore(T @ q_u)
         if q is not None:
             s = online.zscore(s) + query_weight * online.zscore(T @ q)
         return s
@@ -473,4 +480,6 @@ class ServeState:
             self.user_ids.append(rec["user_id"])
             if text:
                 self.user_text[u] = text
+            if q is not None:
+                self.user_query[u] = q
             self.online_seen[u] = dict.fromkeys(liked)
