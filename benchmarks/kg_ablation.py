@@ -7,6 +7,9 @@ train + valid items excluded). The KG item graph comes from RecBole's ML-100K Fr
 (:mod:`lgrec.graph.knowledge`) and is propagated with weight ``item_graph_weight``.
 
     python benchmarks/kg_ablation.py [--variants none,kg] [--out runs/bench-kg-ablation]
+
+Rows of earlier runs with other variants stay in ``<out>/results.json``; the table printed
+at the end shows them all (variants: see ``VARIANTS``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ VARIANTS = {
     "kg": ({"hops": 1, "max_items": 200, "k": 20}, {"item_graph_weight": 0.5}),
     "kg-w0.2": ({"hops": 1, "max_items": 200, "k": 20}, {"item_graph_weight": 0.2}),
     "kg-2hop": ({"hops": 2, "max_items": 100, "k": 20}, {"item_graph_weight": 0.5}),
+    # message passing alone (no graph-filter fusion), where the KG links act directly
+    "none-gnn": (None, {"filter_weight": 0.0}),
+    "kg-gnn": ({"hops": 1, "max_items": 200, "k": 20}, {"filter_weight": 0.0}),
 }
 
 
@@ -53,8 +59,15 @@ def main() -> None:
     prep = prepare(cfg)
     encode_items(prep, cfg)
     kg = load_kg(data_dir(args.data_dir) / "ml-100k-kg")
-    rows = []
-    for name in args.variants.split(","):
+    out = Path(args.out)
+    old = out / "results.json"
+    names = args.variants.split(",")
+    rows = (
+        [r for r in json.loads(old.read_text()) if r["variant"] not in names]
+        if old.is_file()
+        else []
+    )
+    for name in names:
         kg_kw, params = VARIANTS[name]
         fit_kw = {}
         info = ""
@@ -80,7 +93,6 @@ def main() -> None:
         }
         log.info("%s", row)
         rows.append(row)
-        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "results.json", json.dumps(rows, indent=2, default=str))
     print("| variant | KG graph | Recall@20 | NDCG@10 | NDCG@20 | fit s | epochs | λ |")
