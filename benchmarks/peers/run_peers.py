@@ -77,7 +77,7 @@ def run_one(peer: str, dataset: str, seed: int, opts: dict[str, Any]) -> dict[st
     torch.set_num_threads(threads())
     seed_all(seed)
     module, func, needs, lib = PEERS[peer]
-    row: dict[str, Any] = {"model": peer, "dataset": dataset}
+    row: dict[str, Any] = {"model": peer, "dataset": dataset, "load_avg_start": os.getloadavg()[0]}
     t0 = time.perf_counter()
     split = load_split(dataset, seed=seed)
     row["load_s"] = time.perf_counter() - t0
@@ -109,6 +109,8 @@ def run_one(peer: str, dataset: str, seed: int, opts: dict[str, Any]) -> dict[st
             "fit_s": fit.fit_s,
             "eval_s": res["eval_s"],
             "peak_mb": peak_rss_mb(),
+            "load_avg_end": os.getloadavg()[0],  # the machine is shared: timings vary with it
+            "threads": threads(),
             **fit.extra,
         }
     )
