@@ -101,3 +101,17 @@ def test_load_rejects_non_model_dir(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(ModelFileError):
         Recommender.load(tmp_path)
+
+
+def test_score_pairs_matches_full_score_rows(lmgcn):
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, lmgcn.n_users_, 300)  # repeated users, unsorted
+    items = rng.integers(0, lmgcn.n_items_, 300)
+    full = lmgcn.score(np.arange(lmgcn.n_users_))
+    for block in (1, 7, 1024):  # blocks of distinct users, one row each
+        got = lmgcn.score_pairs(users, items, block_size=block)
+        torch.testing.assert_close(got, full[users, items])
+    with pytest.raises(ConfigError, match="3 users but 2 items"):
+        lmgcn.score_pairs([0, 1, 2], [0, 1])
+    with pytest.raises(UnknownIdError):
+        lmgcn.score_pairs([0], [10_000])

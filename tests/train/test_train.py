@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -16,11 +17,15 @@ from lgrec.train import (
 )
 
 
-def test_negative_sampler_never_returns_seen_items():
+@pytest.mark.parametrize("bitset_bytes", [0, 1 << 20])  # binary search / bitset membership
+def test_negative_sampler_never_returns_seen_items(bitset_bytes):
     rng = np.random.default_rng(0)
     x = sp.random(50, 40, density=0.6, format="csr", random_state=0)
     x.data[:] = 1
-    s = NegativeSampler(x, rng)
+    s = NegativeSampler(x, rng, max_bitset_bytes=bitset_bytes)
+    assert (s.bits_ is not None) == (bitset_bytes > 0)
+    uu, ii = np.divmod(np.arange(50 * 40), 40)
+    np.testing.assert_array_equal(s.is_seen(uu, ii), x.toarray().ravel() > 0)
     users = np.repeat(np.arange(50), 20)
     neg = s.sample(users, 3)
     assert neg.shape == (1000, 3)

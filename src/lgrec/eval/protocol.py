@@ -222,7 +222,7 @@ def evaluate_click(
     users = np.concatenate([pu, pu])
     items = np.concatenate([pi, ni])
     labels = np.concatenate([np.ones(len(pu)), np.zeros(len(pu))])
-    scores = _pair_scores(model, users, items, block_size)
+    scores = model.score_pairs(users, items, block_size).double().numpy()
     thr = float(np.median(scores)) if threshold == "median" else float(threshold)
     out = {
         "AUC": auc(scores, labels),
@@ -261,27 +261,6 @@ def sample_unseen(seen: sp.csr_matrix, users: np.ndarray, rng: np.random.Generat
     keys = row * (n_items + 1) + (seen.indices.astype(np.int64) - pos_in_row)
     j = np.searchsorted(keys, users * (n_items + 1) + r, side="right") - seen.indptr[users]
     return r + j
-
-
-def _pair_scores(
-    model: Recommender, users: np.ndarray, items: np.ndarray, block_size: int
-) -> np.ndarray:
-    """``model.score`` of each (user, item) pair, scoring unique users in blocks."""
-    uniq, inv = np.unique(users, return_inverse=True)
-    out = np.empty(len(users), dtype=np.float64)
-    order = np.argsort(inv, kind="stable")
-    bounds = np.searchsorted(inv[order], np.arange(0, len(uniq) + block_size, block_size))
-    n_blocks = len(bounds) - 1
-    with torch.no_grad():
-        for b in progress(range(n_blocks), desc="click scores", total=n_blocks):
-            sel = order[bounds[b] : bounds[b + 1]]
-            if not len(sel):
-                continue
-            ub = uniq[b * block_size : (b + 1) * block_size]
-            s = torch.as_tensor(model.score(torch.from_numpy(ub))).detach().float()
-            rows = torch.from_numpy(inv[sel] - b * block_size)
-            out[sel] = s[rows, torch.from_numpy(items[sel])].numpy()
-    return out
 
 
 def evaluate_model(

@@ -103,6 +103,28 @@ class Recommender(ABC):
             s = s[:, as_index_tensor(items, self.n_items_, "item")]
         return s
 
+    def score_pairs(self, users: Any, items: Any, block_size: int = 1024) -> Tensor:
+        """ŝ_ui for aligned (user, item) pairs, 1-D.
+
+        Each distinct user's score row is computed once (users in blocks of ``block_size``),
+        so n pairs over m users cost O(m · n_items) scoring, not O(n · n_items).
+        """
+        self._check_fitted()
+        u = as_index_tensor(users, self.n_users_, "user").numpy()
+        i = as_index_tensor(items, self.n_items_, "item").numpy()
+        if len(u) != len(i):
+            raise ConfigError(f"score_pairs: {len(u)} users but {len(i)} items")
+        uniq, inv = np.unique(u, return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        bounds = np.searchsorted(inv[order], np.arange(0, len(uniq) + block_size, block_size))
+        out = torch.empty(len(u))
+        with torch.no_grad():
+            for b, start in enumerate(range(0, len(uniq), block_size)):
+                rows = order[bounds[b] : bounds[b + 1]]
+                s = self._score_block(torch.from_numpy(uniq[start : start + block_size]))
+                out[rows] = s[inv[rows] - start, i[rows]].float()
+        return out
+
     def recommend(
         self,
         users: Any,

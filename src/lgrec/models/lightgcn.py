@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lgrec.data.dataset import Dataset
@@ -32,7 +33,6 @@ from lgrec.models.base import Recommender, Tensor, register
 from lgrec.train import (
     NegativeSampler,
     bpr_loss,
-    l2,
     softmax_loss,
     train_loop,
     validation_metrics,
@@ -55,14 +55,18 @@ class LightGCNNet(nn.Module):
         """E⁽⁰⁾, (U+I) × d."""
         return self.emb.weight
 
-    def forward(self, adj: SparseOperator) -> tuple[Tensor, Tensor]:
-        """Final (user, item) embeddings: mean of E⁽⁰⁾ … E⁽ᴸ⁾."""
-        x = self.ego()
+    def propagate(self, adj: SparseOperator, ego: Tensor | None = None) -> Tensor:
+        """E = mean of E⁽⁰⁾ … E⁽ᴸ⁾, (U+I) × d, from ``ego`` (default :meth:`ego`)."""
+        x = self.ego() if ego is None else ego
         out = x
         for _ in range(self.n_layers):
             x = adj @ x
             out = out + x
-        out = out / (self.n_layers + 1)
+        return out / (self.n_layers + 1)
+
+    def forward(self, adj: SparseOperator) -> tuple[Tensor, Tensor]:
+        """Final (user, item) embeddings."""
+        out = self.propagate(adj)
         return out[: self.n_users], out[self.n_users :]
 
 
@@ -163,23 +167,29 @@ class LightGCN(Recommender):
         sampler = NegativeSampler(x, rng)
         n_items = data.n_items
 
+        n_users = data.n_users
+
         def step(idx: np.ndarray) -> Tensor:
             u, i = pu[idx], pi[idx]
-            ue, ie = self.net_(self.adj_)
             ego = self.net_.ego()
+            out = self.net_.propagate(self.adj_, ego)
             if self.loss == "bpr":
-                j = torch.from_numpy(sampler.sample(u.numpy(), self.n_neg))
-                eu, ei, ej = ue[u], ie[i], ie[j]
-                pos = (eu * ei).sum(-1)
-                neg = (eu[:, None, :] * ej).sum(-1)
-                loss = bpr_loss(pos, neg.squeeze(1) if self.n_neg == 1 else neg)
-                reg = l2(ego[u], ego[self.net_.n_users + i], ego[self.net_.n_users + j.reshape(-1)])
-            else:
+                j = torch.from_numpy(sampler.sample(u.numpy(), self.n_neg)).reshape(-1)
+            else:  # shared uniform negatives
                 j = torch.from_numpy(rng.integers(0, n_items, size=self.n_neg))
-                loss = softmax_loss(ue[u], ie[i], ie[j], self.tau, i, j)
-                reg = l2(ego[u], ego[self.net_.n_users + i])
+            # one gather (and one scatter in backward) for users, positives and negatives
+            rows = torch.cat([u, n_users + i, n_users + j])
+            eu, ei, ej = F.embedding(rows, out).split([len(u), len(i), len(j)])
+            if self.loss == "bpr":
+                pos = (eu * ei).sum(-1)
+                neg = (eu[:, None, :] * ej.view(len(u), self.n_neg, -1)).sum(-1)
+                loss = bpr_loss(pos, neg.squeeze(1) if self.n_neg == 1 else neg)
+                reg = F.embedding(rows, ego).pow(2).sum() / (2 * len(u))
+            else:
+                loss = softmax_loss(eu, ei, ej, self.tau, i, j)
+                reg = F.embedding(rows[: 2 * len(u)], ego).pow(2).sum() / (2 * len(u))
             loss = loss + self.reg * reg
-            extra = self._extra_loss(ue, ie, u, i)
+            extra = self._extra_loss(out[:n_users], out[n_users:], u, i)
             return loss if extra is None else loss + extra
 
         validate = None

@@ -41,17 +41,17 @@ from torch import nn
 
 from lgrec.data.dataset import Dataset
 from lgrec.errors import ConfigError
-from lgrec.graph.bipartite import SparseOperator, normalized_adjacency
+from lgrec.graph.bipartite import normalized_adjacency
 from lgrec.graph.semantic import normalize_graph, semantic_knn
 from lgrec.models.base import Tensor, _standardise, as_index_tensor, register
 from lgrec.models.heads import fit_click_calibration, fit_rating_head
-from lgrec.models.lightgcn import LightGCN
+from lgrec.models.lightgcn import LightGCN, LightGCNNet
 from lgrec.train import NegativeSampler, validation_metrics
 
 log = logging.getLogger(__name__)
 
 
-class LMGCNNet(nn.Module):
+class LMGCNNet(LightGCNNet):
     """Ego embeddings tied to text and profiles (module docstring); LightGCN-style forward."""
 
     def __init__(
@@ -66,7 +66,7 @@ class LMGCNNet(nn.Module):
         n_categories: int,
         item_dropout: float,
     ):
-        super().__init__()
+        nn.Module.__init__(self)
         self.n_users, self.n_items, self.n_layers = n_users, n_items, n_layers
         self.item_dropout = item_dropout
         self.user_free = nn.Embedding(n_users, dim)
@@ -93,15 +93,6 @@ class LMGCNNet(nn.Module):
         if self.profile is not None:
             users = users + torch.sigmoid(self.gate) * self.profile_proj(self.profile)
         return torch.cat([users, items])
-
-    def forward(self, adj: SparseOperator) -> tuple[Tensor, Tensor]:
-        x = self.ego()
-        out = x
-        for _ in range(self.n_layers):
-            x = adj @ x
-            out = out + x
-        out = out / (self.n_layers + 1)
-        return out[: self.n_users], out[self.n_users :]
 
 
 @register
@@ -381,17 +372,8 @@ class LMGCN(LightGCN):
         pick = rng.choice(len(src), n, replace=False)
         u, i = src.user_ids[pick], src.item_ids[pick]
         j = NegativeSampler(self.seen_, rng).sample(u, 1)[:, 0]
-        pos, neg = self._pair_scores(u, i), self._pair_scores(u, j)
+        pos, neg = self.score_pairs(u, i), self.score_pairs(u, j)
         self.click_ab_ = fit_click_calibration(pos, neg)
-
-    def _pair_scores(self, users: np.ndarray, items: np.ndarray, block: int = 4096) -> Tensor:
-        """ŝ_ui for aligned (user, item) arrays, computed in blocks of pairs."""
-        out = torch.empty(len(users))
-        for s in range(0, len(users), block):
-            u = torch.as_tensor(users[s : s + block]).long()
-            i = torch.as_tensor(items[s : s + block]).long()
-            out[s : s + block] = self._score_block(u).gather(1, i[:, None])[:, 0]
-        return out
 
     # ---- extra public methods -------------------------------------------------------------
     def predict_rating(self, users: Any, items: Any) -> Tensor:
@@ -409,11 +391,9 @@ class LMGCN(LightGCN):
 
     def predict_click(self, users: Any, items: Any) -> Tensor:
         """P(click | u, i) = σ(a ŝ_ui + b), calibrated on held-out positives vs negatives."""
-        self._check_fitted()
-        u = as_index_tensor(users, self.n_users_, "user")
-        i = as_index_tensor(items, self.n_items_, "item")
+        s = self.score_pairs(users, items)  # validates ids and fitted state
         a, b = self.click_ab_
-        return torch.sigmoid(a * self._pair_scores(u.numpy(), i.numpy()) + b)
+        return torch.sigmoid(a * s + b)
 
     def predict_categories(self, items: Any, k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-``k`` (category, probability) per item from the category head."""
