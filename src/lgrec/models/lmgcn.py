@@ -124,7 +124,7 @@ class LMGCN(LightGCN):
         n_layers: int = 2,
         epochs: int = 200,
         batch_size: int | None = None,
-        lr: float = 0.005,
+        lr: float = 0.01,
         reg: float = 1e-4,
         loss: str = "bpr",
         n_neg: int = 1,
@@ -312,7 +312,13 @@ class LMGCN(LightGCN):
         self.cold_map_ = None
         if int(warm.sum()) < 10:
             return
-        self.cold_map_, lam = fit_ridge_map(f[warm], self.item_emb_[warm], seed=self.seed)
+        self.cold_map_, lam = fit_ridge_map(
+            f[warm],
+            self.item_emb_[warm],
+            seed=self.seed,
+            user_emb=self.user_emb_,
+            seen=self.seen_[:, warm.numpy()],
+        )
         if (~warm).any():
             self.item_emb_[~warm] = f[~warm] @ self.cold_map_
         log.info(
