@@ -1,8 +1,10 @@
 """End to end in a real headless Chromium: `lgrec serve` in a subprocess, the /ui page driven
-with Selenium — pick a user, see recommendations, click "like", watch the list change."""
+with Selenium — pick a user, see recommendations, click "like", watch the list change — and the
+OpenAPI pages (/docs, /redoc) rendering with nothing fetched from off the server."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -80,20 +82,41 @@ def _wait_up(proc, url: str, log: Path, timeout: float = 120) -> None:
     pytest.fail(f"lgrec serve not up after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-def test_ui_like_changes_recommendations(server, tmp_path):
+def _driver(tmp_path: Path):
+    """A headless Chromium driven by Selenium, logging its network requests."""
     pytest.importorskip("selenium", reason="selenium is a test dependency (pip install selenium)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser, driver_path = _chromium()
-    proc, url, log = server
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
     for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}"]:
         opts.add_argument(flag)
-    drv = webdriver.Chrome(service=Service(driver_path), options=opts)  # while the server starts
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+def _fetched_urls(drv) -> list[str]:
+    """URLs the browser requested since the last call (Chrome's performance log), less the
+    requests it blocked itself before sending them (Content-Security-Policy)."""
+    urls, blocked = {}, set()
+    for entry in drv.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        params = msg["params"]
+        if msg["method"] == "Network.requestWillBeSent":
+            urls[params["requestId"]] = params["request"]["url"]
+        elif msg["method"] == "Network.loadingFailed" and params.get("blockedReason"):
+            blocked.add(params["requestId"])
+    return [u for r, u in urls.items() if r not in blocked]
+
+
+def test_ui_like_changes_recommendations(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    proc, url, log = server
+    drv = _driver(tmp_path)  # while the server starts
     try:
         _wait_up(proc, url, log)
         wait = WebDriverWait(drv, 30)
@@ -137,3 +160,32 @@ def test_ui_like_changes_recommendations(server, tmp_path):
         assert sum(topic_of(i) == "Cooking" for i in rec_ids()[:5]) >= 3
     finally:
         drv.quit()
+
+
+def test_docs_render_offline(server, tmp_path):
+    """Swagger UI and ReDoc render the API in a browser that requests nothing off the server."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    proc, url, log = server
+    drv = _driver(tmp_path)
+    try:
+        _wait_up(proc, url, log)
+        wait = WebDriverWait(drv, 60)
+        drv.get(url + "/docs")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+        assert "lgrec" in drv.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+        paths = {e.text for e in drv.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+        assert {"/recommend", "/feedback", "/similar"} <= {p.replace("\u200b", "") for p in paths}
+        swagger_urls = _fetched_urls(drv)
+        drv.get(url + "/redoc")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "h1"))
+        wait.until(lambda d: "lgrec" in d.find_element(By.CSS_SELECTOR, "h1").text)
+        assert "/recommend" in drv.find_element(By.TAG_NAME, "body").text
+        redoc_urls = _fetched_urls(drv)
+    finally:
+        drv.quit()
+    for urls in (swagger_urls, redoc_urls):
+        assert any(u.endswith("/openapi.json") for u in urls), urls
+        web = [u for u in urls if u.split(":", 1)[0] in ("http", "https", "ws", "wss")]
+        assert [u for u in web if not u.startswith(url + "/")] == [], web

@@ -1,7 +1,7 @@
 """The HTTP API (FastAPI): recommendations, similar items, cold start, feedback, explanations.
 
 ``create_app(ServeSettings(model=DIR))`` builds the app; ``lgrec serve`` runs it with uvicorn
-(``app_from_env`` is the factory each uvicorn worker calls). Endpoints (OpenAPI at ``/docs``):
+(``app_from_env`` is the factory each uvicorn worker calls). Endpoints:
 
 =====================  =====  ===========================================================
 ``GET /recommend``     read   top-k items for a user (``query``, ``exclude_seen``, ``explain``)
@@ -13,6 +13,7 @@
 ``POST /feedback``     write  durable event (201; 200 for a repeated idempotency key)
 ``GET /health``        open   liveness and sizes;  ``GET /metrics``: Prometheus text format
 ``GET /ui``            open   the web page (static HTML + JS)
+``GET /docs``          open   OpenAPI pages (Swagger UI; ``/redoc``), assets served locally
 =====================  =====  ===========================================================
 
 With several uvicorn workers each process holds its own :class:`ServeState`; they stay in
@@ -37,6 +38,7 @@ from fastapi.staticfiles import StaticFiles
 
 from lgrec.errors import ConfigError
 from lgrec.serve import schemas as S
+from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.explain import explain_items
 from lgrec.serve.security import (
     ApiKeyMiddleware,
@@ -147,10 +149,13 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         version="0.1.0",
         description="Recommendations from language models + graph neural networks.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.serve = st
     app.state.metrics = metrics
     install_error_handlers(app)
+    install_docs(app)
     read = Depends(api_key_dependency(settings.api_key, required=settings.protect_reads))
     write = Depends(api_key_dependency(settings.api_key))
     errs = {c: {"model": S.ErrorBody} for c in (400, 401, 403, 404, 409, 413, 422)}
@@ -351,7 +356,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
 
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body)
-    open_paths = ("/health", "/ui", "/docs", "/openapi.json", "/redoc")
+    open_paths = ("/health", "/ui", "/openapi.json", *DOCS_PATHS)
 
     def protect(method: str, path: str) -> bool:
         if method not in ("GET", "HEAD"):
