@@ -1,4 +1,4 @@
-"""The ``lgrec`` command: prepare, embed, train, evaluate, recommend, profile, quickstart.
+"""The ``lgrec`` command: prepare, embed, train, evaluate, tune, recommend, profile, quickstart.
 
 Settings come from a TOML file (``--config``) plus flags; every subcommand has ``--help``.
 Errors raised on purpose (:class:`lgrec.errors.LgrecError`) are printed as one line and exit 2.
@@ -104,6 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--param", action="append", metavar="MODEL.NAME=VALUE")
     s.add_argument("--out", help="report folder (default runs/<dataset>-<split>)")
     s.add_argument("--no-refit", action="store_true", help="do not refit on train + valid")
+
+    s = sub.add_parser("tune", help="search one model's hyper-parameters on the validation split")
+    _common(s)
+    s.add_argument("--model", required=True, help="model to tune, e.g. lightgcn")
+    s.add_argument(
+        "--param", action="append", metavar="MODEL.NAME=VALUE", help="fixed, e.g. bprmf.epochs=30"
+    )
+    s.add_argument(
+        "--space",
+        action="append",
+        metavar="NAME=LOW:HIGH[:log] | NAME=A,B,C",
+        help="search range or choices (repeatable; overrides the default and [tune.MODEL])",
+    )
+    s.add_argument("--no-default-space", action="store_true", help="search only what is given")
+    s.add_argument("--metric", help="Recall@20 (default; RMSE for biasedmf), NDCG@10, ...")
+    s.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
+    s.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
+    s.add_argument("--out", default="tune.toml", help="best [params.MODEL] as TOML")
+    s.add_argument("--log", help="JSON log of every trial (default: OUT with .json)")
 
     s = sub.add_parser("recommend", help="top-K items for a user from a saved model")
     s.add_argument("--model", help="saved model directory (with --friends: optional)")
@@ -212,6 +231,29 @@ def cmd_evaluate(args, *, title: str | None = None) -> tuple[int, list[dict], Pa
     )
     print("report: " + ", ".join(str(p) for p in paths.values()))
     return 0, rows, out
+
+
+def cmd_tune(args) -> int:
+    from lgrec.pipeline import prepare, setup
+    from lgrec.tune import tune
+    from lgrec.tune_space import config_table, resolve_space
+
+    cfg = _cfg(args)
+    setup(cfg)
+    space = resolve_space(
+        args.model,
+        table=config_table(cfg.tune, args.model),
+        flags=args.space or [],
+        defaults=not args.no_default_space,
+    )
+    prep = prepare(cfg)
+    res = tune(
+        prep, cfg, args.model, space, metric=args.metric, trials=args.trials, timeout=args.timeout
+    )
+    print(res.table())
+    toml_path, log_path = res.write(args.out, args.log)
+    print(f"best valid {res.metric.name} {res.best['value']:.4f}: {toml_path} (log {log_path})")
+    return 0
 
 
 def _columns(rows: list[dict], ks) -> list[str]:
@@ -411,6 +453,7 @@ COMMANDS = {
     "embed": cmd_embed,
     "train": cmd_train,
     "evaluate": lambda a: cmd_evaluate(a)[0],
+    "tune": cmd_tune,
     "recommend": cmd_recommend,
     "profile": cmd_profile,
     "quickstart": cmd_quickstart,

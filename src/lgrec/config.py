@@ -12,6 +12,10 @@ Example ``lgrec.toml``::
     dim = 64
     semantic_weight = 0.5
 
+    [tune.lmgcn]               # search space of ``lgrec tune`` (see lgrec.tune)
+    lr = "1e-4:1e-1:log"
+    dim = [32, 64, 128]
+
 Precedence: built-in defaults < TOML file < flags.
 """
 
@@ -44,6 +48,7 @@ class RunConfig:
         default_factory=lambda: ["popularity", "textknn", "bprmf", "biasedmf", "lightgcn", "lmgcn"]
     )
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tune: dict[str, dict[str, Any]] = field(default_factory=dict)
     text_model: str | None = None
     ks: list[int] = field(default_factory=lambda: [10, 20])
     refit: bool = True
