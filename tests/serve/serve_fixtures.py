@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
 TOPICS = {
     "Sci-Fi": [
@@ -69,3 +80,47 @@ AUTH = {"X-API-Key": API_KEY}
 
 def topic_of(item_id: str) -> str:
     return {"sci": "Sci-Fi", "rom": "Romance", "coo": "Cooking"}[item_id[:3]]
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def run_server(bundle: Path, tmp_path: Path, *args: str) -> Iterator[tuple]:
+    """``lgrec serve`` on ``bundle`` in a subprocess on a free loopback port (extra CLI
+    ``args``); yields ``(process, base url, log file)`` and stops the server afterwards."""
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    env = {**os.environ, "LGREC_API_KEY": API_KEY}
+    cmd = [sys.executable, "-m", "lgrec.cli", "serve", "--model", str(bundle), "--port", str(port),
+           "--store", str(tmp_path / "server.sqlite"), *args]  # fmt: skip
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc, f"http://127.0.0.1:{port}", log_path
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_up(proc, url: str, log: Path, timeout: float = 120) -> None:
+    """Wait until the server answers ``/health`` (fail with its log if it exits or hangs)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"lgrec serve exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"lgrec serve not up after {timeout}s:\n{log.read_text()[-3000:]}")

@@ -7,15 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from serve_fixtures import API_KEY, topic_of
+from serve_fixtures import API_KEY, run_server, topic_of, wait_up
 
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -45,41 +41,10 @@ def _chromium() -> tuple[str, str]:
     return browser, driver
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def server(bundle, tmp_path):
-    port = _free_port()
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed in teardown)
-    env = {**os.environ, "LGREC_API_KEY": API_KEY}
-    cmd = [sys.executable, "-m", "lgrec.cli", "serve", "--model", str(bundle), "--port", str(port),
-           "--store", str(tmp_path / "ui.sqlite")]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    yield proc, f"http://127.0.0.1:{port}", tmp_path / "server.log"
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-def _wait_up(proc, url: str, log: Path, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            pytest.fail(f"lgrec serve exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"lgrec serve not up after {timeout}s:\n{log.read_text()[-3000:]}")
+    with run_server(bundle, tmp_path) as srv:
+        yield srv
 
 
 def _driver(tmp_path: Path):
@@ -118,7 +83,7 @@ def test_ui_like_changes_recommendations(server, tmp_path):
     proc, url, log = server
     drv = _driver(tmp_path)  # while the server starts
     try:
-        _wait_up(proc, url, log)
+        wait_up(proc, url, log)
         wait = WebDriverWait(drv, 30)
         drv.get(url + "/ui")
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
@@ -170,7 +135,7 @@ def test_docs_render_offline(server, tmp_path):
     proc, url, log = server
     drv = _driver(tmp_path)
     try:
-        _wait_up(proc, url, log)
+        wait_up(proc, url, log)
         wait = WebDriverWait(drv, 60)
         drv.get(url + "/docs")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))

@@ -17,8 +17,12 @@
 =====================  =====  ===========================================================
 
 With several uvicorn workers each process holds its own :class:`ServeState`; they stay in
-step through the shared feedback store (see :mod:`lgrec.serve.state`). ``/metrics`` counts the
-requests of the worker that answers (label ``worker`` = its pid).
+step through the shared feedback store (see :mod:`lgrec.serve.state`). ``/metrics`` reports
+totals over all workers: each counts requests in memory and publishes its counts to a directory
+the workers share (``metrics_dir``; :meth:`ServeSettings.to_env` makes a temporary one for a
+``--workers N`` run), which the answering worker sums (:mod:`lgrec.serve.metrics`).
+``/docs`` and ``/redoc`` load their JavaScript and CSS from this server, so they work on a
+closed network (:mod:`lgrec.serve.docs`).
 """
 
 from __future__ import annotations
@@ -40,11 +44,10 @@ from lgrec.errors import ConfigError
 from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.explain import explain_items
+from lgrec.serve.metrics import Metrics, MetricsMiddleware, shared_metrics_dir
 from lgrec.serve.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
-    Metrics,
-    MetricsMiddleware,
     SecurityHeadersMiddleware,
     api_key_dependency,
     install_error_handlers,
@@ -76,18 +79,27 @@ class ServeSettings:
     online_lr: float = 0.5
     text: str = "auto"
     threads: int | None = None
+    metrics_dir: str | None = None
+    metrics_interval: float = 2.0
 
     @property
     def store_path(self) -> Path:
         return Path(self.store) if self.store else Path(self.model) / "feedback.sqlite"
 
     def to_env(self) -> dict[str, str]:
-        """Environment for worker processes (the API key travels as ``LGREC_API_KEY``)."""
+        """Environment for worker processes (the API key travels as ``LGREC_API_KEY``).
+
+        The workers share ``metrics_dir`` so that ``/metrics`` sums them all; when it is unset,
+        a fresh temporary directory is made here (once; removed when this process exits)."""
+        if not self.metrics_dir:
+            self.metrics_dir = shared_metrics_dir()
         env = {f"{ENV_PREFIX}MODEL": str(self.model), f"{ENV_PREFIX}STORE": str(self.store_path)}
         env[f"{ENV_PREFIX}PROTECT_READS"] = "1" if self.protect_reads else "0"
         env[f"{ENV_PREFIX}MAX_BODY"] = str(self.max_body)
         env[f"{ENV_PREFIX}ONLINE_LR"] = str(self.online_lr)
         env[f"{ENV_PREFIX}TEXT"] = self.text
+        env[f"{ENV_PREFIX}METRICS_DIR"] = str(self.metrics_dir)
+        env[f"{ENV_PREFIX}METRICS_INTERVAL"] = str(self.metrics_interval)
         if self.threads:
             env[f"{ENV_PREFIX}THREADS"] = str(self.threads)
         if self.api_key:
@@ -111,6 +123,8 @@ class ServeSettings:
                 online_lr=float(e.get(f"{ENV_PREFIX}ONLINE_LR", 0.5)),
                 text=e.get(f"{ENV_PREFIX}TEXT", "auto"),
                 threads=int(threads) if threads else None,
+                metrics_dir=e.get(f"{ENV_PREFIX}METRICS_DIR") or None,
+                metrics_interval=float(e.get(f"{ENV_PREFIX}METRICS_INTERVAL", 2.0)),
             )
         except ValueError as err:
             raise ConfigError(f"invalid {ENV_PREFIX}* environment value: {err}") from err
@@ -133,15 +147,17 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     """The FastAPI app serving ``settings.model`` (or an already built ``state``)."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    metrics = Metrics(settings.metrics_dir, interval=settings.metrics_interval)
     if state is None:
         store = FeedbackStore(settings.store_path)
         state = ServeState(settings.model, store, text=settings.text, online_lr=settings.online_lr)
     st = state
-    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        metrics.start()
         yield
+        metrics.stop()
         st.close()
 
     app = FastAPI(

@@ -1,4 +1,4 @@
-"""What wraps the endpoints: API keys, size limits, security headers, error bodies, metrics.
+"""What wraps the endpoints: API keys, size limits, security headers, error bodies.
 
 * Write endpoints need the header ``X-API-Key`` equal to the configured key (``--api-key`` or
   ``LGREC_API_KEY``), compared in constant time (:func:`hmac.compare_digest`). Read endpoints
@@ -9,20 +9,15 @@
 * Every error is JSON ``{"error": <code>, "detail": <what was wrong>}``: 400 malformed JSON,
   401/403 auth, 404 unknown id or route, 405, 409 already exists, 413 too large, 422 invalid
   values; unexpected failures are 500 with no internals in the body (logged with traceback).
-* :class:`Metrics` counts requests by route template and status and keeps latency histograms,
-  rendered in the Prometheus text format (``/metrics``) without a client library.
+
+Request metrics (``/metrics``) live in :mod:`lgrec.serve.metrics`.
 """
 
 from __future__ import annotations
 
-import bisect
 import hmac
 import json
 import logging
-import os
-import threading
-import time
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -214,77 +209,6 @@ async def _send_json(send: Callable, status: int, body: dict, extra: list | None
         {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
     )
     await send({"type": "http.response.body", "body": data})
-
-
-# ---- request metrics ----------------------------------------------------------------------
-class Metrics:
-    """Request counters and latency histograms in the Prometheus text format (no dependency)."""
-
-    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.counts: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.hist: dict[str, list[int]] = {}
-        self.sums: dict[str, float] = defaultdict(float)
-
-    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        with self.lock:
-            self.counts[(endpoint, method, status)] += 1
-            h = self.hist.setdefault(endpoint, [0] * (len(self.BUCKETS) + 1))
-            h[bisect.bisect_left(self.BUCKETS, seconds)] += 1
-            self.sums[endpoint] += seconds
-
-    def render(self, gauges: dict[str, float]) -> str:
-        w = f'worker="{os.getpid()}"'
-        out = [
-            "# HELP lgrec_http_requests_total HTTP requests by endpoint, method and status.",
-            "# TYPE lgrec_http_requests_total counter",
-        ]
-        with self.lock:
-            for (ep, m, st), n in sorted(self.counts.items()):
-                labels = f'endpoint="{ep}",method="{m}",status="{st}",{w}'
-                out.append(f"lgrec_http_requests_total{{{labels}}} {n}")
-            out += [
-                "# HELP lgrec_http_request_duration_seconds Request latency by endpoint.",
-                "# TYPE lgrec_http_request_duration_seconds histogram",
-            ]
-            name = "lgrec_http_request_duration_seconds"
-            for ep, h in sorted(self.hist.items()):
-                acc = 0
-                for le, n in zip([*map(str, self.BUCKETS), "+Inf"], h):
-                    acc += n
-                    out.append(f'{name}_bucket{{endpoint="{ep}",le="{le}",{w}}} {acc}')
-                out.append(f'{name}_sum{{endpoint="{ep}",{w}}} {self.sums[ep]:.6f}')
-                out.append(f'{name}_count{{endpoint="{ep}",{w}}} {acc}')
-        for g, v in gauges.items():
-            out += [f"# TYPE {g} gauge", f"{g}{{{w}}} {v}"]
-        return "\n".join(out) + "\n"
-
-
-class MetricsMiddleware:
-    """Times every HTTP request; labels it with the matched route's path template."""
-
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0, status = time.perf_counter(), [500]
-
-        async def wrapped(msg: dict) -> None:
-            if msg["type"] == "http.response.start":
-                status[0] = msg["status"]
-            await send(msg)
-
-        try:
-            await self.app(scope, receive, wrapped)
-        finally:
-            route = scope.get("route")
-            ep = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(ep, scope["method"], status[0], time.perf_counter() - t0)
 
 
 # ---- exception handlers ------------------------------------------------------------------------
