@@ -28,7 +28,7 @@ from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lgrec.errors import LgrecError, UnknownIdError
-from lgrec.serve.state import AlreadyExistsError
+from lgrec.serve.catalog import AlreadyExistsError
 
 log = logging.getLogger(__name__)
 
