@@ -124,7 +124,7 @@ class LMGCN(LightGCN):
         n_layers: int = 2,
         epochs: int = 200,
         batch_size: int | None = None,
-        lr: float = 0.01,
+        lr: float = 0.005,
         reg: float = 1e-4,
         loss: str = "bpr",
         n_neg: int = 1,
