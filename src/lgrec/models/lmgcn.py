@@ -303,29 +303,29 @@ class LMGCN(LightGCN):
             self.__dict__.pop(attr, None)
 
     def _fit_cold_map(self, data: Dataset) -> None:
-        """Ridge map from side features to trained item embeddings (:mod:`.coldstart`);
-        items with no training interactions take their embedding from it."""
-        from lgrec.models.coldstart import fit_ridge_map, side_features
+        """Cold-start map from side features and semantic neighbours to trained item
+        embeddings (:mod:`.coldstart`); items with no training interactions take their
+        embedding from it."""
+        from lgrec.models.coldstart import fit_cold_map, side_features
 
         f, self.year_edges_ = side_features(data, self.text_emb_)
+        t = torch.nn.functional.normalize(self.text_emb_.float(), dim=1)
         warm = torch.from_numpy(np.diff(self.seen_.tocsc().indptr) > 0)
         self.cold_map_ = None
         if int(warm.sum()) < 10:
             return
-        self.cold_map_, lam = fit_ridge_map(
+        cm = fit_cold_map(
             f[warm],
+            t[warm],
             self.item_emb_[warm],
             seed=self.seed,
             user_emb=self.user_emb_,
             seen=self.seen_[:, warm.numpy()],
         )
+        self.cold_map_, self.cold_alpha_ = cm.w, cm.alpha
         if (~warm).any():
-            self.item_emb_[~warm] = f[~warm] @ self.cold_map_
-        log.info(
-            "cold-start map: λ=%s, %d cold items embedded from side features",
-            lam,
-            int((~warm).sum()),
-        )
+            self.item_emb_[~warm] = cm.embed(f[~warm], t[~warm], t[warm], self.item_emb_[warm])
+        log.info("%d cold items embedded from side features", int((~warm).sum()))
 
     def _fit_filter(self, data: Dataset, valid: Dataset | None) -> None:
         """Fit the graph filter and choose λ on ``valid`` (module docstring)."""
