@@ -13,6 +13,7 @@ from lgrec.train import (
     bpr_loss,
     softmax_loss,
     train_loop,
+    validation_grid,
     validation_metrics,
 )
 
@@ -96,3 +97,25 @@ def test_train_loop_early_stops_and_restores_best():
     )
     assert log.best_epoch == 2 and log.epochs_run == 4 and log.best_valid == 0.9
     torch.testing.assert_close(w.weight.detach(), validate.best)
+
+
+def test_validation_grid_equals_one_call_per_candidate():
+    rng = np.random.default_rng(0)
+    train = sp.random(60, 30, density=0.2, format="csr", random_state=1)
+    valid = sp.random(60, 30, density=0.1, format="csr", random_state=2)
+    valid = (valid - valid.multiply(train > 0)).tocsr()
+    valid.eliminate_zeros()
+    emb_u, emb_i = rng.normal(size=(60, 4)), rng.normal(size=(30, 4))
+    weights = (0.0, 0.5, 2.0)
+
+    def score_w(w):
+        return lambda u: torch.from_numpy(emb_u[u.numpy()] @ emb_i.T + w * emb_i[:, 0])
+
+    grid = validation_grid(
+        lambda u: (score_w(w)(u) for w in weights), 3, train, valid, k=5, block_size=16
+    )
+    for w, got in zip(weights, grid):
+        assert got == validation_metrics(score_w(w), train, valid, k=5, block_size=7)
+    assert len({g["Recall@5"] for g in grid}) > 1  # the candidates really differ
+    with pytest.raises(ValueError, match="gave 2 of 3"):
+        validation_grid(lambda u: (score_w(w)(u) for w in weights[:2]), 3, train, valid)

@@ -32,7 +32,7 @@ from lgrec.errors import ConfigError
 from lgrec.graph.bipartite import normalized_biadjacency
 from lgrec.graph.semantic import normalize_graph, semantic_knn
 from lgrec.models.base import Recommender, Tensor, register
-from lgrec.train.validation import validation_metrics
+from lgrec.train.validation import validation_grid
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +110,15 @@ class GraphFilter(Recommender):
         grid = list(itertools.product(ks if self._vall is not None else [0], alphas, gammas))
         if valid is not None and len(valid) and len(grid) > 1:
             vx = valid.matrix("binary")
+
+            def scores(users: Tensor):  # the components once per block, then every setting
+                comp = self._components(users, self._vall)
+                return (self._combine(comp, k, a, g) for k, a, g in grid)
+
+            res = validation_grid(scores, len(grid), x, vx, k=20)
             best = (-1.0, grid[0])
-            for k, a, g in grid:
-                self._set(k, a, g)
-                r = validation_metrics(self._score_block, x, vx, k=20)["Recall@20"]
+            for (k, a, g), m in zip(grid, res):
+                r = m["Recall@20"]
                 self.search_.append(
                     {"k": k, "alpha": a, "semantic_weight": g, "valid_Recall@20": r}
                 )
@@ -136,23 +141,36 @@ class GraphFilter(Recommender):
         if self._vall is not None:
             self.vk_ = self._vall[:, :k].contiguous()
 
-    def _score_block(self, users: Tensor) -> Tensor:
+    def _components(
+        self, users: Tensor, v: Tensor | None
+    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+        """(linear x R̃ᵀR̃, x D_I^{-1/2} V (B × k_max) or None, semantic x S or None, V)."""
         xb = self.x_[users.numpy()]
         h = np.asarray((xb @ self.rnt_).toarray(), dtype=np.float32)  # B × U
-        s = torch.from_numpy(np.ascontiguousarray((self.rnt_ @ h.T).T))  # B × I
-        if self.vk_ is not None and self.alpha_ > 0:
+        lin = torch.from_numpy(np.ascontiguousarray((self.rnt_ @ h.T).T))  # B × I
+        low = sem = None
+        if v is not None:
             with np.errstate(divide="ignore"):
                 inv = np.where(self.di_ > 0, self.di_**-0.5, 0.0).astype(np.float32)
-            xd = torch.from_numpy((xb @ sp.diags(inv)).toarray())
-            ideal = (
-                (xd @ self.vk_)
-                @ self.vk_.T
-                * torch.from_numpy(np.sqrt(self.di_).astype(np.float32))
-            )
-            s = s + self.alpha_ * ideal
-        if self.sem_ is not None and self.gamma_ > 0:
-            s = s + self.gamma_ * torch.from_numpy(np.asarray((xb @ self.sem_).todense()))
+            low = torch.from_numpy((xb @ sp.diags(inv)).toarray()) @ v
+        if self.sem_ is not None:
+            sem = torch.from_numpy(np.asarray((xb @ self.sem_).todense()))
+        return lin, low, sem, v
+
+    def _combine(self, comp: tuple, k: int, alpha: float, gamma: float) -> Tensor:
+        """s = linear + α · (low[:, :k] V_kᵀ) D_I^{1/2} + γ · semantic."""
+        lin, low, sem, v = comp
+        s = lin
+        if low is not None and alpha > 0 and k > 0:
+            ideal = low[:, :k] @ v[:, :k].T * torch.from_numpy(np.sqrt(self.di_).astype(np.float32))
+            s = s + alpha * ideal
+        if sem is not None and gamma > 0:
+            s = s + gamma * sem
         return s
+
+    def _score_block(self, users: Tensor) -> Tensor:
+        v = self.vk_ if self.alpha_ > 0 else None
+        return self._combine(self._components(users, v), self.k_, self.alpha_, self.gamma_)
 
     def refit_params(self) -> dict[str, Any]:
         return {

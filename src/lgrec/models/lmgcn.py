@@ -46,7 +46,7 @@ from lgrec.graph.semantic import normalize_graph, semantic_knn
 from lgrec.models.base import Tensor, _standardise, as_index_tensor, register
 from lgrec.models.heads import fit_click_calibration, fit_rating_head
 from lgrec.models.lightgcn import LightGCN, LightGCNNet
-from lgrec.train import NegativeSampler, validation_metrics
+from lgrec.train import NegativeSampler, validation_grid
 
 log = logging.getLogger(__name__)
 
@@ -343,15 +343,18 @@ class LMGCN(LightGCN):
         if valid is None or not len(valid) or len(weights) == 1:
             self.filter_weight_ = max(weights)
             return
-        x, vx = self.seen_, valid.matrix("binary")
-        best = (-1.0, 0.0)
-        for w in weights:
-            self.filter_weight_ = w
-            r = validation_metrics(self._score_block, x, vx, k=20)["Recall@20"]
-            if r > best[0]:
-                best = (r, w)
-        self.filter_weight_ = best[1]
-        log.info("lmgcn filter weight λ=%s (valid R@20 %.4f)", best[1], best[0])
+
+        def scores(users: Tensor):  # both parts once per block, then every λ
+            gnn = _standardise(self.user_emb_[users] @ self.item_emb_.T)
+            filt = _standardise(gf._score_block(users))
+            return (gnn + w * filt if w > 0 else gnn for w in weights)
+
+        res = validation_grid(scores, len(weights), self.seen_, valid.matrix("binary"), k=20)
+        best = int(np.argmax([m["Recall@20"] for m in res]))  # ties: the earlier (smaller) λ
+        self.filter_weight_ = weights[best]
+        log.info(
+            "lmgcn filter weight λ=%s (valid R@20 %.4f)", weights[best], res[best]["Recall@20"]
+        )
 
     def _score_block(self, users: Tensor) -> Tensor:
         s = self.user_emb_[users] @ self.item_emb_.T

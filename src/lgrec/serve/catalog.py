@@ -68,25 +68,24 @@ class CatalogMixin:
     sync: Callable[..., int]
 
     # ---- ids -------------------------------------------------------------------------------
-    def user_index(self, user_id: str) -> int:
-        """Row of ``user_id``; re-reads the store once, then :class:`UnknownIdError`."""
-        k = self._uidx.get(user_id)
+    def _index(self, table: str, what: str, key: str) -> int:
+        """Row of ``key`` in the id map ``table``; re-reads the store once, then
+        :class:`UnknownIdError`."""
+        k = getattr(self, table).get(key)
         if k is None:
             self.sync(force_catalog=True)
-            k = self._uidx.get(user_id)
+            k = getattr(self, table).get(key)
         if k is None:
-            raise UnknownIdError(f"unknown user {user_id!r}")
+            raise UnknownIdError(f"unknown {what} {key!r}")
         return k
 
+    def user_index(self, user_id: str) -> int:
+        """Row of ``user_id`` (see :meth:`_index`)."""
+        return self._index("_uidx", "user", user_id)
+
     def item_index(self, item_id: str) -> int:
-        """Row of ``item_id``; re-reads the store once, then :class:`UnknownIdError`."""
-        k = self._iidx.get(item_id)
-        if k is None:
-            self.sync(force_catalog=True)
-            k = self._iidx.get(item_id)
-        if k is None:
-            raise UnknownIdError(f"unknown item {item_id!r}")
-        return k
+        """Row of ``item_id`` (see :meth:`_index`)."""
+        return self._index("_iidx", "item", item_id)
 
     def has_user(self, user_id: str) -> bool:
         return user_id in self._uidx

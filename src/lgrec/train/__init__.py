@@ -3,7 +3,7 @@
 from lgrec.train.losses import bpr_loss, l2, softmax_loss
 from lgrec.train.sampling import NegativeSampler
 from lgrec.train.trainer import TrainLog, train_loop
-from lgrec.train.validation import validation_metrics
+from lgrec.train.validation import validation_grid, validation_metrics
 
 __all__ = [
     "NegativeSampler",
@@ -12,5 +12,6 @@ __all__ = [
     "l2",
     "softmax_loss",
     "train_loop",
+    "validation_grid",
     "validation_metrics",
 ]

@@ -7,7 +7,7 @@ this copy exists so training does not depend on the later evaluation stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,31 +27,61 @@ def validation_metrics(
 
     At most ``max_users`` users (a fixed seeded sample) are scored, to keep validation cheap.
     """
+    return validation_grid(
+        lambda u: [score_fn(u)], 1, train, valid, k, block_size, max_users, seed
+    )[0]
+
+
+def validation_grid(
+    scores_fn: Callable[[torch.Tensor], Iterable[torch.Tensor]],
+    n_candidates: int,
+    train: sp.csr_matrix,
+    valid: sp.csr_matrix,
+    k: int = 20,
+    block_size: int = 2048,
+    max_users: int | None = 5000,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """:func:`validation_metrics` of ``n_candidates`` scorers at once, one dict per candidate.
+
+    ``scores_fn(users)`` yields the (B, I) scores of every candidate in order, so a grid search
+    can compute what its candidates share (e.g. a filter's components) once per user block.
+    """
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
     if max_users is not None and len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     discount = 1.0 / np.log2(np.arange(2, k + 2))
-    rec, ndcg = [], []
+    rec: list[list[np.ndarray]] = [[] for _ in range(n_candidates)]
+    ndcg: list[list[np.ndarray]] = [[] for _ in range(n_candidates)]
     for s in range(0, len(users), block_size):
         ub = users[s : s + block_size]
-        with torch.no_grad():
-            sc = score_fn(torch.from_numpy(ub)).float().clone()
         seen = train[ub].tocoo()
-        sc[torch.from_numpy(seen.row).long(), torch.from_numpy(seen.col).long()] = -torch.inf
-        top = torch.topk(sc, k, dim=1).indices.numpy()
+        rows, cols = torch.from_numpy(seen.row).long(), torch.from_numpy(seen.col).long()
         truth = valid[ub]
         truth.sort_indices()
         n_rel = np.diff(truth.indptr)
         keys = np.repeat(np.arange(len(ub), dtype=np.int64), n_rel) * valid.shape[1] + truth.indices
-        q = np.arange(len(ub), dtype=np.int64)[:, None] * valid.shape[1] + top
-        pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
-        hit = keys[pos] == q
-        rec.append(hit.sum(1) / n_rel)
         idcg = np.cumsum(discount)[np.minimum(n_rel, k) - 1]
-        ndcg.append((hit * discount).sum(1) / idcg)
-    if not rec:
-        return {f"Recall@{k}": 0.0, f"NDCG@{k}": 0.0}
-    return {
-        f"Recall@{k}": float(np.concatenate(rec).mean()),
-        f"NDCG@{k}": float(np.concatenate(ndcg).mean()),
-    }
+        with torch.no_grad():
+            scored = 0
+            for c, sc in enumerate(scores_fn(torch.from_numpy(ub))):
+                sc = sc.float().clone()
+                sc[rows, cols] = -torch.inf
+                top = torch.topk(sc, k, dim=1).indices.numpy()
+                q = np.arange(len(ub), dtype=np.int64)[:, None] * valid.shape[1] + top
+                pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+                hit = keys[pos] == q
+                rec[c].append(hit.sum(1) / n_rel)
+                ndcg[c].append((hit * discount).sum(1) / idcg)
+                scored += 1
+        if scored != n_candidates:
+            raise ValueError(f"validation_grid: scores_fn gave {scored} of {n_candidates} scores")
+    if not len(users):
+        return [{f"Recall@{k}": 0.0, f"NDCG@{k}": 0.0} for _ in range(n_candidates)]
+    return [
+        {
+            f"Recall@{k}": float(np.concatenate(r).mean()),
+            f"NDCG@{k}": float(np.concatenate(n).mean()),
+        }
+        for r, n in zip(rec, ndcg)
+    ]
