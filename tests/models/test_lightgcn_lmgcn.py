@@ -115,3 +115,20 @@ def test_score_pairs_matches_full_score_rows(lmgcn):
         lmgcn.score_pairs([0, 1, 2], [0, 1])
     with pytest.raises(UnknownIdError):
         lmgcn.score_pairs([0], [10_000])
+
+
+def test_lmgcn_on_implicit_data_has_no_rating_head_and_evaluates(planted_split, planted_text_emb):
+    from lgrec.eval import evaluate_model
+
+    def implicit(d):
+        inter = d.interactions.assign(rating=1.0)
+        return d.with_interactions(inter, name=d.name)
+
+    sp_ = planted_split
+    split = type(sp_)(**{**vars(sp_), "train": implicit(sp_.train), "valid": implicit(sp_.valid)})
+    m = LMGCN(**FAST).fit(split.train, valid=split.valid, item_emb=planted_text_emb)
+    assert not m.has_rating_head and LMGCN.has_rating_head
+    with pytest.raises(NotImplementedError, match="without explicit ratings"):
+        m.predict_rating([0], [0])
+    res = evaluate_model(m, split)  # ranking and clicks, no RMSE
+    assert "RMSE" not in res and res["Recall@20"] > 0

@@ -116,6 +116,7 @@ class LMGCN(LightGCN):
     """
 
     name = "lmgcn"
+    #: the class can predict ratings; a fitted instance only when its data had ratings
     has_rating_head = True
 
     def __init__(
@@ -299,6 +300,7 @@ class LMGCN(LightGCN):
             )
             self.rating_best_epoch_ = info["best_epoch"]
             log.info("rating head: %s", info)
+        self.has_rating_head = self.rating_ is not None
         for attr in ("_profiles", "_item_cats", "_cat_target", "_cat_has", "_item_graph"):
             self.__dict__.pop(attr, None)
 
@@ -452,6 +454,7 @@ class LMGCN(LightGCN):
         self.cat_logits_ = tensors.get("cat_logits")
         rating = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("rating.")}
         self.rating_ = rating or None
+        self.has_rating_head = self.rating_ is not None
         if meta.get("rating_scale"):
             self.rating_scale_ = meta["rating_scale"]
         self.filter_weight_, self.filter_ = meta.get("filter_weight_", 0.0), None
