@@ -119,7 +119,7 @@ def fit_model(
     t0 = time.perf_counter()
     sig = inspect.signature(model.fit).parameters
     extra = dict(fit_kw)
-    if "item_emb" in sig:
+    if "item_emb" in sig and getattr(model, "needs_text", True):
         extra["item_emb"] = encode_items(prep, cfg)
     split = prep.split
     model.fit(split.train, valid=split.valid, **extra)
@@ -132,7 +132,6 @@ def evaluate_all(cfg: RunConfig, prep: Prepared, out: Path | None = None) -> lis
     """Fit and evaluate every model of ``cfg.models``; one result row per model."""
     from lgrec.eval import evaluate_model
 
-    encode_items(prep, cfg)
     rows = []
     cold = prep.split.kind == "cold" or len(prep.split.cold_items) > 0
     for name in cfg.models:

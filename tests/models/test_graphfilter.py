@@ -49,3 +49,15 @@ def test_semantic_filter_and_round_trip(planted_split, planted_text_emb, tmp_pat
 def test_bad_grid_values():
     with pytest.raises(ConfigError):
         GraphFilter(alpha=-1.0).fit(None)  # type: ignore[arg-type]
+
+
+def test_needs_text_only_with_a_semantic_weight(planted_split):
+    from lgrec.config import RunConfig
+    from lgrec.pipeline import Prepared, fit_model
+
+    assert not GraphFilter().needs_text
+    assert GraphFilter(semantic_weight=(0.0, 0.3)).needs_text
+    # the pipeline does not encode item text for a model that will not use it
+    prep = Prepared(data=planted_split.train, split=planted_split, report=None)
+    model, _ = fit_model(GraphFilter(k=4, alpha=0.5), prep, RunConfig(refit=False))
+    assert prep.item_emb is None and model.score([0]).shape[1] == planted_split.train.n_items

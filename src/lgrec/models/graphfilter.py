@@ -73,6 +73,11 @@ class GraphFilter(Recommender):
         self.text_fields = text_fields
         self.seed = seed
 
+    @property
+    def needs_text(self) -> bool:
+        """Whether ``fit`` uses item text embeddings (only for a semantic weight > 0)."""
+        return any(g > 0 for g in _grid(self.semantic_weight, "semantic_weight"))
+
     def fit(
         self, data: Dataset, *, valid: Dataset | None = None, item_emb: np.ndarray | None = None
     ) -> GraphFilter:
