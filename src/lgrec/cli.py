@@ -384,6 +384,9 @@ def _serve_parsers(sub) -> None:
     s.add_argument("--online-lr", type=float, default=0.5, help="η of the feedback fold-in")
     s.add_argument("--no-text", action="store_true", help="disable text (queries, text cold start)")
     s.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    s.add_argument(
+        "--graph-path", metavar="DIR", help="LadybugDB graph store: /explain paths, candidates"
+    )
     s.add_argument("-v", "--verbose", action="store_true")
     s = sub.add_parser("retrain", help="refit a saved model on its data + stored feedback")
     s.add_argument("--model", required=True, help="saved model directory")
@@ -408,7 +411,7 @@ def cmd_serve(args) -> int:
     settings = ServeSettings(
         model=args.model, store=args.store, api_key=key, protect_reads=args.protect_reads,
         max_body=args.max_body, online_lr=args.online_lr, text="off" if args.no_text else "auto",
-        threads=args.threads,
+        threads=args.threads, graph_path=args.graph_path,
     )  # fmt: skip
     if not key:
         log.warning("no API key (LGREC_API_KEY / --api-key): write endpoints are disabled")

@@ -7,6 +7,7 @@
 ``GET /recommend``     read   top-k items for a user (``query``, ``exclude_seen``, ``explain``)
 ``GET /similar``       read   items associated with an item (collaborative + text cosine)
 ``GET /explain``       read   why an item suits a user: history items, categories, sentence
+                             (+ graph-store paths with ``graph_path``)
 ``GET /users``         read   list user ids; ``GET /users/{id}``: profile and history
 ``POST /users``        write  new user from liked items and/or text, usable at once
 ``POST /items``        write  new item placed by its text neighbours, recommendable at once
@@ -23,6 +24,9 @@ the workers share (``metrics_dir``; :meth:`ServeSettings.to_env` makes a tempora
 ``--workers N`` run), which the answering worker sums (:mod:`lgrec.serve.metrics`).
 ``/docs`` and ``/redoc`` load their JavaScript and CSS from this server, so they work on a
 closed network (:mod:`lgrec.serve.docs`).
+With ``graph_path`` (``--graph-path DIR``) the server also opens a LadybugDB graph store
+read-only: ``/explain`` adds its user → item paths and ``/recommend?candidates=graph`` ranks
+only the user's two-hop items (:mod:`lgrec.serve.graph`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -44,6 +48,7 @@ from lgrec.errors import ConfigError
 from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.explain import explain_items
+from lgrec.serve.graph import GraphCompanion
 from lgrec.serve.metrics import Metrics, MetricsMiddleware, shared_metrics_dir
 from lgrec.serve.security import (
     ApiKeyMiddleware,
@@ -65,6 +70,10 @@ Text = Annotated[str | None, Query(min_length=1, max_length=500, description="fr
 Blend = Annotated[float, Query(ge=0, le=1, description="weight of collaborative")]
 QueryWeight = Annotated[float, Query(ge=0, le=10, description="weight of the query")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+Candidates = Annotated[
+    Literal["all", "graph"],
+    Query(description="'all': rank every item; 'graph': the graph store's two-hop items"),
+]
 
 
 @dataclass
@@ -81,6 +90,7 @@ class ServeSettings:
     threads: int | None = None
     metrics_dir: str | None = None
     metrics_interval: float = 2.0
+    graph_path: str | None = None
 
     @property
     def store_path(self) -> Path:
@@ -102,6 +112,8 @@ class ServeSettings:
         env[f"{ENV_PREFIX}METRICS_INTERVAL"] = str(self.metrics_interval)
         if self.threads:
             env[f"{ENV_PREFIX}THREADS"] = str(self.threads)
+        if self.graph_path:
+            env[f"{ENV_PREFIX}GRAPH_PATH"] = str(self.graph_path)
         if self.api_key:
             env["LGREC_API_KEY"] = self.api_key
         return env
@@ -125,6 +137,7 @@ class ServeSettings:
                 threads=int(threads) if threads else None,
                 metrics_dir=e.get(f"{ENV_PREFIX}METRICS_DIR") or None,
                 metrics_interval=float(e.get(f"{ENV_PREFIX}METRICS_INTERVAL", 2.0)),
+                graph_path=e.get(f"{ENV_PREFIX}GRAPH_PATH") or None,
             )
         except ValueError as err:
             raise ConfigError(f"invalid {ENV_PREFIX}* environment value: {err}") from err
@@ -143,11 +156,36 @@ def _items(st: ServeState, idx: Any, scores: Any, reasons: list[str] | None = No
     ]
 
 
+def _graph_top(
+    st: ServeState,
+    graph: GraphCompanion,
+    user: str,
+    u: int,
+    k: int,
+    *,
+    exclude_seen: bool,
+    query: str | None,
+    query_weight: float,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Top-``k`` of the user's two-hop items by model score; ``None`` when the graph store
+    does not know the user (then the caller ranks every item)."""
+    ids = graph.candidates(user)
+    if ids is None:
+        return None
+    rows = np.array([st.item_index(i) for i in ids if st.has_item(i)], dtype=np.int64)
+    if exclude_seen:
+        rows = rows[~np.isin(rows, st.history(u))]
+    s = st.scores(u, query, query_weight)[torch.from_numpy(rows)]
+    top = torch.topk(s, min(k, len(rows)))
+    return rows[top.indices.numpy()], top.values.numpy()
+
+
 def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> FastAPI:
     """The FastAPI app serving ``settings.model`` (or an already built ``state``)."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
     metrics = Metrics(settings.metrics_dir, interval=settings.metrics_interval)
+    graph = GraphCompanion(settings.graph_path) if settings.graph_path else None
     if state is None:
         store = FeedbackStore(settings.store_path)
         state = ServeState(settings.model, store, text=settings.text, online_lr=settings.online_lr)
@@ -159,6 +197,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         yield
         metrics.stop()
         st.close()
+        if graph is not None:
+            graph.close()
 
     app = FastAPI(
         title="lgrec",
@@ -170,6 +210,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     )
     app.state.serve = st
     app.state.metrics = metrics
+    app.state.graph = graph
     install_error_handlers(app)
     install_docs(app)
     read = Depends(api_key_dependency(settings.api_key, required=settings.protect_reads))
@@ -211,14 +252,24 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         exclude_seen: bool = True,
         query_weight: QueryWeight = 1.0,
         explain: bool = False,
+        candidates: Candidates = "all",
     ) -> S.RecommendResponse:
         """Top-``k`` items for ``user``; ``query`` steers the list with free text; with
-        ``explain`` every item carries a one-sentence reason."""
+        ``explain`` every item carries a one-sentence reason. ``candidates=graph`` ranks only
+        the items two hops from the user in the graph store (server run with
+        ``--graph-path``); a user the store lacks gets the full ranking (``candidates: all``)."""
+        if candidates == "graph" and graph is None:
+            raise ConfigError(
+                "candidates=graph needs a graph store: start the server with --graph-path DIR"
+            )
         st.sync()
         u = st.user_index(user)
-        idx, sc = st.recommend(
-            u, k, exclude_seen=exclude_seen, query=query, query_weight=query_weight
-        )
+        kw: dict[str, Any] = dict(exclude_seen=exclude_seen, query=query, query_weight=query_weight)
+        got = _graph_top(st, graph, user, u, k, **kw) if candidates == "graph" else None
+        if got is None:
+            candidates = "all"
+            got = st.recommend(u, k, **kw)
+        idx, sc = got
         reasons = None
         if explain:
             V, _, T = st.snapshot()
@@ -227,7 +278,9 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
                 st.history(u), idx, V, T, st.titles, st.categories, user_text=ut, query=query
             )
             reasons = [e.sentence for e in ex]
-        return S.RecommendResponse(user=user, k=k, query=query, items=_items(st, idx, sc, reasons))
+        return S.RecommendResponse(
+            user=user, k=k, query=query, candidates=candidates, items=_items(st, idx, sc, reasons)
+        )
 
     @app.get("/similar", response_model=S.SimilarResponse, responses=errs, dependencies=[read])
     def similar(
@@ -250,7 +303,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     @app.get("/explain", response_model=S.ExplainResponse, responses=errs, dependencies=[read])
     def explain(user: UserQ, item: ItemQ, query: Text = None) -> S.ExplainResponse:
         """Why ``item`` suits ``user``: the history items most similar to it (model vectors
-        and text), the categories they share, and one sentence."""
+        and text), the categories they share, and one sentence; with a graph store, also its
+        paths from the user to the item (strongest first)."""
         st.sync()
         u, i = st.user_index(user), st.item_index(item)
         V, _, T = st.snapshot()
@@ -284,6 +338,9 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             shared_categories=ex.shared_categories,
             text_match=ex.text_match,
             sentence=ex.sentence,
+            graph_paths=None
+            if graph is None
+            else [S.GraphPath(**p) for p in graph.paths(user, item)],
         )
 
     @app.get("/users", response_model=S.UserList, dependencies=[read])

@@ -50,6 +50,9 @@ class RecommendResponse(BaseModel):
     user: str
     k: int
     query: str | None = None
+    candidates: str = Field(
+        "all", description="'all' (every item ranked) or 'graph' (two-hop items of the graph store)"
+    )
     items: list[ItemOut]
 
 
@@ -124,6 +127,12 @@ class Because(BaseModel):
     semantic: float | None = Field(description="cosine of the two items' text embeddings")
 
 
+class GraphPath(BaseModel):
+    kind: str = Field(description="'similar' (via SIMILAR_TO) or 'co_user' (via another user)")
+    path: list[str] = Field(description="node ids: user, history item, [other user,] item")
+    score: float = Field(description="link similarity, or how many items the other user shares")
+
+
 class ExplainResponse(BaseModel):
     user: str
     item_id: str
@@ -133,6 +142,9 @@ class ExplainResponse(BaseModel):
     shared_categories: list[str]
     text_match: float | None = Field(None, description="cosine of the user's text and the item")
     sentence: str
+    graph_paths: list[GraphPath] | None = Field(
+        None, description="paths in the graph store (server started with --graph-path)"
+    )
 
 
 class HistoryItem(BaseModel):
