@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--out", required=True, help="model directory to write")
     s.add_argument("--no-refit", action="store_true", help="keep the train-only fit")
+    s.add_argument(
+        "--graph-path", metavar="DIR", help="train on the interactions of this LadybugDB store"
+    )
 
     s = sub.add_parser("evaluate", help="fit every model on one split; comparison table + chart")
     _common(s)
@@ -197,6 +200,13 @@ def cmd_train(args) -> int:
     cfg = _cfg(args, refit=not args.no_refit)
     setup(cfg)
     prep = prepare(cfg)
+    if args.graph_path:  # training interactions from the graph store (lgrec graph export)
+        from dataclasses import replace
+
+        from lgrec.store.training import store_split
+
+        split = store_split(prep.split, args.graph_path, valid_ratio=cfg.valid_ratio, seed=cfg.seed)
+        prep = replace(prep, split=split)
     model = build_model(args.model, cfg)
     model, fit_s = fit_model(model, prep, cfg)
     path = save_bundle(model, prep.data, args.out)
