@@ -84,3 +84,13 @@ def test_store_of_another_data_set_or_no_store_is_refused(
     assert "graph store: its 20 User nodes are not the 30" in capsys.readouterr().err
     assert main([*_train_args(data), "--graph-path", str(tmp_path / "none"), "--out", out]) == 2
     assert "no LadybugDB store" in capsys.readouterr().err
+
+
+def test_store_with_test_interactions_is_refused(tmp_path, exported, capsys):
+    data, _ = exported
+    db = tmp_path / "db-all"
+    assert main(["graph", "export", "--dataset", str(data), "--path", str(db), "--all-folds"]) == 0
+    capsys.readouterr()
+    out = str(tmp_path / "m")
+    assert main([*_train_args(data), "--graph-path", str(db), "--out", out]) == 2
+    assert "pairs of the test split" in capsys.readouterr().err

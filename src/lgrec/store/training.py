@@ -41,6 +41,20 @@ def check_same_ids(store: Any, like: Any) -> None:
             )
 
 
+def check_no_test_pairs(stored: Any, train: Any, test: Any) -> None:
+    """Raise :class:`DataError` when the store holds (user, item) pairs that only the test
+    split has (a store exported with ``--all-folds``): training on them would leak the test."""
+    leaked = (stored.matrix("binary") > 0).astype(int) - (train.matrix("binary") > 0)
+    leaked = leaked.multiply(test.matrix("binary") > 0)
+    n = int((leaked > 0).sum())
+    if n:
+        raise DataError(
+            f"graph store: it holds {n:,} (user, item) pairs of the test split that the "
+            "training files do not; it was exported with --all-folds. Export the training "
+            "part only (`lgrec graph export` without --all-folds) to train from it"
+        )
+
+
 def store_split(split: Any, path: str | Path, *, valid_ratio: float, seed: int) -> Any:
     """``split`` with its training (+ validation) part replaced by the store's interactions.
 
@@ -64,5 +78,6 @@ def store_split(split: Any, path: str | Path, *, valid_ratio: float, seed: int) 
         train = store_dataset(store, like, name=like.name)
     finally:
         store.close()
+    check_no_test_pairs(train, like, split.test)
     out = Split(train=train, test=split.test, cold_items=split.cold_items, kind=split.kind)
     return carve_valid(out, ratio=valid_ratio, seed=seed) if valid_ratio > 0 else out
