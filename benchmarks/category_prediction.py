@@ -24,9 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from lgrec.config import load_config
+from bench_setup import prepared_run
 from lgrec.data.dataset import Split
 from lgrec.eval.tasks import (
     category_metrics,
@@ -38,7 +37,6 @@ from lgrec.eval.tasks import (
 )
 from lgrec.graph.cooccurrence import cooccurrence
 from lgrec.models import LMGCN
-from lgrec.pipeline import prepare, setup
 from lgrec.text.encoder import TextEncoder
 from lgrec.utils import atomic_write_text
 
@@ -63,14 +61,7 @@ def main() -> None:
     p.add_argument("--category-weights", default="0.1,1.0")
     p.add_argument("--out", default="runs/bench-categories")
     args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = load_config(
-        dataset="ml-100k", fold="u1", split="fixed", seed=args.seed, threads=args.threads,
-        data_dir=args.data_dir,
-    )  # fmt: skip
-    setup(cfg)
-    torch.set_num_threads(args.threads)
-    prep = prepare(cfg)
+    cfg, prep = prepared_run(args, dataset="ml-100k", fold="u1", split="fixed")
     full = prep.data
     masked, held = holdout_categories(full, frac=args.frac, seed=args.seed)
     vocab = full.categories()[0]

@@ -19,12 +19,10 @@ import json
 import logging
 from pathlib import Path
 
-import torch
-
-from lgrec.config import load_config
+from bench_setup import prepared_run
 from lgrec.eval.protocol import evaluate_ranking
 from lgrec.graph.knowledge import collapse_item_graph, item_entity_matrix, load_kg
-from lgrec.pipeline import build_model, encode_items, fit_model, prepare, setup
+from lgrec.pipeline import build_model, encode_items, fit_model
 from lgrec.utils import atomic_write_text, data_dir
 
 log = logging.getLogger("bench.kg")
@@ -49,14 +47,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/bench-kg-ablation")
     args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = load_config(
-        dataset="ml-100k", fold="u1", split="fixed", seed=args.seed, threads=args.threads,
-        data_dir=args.data_dir,
-    )  # fmt: skip
-    setup(cfg)
-    torch.set_num_threads(args.threads)
-    prep = prepare(cfg)
+    cfg, prep = prepared_run(args, dataset="ml-100k", fold="u1", split="fixed")
     encode_items(prep, cfg)
     kg = load_kg(data_dir(args.data_dir) / "ml-100k-kg")
     out = Path(args.out)

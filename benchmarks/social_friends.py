@@ -23,14 +23,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from lgrec.config import load_config
+from bench_setup import prepared_run
 from lgrec.eval.protocol import evaluate_ranking
 from lgrec.eval.tasks import evaluate_friend_recovery
 from lgrec.graph.social import social_adjacency, split_edges
 from lgrec.models.friends import FriendRecommender, SocialBlend
-from lgrec.pipeline import build_model, prepare, setup
+from lgrec.pipeline import build_model
 from lgrec.utils import atomic_write_text
 
 log = logging.getLogger("bench.social")
@@ -100,14 +99,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/bench-social")
     args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = load_config(
-        dataset="lastfm-social", split="fixed", seed=args.seed, threads=args.threads,
-        data_dir=args.data_dir,
-    )  # fmt: skip
-    setup(cfg)
-    torch.set_num_threads(args.threads)
-    prep = prepare(cfg)
+    cfg, prep = prepared_run(args, dataset="lastfm-social", split="fixed")
     edges = prep.data.meta["social_edges"]
     log.info("%s; %d directed social edges", prep.data.summary(), len(edges))
     rank, fitted = ranking_rows(cfg, prep, edges, args.bases.split(","))
