@@ -7,6 +7,7 @@ so both the collaborative signal and the text carry the structure that models sh
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,12 @@ def topic_precision(model, ds: Dataset, k: int = 5) -> float:
 def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LGREC_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def planted_social():
+    """A small planted data set with a social graph (``meta["social_edges"]``)."""
+    ds = make_planted(n_users=30, items_per_topic=8, per_user=8)
+    a, b = np.triu_indices(ds.n_users, 1)
+    pairs = np.stack([a, b], axis=1)[(a % 3 == b % 3) & ((a + b) % 4 == 0)]
+    return replace(ds, meta={"social_edges": pairs})

@@ -10,16 +10,7 @@ import torch
 
 from lgrec.cli import main
 from lgrec.models import Recommender
-from tests.conftest import make_planted
 from tests.store.test_store_pipeline import write_lastfm
-
-
-@pytest.fixture(scope="module")
-def planted_social():
-    ds = make_planted(n_users=30, items_per_topic=8, per_user=8)
-    a, b = np.triu_indices(ds.n_users, 1)
-    pairs = np.stack([a, b], axis=1)[(a % 3 == b % 3) & ((a + b) % 4 == 0)]
-    return replace(ds, meta={"social_edges": pairs})
 
 
 @pytest.fixture()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +15,6 @@ from lgrec.graph.semantic import semantic_knn
 from lgrec.graphcli import export_dataset, parse_params, store_dataset, train_part
 from lgrec.models import LightGCN
 from tests.conftest import make_planted, split_last
-
-
-@pytest.fixture(scope="module")
-def planted_social():
-    ds = make_planted(n_users=30, items_per_topic=8, per_user=8)
-    a, b = np.triu_indices(ds.n_users, 1)
-    pairs = np.stack([a, b], axis=1)[(a % 3 == b % 3) & ((a + b) % 4 == 0)]
-    return replace(ds, meta={"social_edges": pairs})
 
 
 def test_export_counts_and_queries(graph_store, planted_social):

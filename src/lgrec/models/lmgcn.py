@@ -324,7 +324,7 @@ class LMGCN(LightGCN):
             user_emb=self.user_emb_,
             seen=self.seen_[:, warm.numpy()],
         )
-        self.cold_map_, self.cold_alpha_ = cm.w, cm.alpha
+        self.cold_map_ = cm.w
         if (~warm).any():
             self.item_emb_[~warm] = cm.embed(f[~warm], t[~warm], t[warm], self.item_emb_[warm])
         log.info("%d cold items embedded from side features", int((~warm).sum()))
