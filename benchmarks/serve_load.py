@@ -212,28 +212,36 @@ async def http_request(
 
 
 async def fixed_rate(
-    url: str, users: list[str], items: list[str], rate: float, seconds: float, share_fb: float
+    url: str,
+    users: list[str],
+    items: list[str],
+    rate: float,
+    seconds: float,
+    share_fb: float,
+    warmup: float = 3.0,
 ) -> dict:
     """Open loop: request k is sent at t0 + k/rate whatever happened before; latency counts
-    from that scheduled time, so time spent queueing behind a slow server is included."""
+    from that scheduled time, so time spent queueing behind a slow server is included.
+
+    The first ``warmup`` seconds run at the same rate but are not recorded (each worker's
+    thread pool, SQLite connections and caches fill up then). Tasks are spawned on schedule
+    by one loop, not created all at once, so the generator itself has no start-up burst."""
     host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
     rng = np.random.default_rng(0)
-    n = int(rate * seconds)
+    n_warm, n = int(rate * warmup), int(rate * (warmup + seconds))
     kinds = rng.random(n) < share_fb
     pick_u, pick_i = rng.integers(len(users), size=n), rng.integers(len(items), size=n)
     lat: dict[str, list[float]] = {"recommend": [], "feedback": []}
     errors = {"recommend": 0, "feedback": 0}
     json_hdr = {"Content-Type": "application/json", "X-API-Key": API_KEY}
-    t0 = time.perf_counter()
+    key_prefix = f"fixed-{os.getpid()}-{time.time_ns()}"
 
-    async def one(k: int) -> None:
-        due = t0 + k / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+    async def one(k: int, due: float) -> None:
         kind = "feedback" if kinds[k] else "recommend"
         try:
             if kinds[k]:
                 body = {"user": users[pick_u[k]], "item": items[pick_i[k]], "event": "click",
-                        "idempotency_key": f"fixed-{os.getpid()}-{k}"}  # fmt: skip
+                        "idempotency_key": f"{key_prefix}-{k}"}  # fmt: skip
                 status = await http_request(
                     host, port, "POST", "/feedback", json.dumps(body).encode(), json_hdr
                 )
@@ -243,12 +251,22 @@ async def fixed_rate(
             ok = status < 300
         except OSError:
             ok = False
-        lat[kind].append((time.perf_counter() - due) * 1000)
-        errors[kind] += not ok
+        if k >= n_warm:
+            lat[kind].append((time.perf_counter() - due) * 1000)
+            errors[kind] += not ok
 
-    await asyncio.gather(*(one(k) for k in range(n)))
-    wall = time.perf_counter() - t0
-    out = {"tool": "asyncio sockets, open loop", "rate_rps": rate, "seconds": seconds}
+    t0 = time.perf_counter()
+    tasks = []
+    for k in range(n):
+        due = t0 + k / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(k, due)))
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - t0 - warmup
+    out = {"tool": "asyncio sockets, open loop", "rate_rps": rate, "seconds": seconds,
+           "warmup_seconds": warmup}  # fmt: skip
     for kind, v in lat.items():
         a = np.asarray(v)
         out[kind] = {
@@ -256,6 +274,7 @@ async def fixed_rate(
             "throughput_rps": len(a) / wall,
             "p50_ms": float(np.percentile(a, 50)) if len(a) else None,
             "p99_ms": float(np.percentile(a, 99)) if len(a) else None,
+            "max_ms": float(a.max()) if len(a) else None,
             "errors": errors[kind],
         }
     return out
@@ -269,9 +288,11 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--rec-seconds", type=int, default=10)
     p.add_argument("--fb-seconds", type=int, default=8)
-    p.add_argument("--fixed-seconds", type=float, default=10)
+    p.add_argument("--fixed-seconds", type=float, default=20)
+    p.add_argument("--warmup-seconds", type=float, default=3)
     p.add_argument("--rate", type=float, default=200)
     p.add_argument("--no-text", action="store_true", help="serve without the text encoder")
+    p.add_argument("--threads", type=int, help="torch threads per server worker (server default)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not shutil.which("wrk"):
@@ -292,6 +313,7 @@ def main() -> int:
         port, url = free_port(), None
         url = f"http://127.0.0.1:{port}"
         extra = ["--no-text"] if args.no_text else []
+        extra += ["--threads", str(args.threads)] if args.threads else []
         proc = start_server(
             bundle, tmp / "load.sqlite", port, args.workers, extra, OUT / "serve_load.log"
         )
@@ -306,7 +328,9 @@ def main() -> int:
             result["wrk_feedback"] = run_wrk(url, fb_lua, args.fb_seconds, args.connections)
             log.info("wrk /feedback: %s", result["wrk_feedback"])
             result["fixed_rate"] = asyncio.run(
-                fixed_rate(url, users, items, args.rate, args.fixed_seconds, share_fb=0.1)
+                fixed_rate(
+                    url, users, items, args.rate, args.fixed_seconds, 0.1, args.warmup_seconds
+                )
             )
             log.info("fixed rate: %s", result["fixed_rate"])
             with urllib.request.urlopen(url + "/health") as r:

@@ -36,6 +36,18 @@ def test_health_and_openapi(client, dataset):
     assert "X-API-Key" in str(spec["components"]["securitySchemes"])
 
 
+def test_long_lived_objects_are_frozen_while_serving(client):
+    """The model and catalogue are moved out of the garbage collector's reach while the app
+    runs (a full collection over them stalled requests by ~0.3 s on an ML-1M model)."""
+    import gc
+
+    before = gc.get_freeze_count()
+    with client:  # runs the app's lifespan: warm-up, freeze … unfreeze at shutdown
+        assert gc.get_freeze_count() > before + 10_000
+        assert client.get("/recommend", params={"user": "u0", "k": 3}).status_code == 200
+    assert gc.get_freeze_count() == 0
+
+
 def test_recommend_matches_model_and_excludes_seen(client, bundle, dataset):
     from lgrec.models.base import Recommender
 

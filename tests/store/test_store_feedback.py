@@ -42,6 +42,19 @@ def test_add_event_and_read_back(store):
     assert store.count() == 3 and store.count(user_id="u1") == 2
 
 
+def test_event_rows_are_the_events_as_plain_tuples(store):
+    a, _ = store.add_event("u1", "i1", "click")
+    b, _ = store.add_event("u1", "i2", "rating", value=2.0)
+    c, _ = store.add_event("u2", "i3", "like")
+    rows = store.event_rows(since_id=a)
+    assert rows == [(b, "u1", "i2", "rating", 2.0), (c, "u2", "i3", "like", None)]
+    assert type(rows[0]) is tuple  # not sqlite3.Row: the store's row factory is not used
+    assert store.event_rows(user_id="u2", columns=("item_id",)) == [("i3",)]
+    assert [r[0] for r in store.event_rows(limit=2)] == [a, b]
+    with pytest.raises(DataError, match=r"unknown column.*'nope'"):
+        store.event_rows(columns=("id", "nope"))
+
+
 def test_idempotency_key_never_duplicates(store):
     first = store.add_event("u1", "i1", "click", idempotency_key="req-1")
     assert first[1] is True

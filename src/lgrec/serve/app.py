@@ -31,6 +31,7 @@ only the user's two-hop items (:mod:`lgrec.serve.graph`).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -194,7 +195,16 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         metrics.start()
+        if st.n_users and st.n_items:  # warm the scoring path before the first request
+            st.sync()
+            st.recommend(0, min(10, st.n_items))
+        # The model, catalogue and id maps are ~0.5 M long-lived Python objects: a full
+        # garbage collection walking them stalls a request for ~0.3 s. Freeze them (they
+        # live until shutdown) so that collections only walk request garbage.
+        gc.collect()
+        gc.freeze()
         yield
+        gc.unfreeze()
         metrics.stop()
         st.close()
         if graph is not None:

@@ -19,12 +19,11 @@ A mixin of :class:`lgrec.serve.state.ServeState`: it works on the attributes dec
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any
 
-import pandas as pd
 import torch
 
 from lgrec.serve import online
@@ -90,17 +89,15 @@ class SyncMixin:
                 self._catalog_mark = (users_max, items_max)
             n, batch = 0, 10_000
             while ev_max > self.last_event:
-                ev = self.store.events(since_id=self.last_event, limit=batch)
-                if not len(ev):
+                rows = self.store.event_rows(since_id=self.last_event, limit=batch)
+                if not rows:
                     break
-                known = ev["user_id"].map(self._uidx.__contains__) & ev["item_id"].map(
-                    self._iidx.__contains__
-                )
-                if not bool(known.all()):
+                uidx, iidx = self._uidx, self._iidx
+                if not all(r[1] in uidx and r[2] in iidx for r in rows):
                     self._load_catalog()
-                for row in ev.itertuples(index=False):
-                    n += self._apply_event(row)
-                self.last_event = int(ev["id"].iloc[-1])
+                for row in rows:
+                    n += self._apply_event(*row)
+                self.last_event = int(rows[-1][0])
             return n
 
     def _watermarks(self) -> tuple[int, int, int]:
@@ -128,14 +125,16 @@ class SyncMixin:
             self._conns.clear()
         self.store.close()
 
-    def _apply_event(self, row: Any) -> int:
+    def _apply_event(
+        self, eid: int, user_id: str, item_id: str, event: str, value: float | None
+    ) -> int:
         """Fold one stored event in: 1 when applied, 0 when it names an unknown user/item."""
-        u, i = self._uidx.get(row.user_id), self._iidx.get(row.item_id)
+        u, i = self._uidx.get(user_id), self._iidx.get(item_id)
         if u is None or i is None:
-            log.warning("event %d names an unknown user/item (%s, %s): skipped", row.id, *row[1:3])
+            log.warning("event %d names unknown %s/%s: skipped", eid, user_id, item_id)
             return 0
-        value = None if pd.isna(row.value) else float(row.value)
-        alpha = self.online_lr * online.event_weight(row.event, value, self.rating_scale)
+        value = None if value is None or math.isnan(value) else float(value)
+        alpha = self.online_lr * online.event_weight(event, value, self.rating_scale)
         with self.lock:
             self.U[u] = online.fold_in(self.U[u], self.V[i], alpha)
             self.online_seen.setdefault(u, {})[i] = None

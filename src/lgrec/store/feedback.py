@@ -230,7 +230,25 @@ class FeedbackStore:
 
         Columns: ``id, user_id, item_id, event, value, ts, idempotency_key, received_at``.
         """
-        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id > ?"
+        rows = self.event_rows(since_id, user_id, limit, EVENT_COLUMNS)
+        df = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+        return df.astype(
+            {"id": "int64", "value": "float64", "ts": "float64", "received_at": "float64"}
+        )
+
+    def event_rows(
+        self,
+        since_id: int = 0,
+        user_id: str | None = None,
+        limit: int | None = None,
+        columns: Sequence[str] = ("id", "user_id", "item_id", "event", "value"),
+    ) -> list[tuple]:
+        """Like :meth:`events` but plain tuples of ``columns``, oldest first: the fast path
+        for a server applying a few new events per request (no DataFrame, ~20 µs)."""
+        bad = [c for c in columns if c not in EVENT_COLUMNS]
+        if bad:
+            raise DataError(f"event_rows: unknown column(s) {bad}; expected {list(EVENT_COLUMNS)}")
+        sql = f"SELECT {', '.join(columns)} FROM events WHERE id > ?"
         args: list[Any] = [int(since_id)]
         if user_id is not None:
             sql += " AND user_id = ?"
@@ -239,11 +257,9 @@ class FeedbackStore:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
-        rows = self._conn().execute(sql, args).fetchall()
-        df = pd.DataFrame([tuple(r) for r in rows], columns=list(EVENT_COLUMNS))
-        return df.astype(
-            {"id": "int64", "value": "float64", "ts": "float64", "received_at": "float64"}
-        )
+        cur = self._conn().cursor()
+        cur.row_factory = None  # plain tuples
+        return cur.execute(sql, args).fetchall()
 
     def count(self, user_id: str | None = None) -> int:
         """Number of stored events (of one user when given)."""
