@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -28,6 +29,11 @@ from typing import Any
 import pandas as pd
 
 from lgrec.errors import DataError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +130,8 @@ class FeedbackStore:
         self._conns_lock = threading.Lock()
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._wlock = threading.Lock()
+        self._lock_fd = _open_lock_file(self.path)
         migrate(self._conn(), self.path)
 
     # ---- connections -------------------------------------------------------------------
@@ -148,15 +156,22 @@ class FeedbackStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
+        """One write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error).
+
+        Writers queue first on a thread lock and an ``flock`` of ``<file>.lock`` shared by
+        every process that opens the store: a waiting writer wakes the moment the lock is
+        released. Without it SQLite's busy handler polls with sleeps of up to 100 ms, which
+        made the p99 of concurrent feedback writes from two server workers ~0.3 s. The kernel
+        drops the ``flock`` of a killed process; SQLite's own lock stays the safety net."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._wlock, _flocked(self._lock_fd):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every connection this object opened (from any thread)."""
@@ -164,6 +179,8 @@ class FeedbackStore:
             for conn in self._conns:
                 conn.close()
             self._conns.clear()
+            if self._lock_fd is not None and not self._closed:
+                os.close(self._lock_fd)
             self._closed = True
 
     def __enter__(self) -> FeedbackStore:
@@ -346,6 +363,31 @@ class FeedbackStore:
 
 
 # ---- helpers ---------------------------------------------------------------------------
+def _open_lock_file(path: Path) -> int | None:
+    """File descriptor of ``<path>.lock`` for :func:`_flocked`; None where ``flock`` is missing
+    (Windows) or the folder is read-only (then SQLite's busy handler alone orders writers)."""
+    if fcntl is None:
+        return None
+    try:
+        return os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        log.warning("feedback store %s: no lock file (%s); writers poll SQLite's lock", path, e)
+        return None
+
+
+@contextmanager
+def _flocked(fd: int | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``fd`` (no-op for None)."""
+    if fd is None:
+        yield
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 def _check_id(value: Any, name: str, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise DataError(f"{where}: {name} must be a non-empty string, got {type(value).__name__}")
