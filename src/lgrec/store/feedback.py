@@ -7,8 +7,9 @@ user_version`` and upgraded by :func:`migrate` when the file is opened.
 
 Thread safety: every thread gets its own SQLite connection (``threading.local``), so a FastAPI
 app can call the store from its thread pool. WAL lets readers run while one writer commits;
-writers take the database lock with ``BEGIN IMMEDIATE`` and wait up to ``timeout`` seconds for
-each other. One ``FeedbackStore`` object may be shared by all threads of a process, and several
+writers queue on a thread lock and an ``flock`` of ``<file>.lock`` (shared by every process),
+then take the database lock with ``BEGIN IMMEDIATE`` (SQLite waits up to ``timeout`` seconds
+for writers that do not use the lock file). One ``FeedbackStore`` object may be shared by all threads of a process, and several
 processes may open the same file.
 """
 
