@@ -34,7 +34,7 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "reg": "1e-6:1e-2:log",
         "semantic_weight": "0.0:1.0",
     },
-    "graphfilter": {"k": "8:512:log", "alpha": "0.0:1.5"},
+    "graphfilter": {"k": "8:512:log", "alpha": "0.0:1.5", "sharpen": "0.0:3.0"},
     "textknn": {"k": "5:200:log"},
 }
 

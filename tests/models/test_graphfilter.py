@@ -23,7 +23,7 @@ def test_linear_filter_matches_dense_formula(planted_split):
 
 
 def test_ideal_filter_and_grid_choice(planted_split, planted):
-    m = GraphFilter(k=(2, 4, 8), alpha=(0.0, 0.5)).fit(
+    m = GraphFilter(k=(2, 4, 8), alpha=(0.0, 0.5), sharpen=0.0).fit(
         planted_split.train, valid=planted_split.valid
     )
     assert len(m.search_) == 6
@@ -32,6 +32,53 @@ def test_ideal_filter_and_grid_choice(planted_split, planted):
     assert topic_precision(m, planted) > 0.8
     params = m.refit_params()
     assert params["k"] == m.k_ and params["alpha"] == m.alpha_
+
+
+def _dense_blurred(train, m) -> tuple[np.ndarray, np.ndarray]:
+    """(x = linear + α · ideal, P = R̃ᵀR̃), densely, for the model's own V_k."""
+    r = train.matrix().toarray().astype(np.float64)
+    du, di = r.sum(1), r.sum(0)
+    rn = r / np.sqrt(np.maximum(du, 1))[:, None] / np.sqrt(np.maximum(di, 1))[None, :]
+    p = rn.T @ rn
+    v = m.vk_.numpy().astype(np.float64)
+    dhalf = np.sqrt(di)
+    with np.errstate(divide="ignore"):
+        dinv = np.where(di > 0, 1 / dhalf, 0.0)
+    ideal = (r * dinv) @ v @ v.T * dhalf
+    return r @ p + m.alpha_ * ideal, p
+
+
+def test_sharpening_is_the_rk4_step_on_the_top_eigenvectors(planted_split):
+    train = planted_split.train
+    k, h = min(train.n_users, train.n_items) - 1, 1.5
+    m = GraphFilter(k=k, alpha=0.3, sharpen=h).fit(train)
+    x, p = _dense_blurred(train, m)
+    hp = h * p
+    poly = np.eye(len(p)) - hp + hp @ hp / 2 - hp @ hp @ hp / 6 + hp @ hp @ hp @ hp / 24
+    v = m.vk_.numpy().astype(np.float64)
+    expected = x + x @ v @ v.T @ (poly - np.eye(len(p)))  # x p_h(P) on span(V_k), x elsewhere
+    got = m.score(np.arange(train.n_users)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+    # k is all but one dimension here, so this is nearly the full x p_h(P) (BSPM's step)
+    full = x @ poly
+    assert np.abs(got - full).max() < 0.05 * np.abs(full).max()
+    assert np.abs(got - x).max() > 0.1 * np.abs(x).max()  # and sharpening changed the scores
+
+
+def test_sharpening_is_chosen_on_validation_after_k_and_alpha(planted_split, tmp_path):
+    m = GraphFilter(k=(4, 8), alpha=(0.0, 0.5), sharpen=(0.0, 1.0, 2.0)).fit(
+        planted_split.train, valid=planted_split.valid
+    )
+    first, second = m.search_[:4], m.search_[4:]
+    assert {r["sharpen"] for r in first} == {0.0} and [r["sharpen"] for r in second] == [0, 1, 2]
+    best1 = max(first, key=lambda r: r["valid_Recall@20"])
+    assert all((r["k"], r["alpha"]) == (best1["k"], best1["alpha"]) for r in second)
+    best2 = max(second, key=lambda r: r["valid_Recall@20"])
+    assert m.h_ == best2["sharpen"] and m.refit_params()["sharpen"] == m.h_
+    users = torch.arange(15)
+    sharp = GraphFilter(k=8, alpha=0.5, sharpen=2.0).fit(planted_split.train)
+    sharp.save(tmp_path / "sharp")
+    assert torch.allclose(Recommender.load(tmp_path / "sharp").score(users), sharp.score(users))
 
 
 def test_semantic_filter_and_round_trip(planted_split, planted_text_emb, tmp_path):

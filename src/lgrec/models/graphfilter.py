@@ -7,12 +7,25 @@ With the binary interaction matrix R (U × I) and its normalisation R̃ = D_U^{-
                                                      s_u^ideal = r_u D_I^{-1/2} V_k V_kᵀ D_I^{1/2}
 * semantic filter (language-model item graph S, symmetric-normalised S̃):
                                                      s_u^sem = r_u S̃
-* score:  s_u = s_u^lin + α s_u^ideal + γ s_u^sem
+* blurred score:  x_u = s_u^lin + α s_u^ideal
+* sharpening (the BSPM idea, Choi et al. 2023): run ``dx/dt = −x P`` with P = R̃ᵀR̃ for time h
+  from x_u, one fourth-order Runge–Kutta step, i.e. ``x_u ↦ x_u p_h(P)`` with
+  ``p_h(λ) = 1 − hλ + (hλ)²/2 − (hλ)³/6 + (hλ)⁴/24``. Powers of P are dominated by its top
+  eigenvectors (P V_k = V_k Λ_k, Λ_k = diag(σ²)), so lgrec applies the polynomial on the span of
+  V_k, where it is exact and costs O(k) per item, and leaves the rest of x_u as it is:
+
+      x_u p_h(P) ≈ x_u + (x_u V_k) (p_h(Λ_k) − I) V_kᵀ,
+      x_u V_k = (r_u V_k) Λ_k + α (r_u D_I^{-1/2} V_k) (V_kᵀ D_I^{1/2} V_k)
+
+  (on Gowalla's validation split this gives 0.2193 Recall@20 against 0.2206 for four exact
+  products with P per user, which would cost 4× the whole scoring).
+* score:  s_u = sharpened x_u + γ s_u^sem
 
 ``r_u R̃ᵀ R̃`` is computed as ``(r_u R̃ᵀ) R̃`` per block of users, so no I × I matrix is ever
-formed (memory O(block × (U + I) + k × I)). α and γ are picked on the validation split (carved
-from training data) from small grids when ``valid`` is given; the final filter uses train +
-valid interactions only when ``refit_full`` (the caller passes them) — never the test split.
+formed (memory O(block × (U + I) + k × I)). k, α and γ are picked on the validation split
+(carved from training data) from small grids when ``valid`` is given, then h given those; the
+final filter uses train + valid interactions only when ``refit_full`` (the caller passes them) —
+never the test split.
 """
 
 from __future__ import annotations
@@ -45,6 +58,8 @@ class GraphFilter(Recommender):
         k: number of singular vectors of the ideal low-pass term (0 disables it); a tuple is
             a grid searched on validation (one SVD of the largest k serves every value).
         alpha: weight α of the ideal term; a tuple is a grid searched on validation.
+        sharpen: sharpening time h (0 disables it); a tuple is a grid searched on validation
+            after k, α and γ are chosen.
         semantic_weight: weight γ of the semantic filter (0 disables it); tuple = grid.
         semantic_k, semantic_threshold: kNN graph over the text embeddings.
         text_model, text_fields: how item text is encoded (when embeddings are not passed).
@@ -55,8 +70,9 @@ class GraphFilter(Recommender):
 
     def __init__(
         self,
-        k: int | tuple[int, ...] | list[int] = (16, 32, 64, 128, 256),
+        k: int | tuple[int, ...] | list[int] = (16, 32, 64, 128, 256, 512),
         alpha: float | tuple[float, ...] | list[float] = (0.1, 0.3, 0.6, 1.0),
+        sharpen: float | tuple[float, ...] | list[float] = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5),
         semantic_weight: float | tuple[float, ...] | list[float] = 0.0,
         semantic_k: int = 20,
         semantic_threshold: float = 0.0,
@@ -66,6 +82,7 @@ class GraphFilter(Recommender):
     ):
         self.k = k
         self.alpha = alpha
+        self.sharpen = sharpen
         self.semantic_weight = semantic_weight
         self.semantic_k = semantic_k
         self.semantic_threshold = semantic_threshold
@@ -85,6 +102,7 @@ class GraphFilter(Recommender):
         ks = [int(k) for k in _grid(self.k, "k")]
         alphas = _grid(self.alpha, "alpha")
         gammas = _grid(self.semantic_weight, "semantic_weight")
+        hs = _grid(self.sharpen, "sharpen")
         t0 = time.perf_counter()
         x = self._remember(data)
         self.x_ = x
@@ -93,12 +111,14 @@ class GraphFilter(Recommender):
         self.rnt_ = rn.T.tocsr()
         di = np.asarray(x.sum(0)).ravel()
         self.di_ = di
-        self.vk_ = self._vall = None
+        self.vk_ = self._vall = self.lam_ = self._mall = None
         ks = sorted({min(k, min(x.shape) - 1) for k in ks})
         if ks[-1] > 0:
-            _, _, vt = randomized_svd(rn, ks[-1], n_iter=6, random_state=self.seed)
+            _, sig, vt = randomized_svd(rn, ks[-1], n_iter=6, random_state=self.seed)
             self._vall = torch.from_numpy(vt.T.astype(np.float32))  # I × k_max, by σ desc
+            self.lam_ = torch.from_numpy((sig**2).astype(np.float32))  # Λ = σ²
             self.vk_ = self._vall
+            self._mall = self._gram_d(self._vall)
         self.sem_ = None
         if any(g > 0 for g in gammas):
             if item_emb is None:
@@ -110,72 +130,98 @@ class GraphFilter(Recommender):
             self.text_model_ = self.text_model
             s = semantic_knn(item_emb, k=self.semantic_k, threshold=self.semantic_threshold)
             self.sem_ = normalize_graph(s, "sym").astype(np.float32).tocsr()
-        self.alpha_, self.gamma_, self.k_ = alphas[0], gammas[0], ks[-1]
         self.search_ = []
-        grid = list(itertools.product(ks if self._vall is not None else [0], alphas, gammas))
-        if valid is not None and len(valid) and len(grid) > 1:
+        has_v = self._vall is not None
+        grid = list(itertools.product(ks if has_v else [0], alphas, gammas, [hs[0]]))
+        if valid is not None and len(valid) and (len(grid) > 1 or len(hs) > 1):
             vx = valid.matrix("binary")
-
-            def scores(users: Tensor):  # the components once per block, then every setting
-                comp = self._components(users, self._vall)
-                return (self._combine(comp, k, a, g) for k, a, g in grid)
-
-            res = validation_grid(scores, len(grid), x, vx, k=20)
-            best = (-1.0, grid[0])
-            for (k, a, g), m in zip(grid, res):
-                r = m["Recall@20"]
-                self.search_.append(
-                    {"k": k, "alpha": a, "semantic_weight": g, "valid_Recall@20": r}
-                )
-                if r > best[0]:  # ties keep the earlier (simpler) setting
-                    best = (r, (k, a, g))
-            log.info(
-                "graphfilter chose (k, alpha, semantic_weight) = %s, valid R@20 %.4f",
-                best[1],
-                best[0],
-            )
-            self._set(*best[1])
+            best = self._search(grid, x, vx)  # k, α, γ (at the first h) …
+            if has_v and len(hs) > 1:  # … then h given those
+                k, a, g, _ = best
+                best = self._search([(k, a, g, h) for h in hs], x, vx)
+            self._set(*best)
         else:
             self._set(*grid[0])
-        self._vall = None
+        self._vall = self._mall = None
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
-    def _set(self, k: int, alpha: float, gamma: float) -> None:
-        self.k_, self.alpha_, self.gamma_ = k, alpha, gamma
+    def _search(self, grid: list[tuple], x: sp.csr_matrix, vx: sp.csr_matrix) -> tuple:
+        """The setting ``(k, α, γ, h)`` of ``grid`` with the best validation Recall@20 (ties
+        keep the earlier, simpler one); every setting is logged in ``search_``."""
+
+        def scores(users: Tensor):  # the components once per block, then every setting
+            comp = self._components(users, self._vall, self._mall)
+            return (self._combine(comp, *setting) for setting in grid)
+
+        res = validation_grid(scores, len(grid), x, vx, k=20)
+        best = (-1.0, grid[0])
+        for (k, a, g, h), m in zip(grid, res):
+            r = m["Recall@20"]
+            self.search_.append(
+                {"k": k, "alpha": a, "semantic_weight": g, "sharpen": h, "valid_Recall@20": r}
+            )
+            if r > best[0]:
+                best = (r, (k, a, g, h))
+        log.info(
+            "graphfilter chose (k, alpha, semantic_weight, sharpen) = %s, valid R@20 %.4f",
+            best[1],
+            best[0],
+        )
+        return best[1]
+
+    def _set(self, k: int, alpha: float, gamma: float, h: float) -> None:
+        self.k_, self.alpha_, self.gamma_, self.h_ = k, alpha, gamma, h
         if self._vall is not None:
             self.vk_ = self._vall[:, :k].contiguous()
+            self.lam_ = self.lam_[:k].contiguous()
+        self.mk_ = self._gram_d(self.vk_) if self.vk_ is not None and h > 0 else None
 
-    def _components(
-        self, users: Tensor, v: Tensor | None
-    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
-        """(linear x R̃ᵀR̃, x D_I^{-1/2} V (B × k_max) or None, semantic x S or None, V)."""
+    def _gram_d(self, v: Tensor) -> Tensor:
+        """``Vᵀ D_I^{1/2} V`` (k × k): maps the ideal term's ``r D^{-1/2} V`` into V's basis."""
+        return v.T @ (v * torch.from_numpy(np.sqrt(self.di_).astype(np.float32))[:, None])
+
+    def _components(self, users: Tensor, v: Tensor | None, m: Tensor | None = None) -> tuple:
+        """(linear x R̃ᵀR̃, x D_I^{-1/2} V (B × k_max), x V, semantic x S, V, Vᵀ D^{1/2} V);
+        the terms that need V are None without it."""
         xb = self.x_[users.numpy()]
         h = np.asarray((xb @ self.rnt_).toarray(), dtype=np.float32)  # B × U
         lin = torch.from_numpy(np.ascontiguousarray((self.rnt_ @ h.T).T))  # B × I
-        low = sem = None
+        low = rv = sem = None
         if v is not None:
             with np.errstate(divide="ignore"):
                 inv = np.where(self.di_ > 0, self.di_**-0.5, 0.0).astype(np.float32)
             low = torch.from_numpy((xb @ sp.diags(inv)).toarray()) @ v
+            rv = torch.from_numpy(xb.toarray()) @ v if m is not None else None
         if self.sem_ is not None:
             sem = torch.from_numpy(np.asarray((xb @ self.sem_).todense()))
-        return lin, low, sem, v
+        return lin, low, rv, sem, v, m
 
-    def _combine(self, comp: tuple, k: int, alpha: float, gamma: float) -> Tensor:
-        """s = linear + α · (low[:, :k] V_kᵀ) D_I^{1/2} + γ · semantic."""
-        lin, low, sem, v = comp
+    def _combine(self, comp: tuple, k: int, alpha: float, gamma: float, h: float = 0.0) -> Tensor:
+        """s = x + (x V_k)(p_h(Λ_k) − I) V_kᵀ + γ · semantic, x = linear + α · ideal (module
+        docstring)."""
+        lin, low, rv, sem, v, m = comp
         s = lin
-        if low is not None and alpha > 0 and k > 0:
+        use_v = low is not None and k > 0
+        if use_v and alpha > 0:
             ideal = low[:, :k] @ v[:, :k].T * torch.from_numpy(np.sqrt(self.di_).astype(np.float32))
             s = s + alpha * ideal
+        if use_v and h > 0 and rv is not None:
+            lam = self.lam_[:k]
+            xv = rv[:, :k] * lam
+            if alpha > 0:
+                xv = xv + alpha * (low[:, :k] @ m[:k, :k])
+            z = h * lam
+            p = 1 - z + z**2 / 2 - z**3 / 6 + z**4 / 24
+            s = s + (xv * (p - 1)) @ v[:, :k].T
         if sem is not None and gamma > 0:
             s = s + gamma * sem
         return s
 
     def _score_block(self, users: Tensor) -> Tensor:
-        v = self.vk_ if self.alpha_ > 0 else None
-        return self._combine(self._components(users, v), self.k_, self.alpha_, self.gamma_)
+        v = self.vk_ if self.alpha_ > 0 or self.h_ > 0 else None
+        comp = self._components(users, v, self.mk_ if self.h_ > 0 else None)
+        return self._combine(comp, self.k_, self.alpha_, self.gamma_, self.h_)
 
     def refit_params(self) -> dict[str, Any]:
         return {
@@ -183,6 +229,7 @@ class GraphFilter(Recommender):
             "k": self.k_,
             "alpha": self.alpha_,
             "semantic_weight": self.gamma_,
+            "sharpen": self.h_,
         }
 
     # ---- persistence: the filters are rebuilt from the stored interactions ----------------
@@ -190,6 +237,7 @@ class GraphFilter(Recommender):
         st = super()._state()
         if self.vk_ is not None:
             st["vk"] = self.vk_
+            st["lam"] = self.lam_
         if self.sem_ is not None:
             st["sem.indptr"] = torch.from_numpy(self.sem_.indptr.astype(np.int64))
             st["sem.indices"] = torch.from_numpy(self.sem_.indices.astype(np.int64))
@@ -197,7 +245,8 @@ class GraphFilter(Recommender):
         return st
 
     def _meta(self) -> dict[str, Any]:
-        return {**super()._meta(), "alpha_": self.alpha_, "gamma_": self.gamma_, "k_": self.k_}
+        meta = {"alpha_": self.alpha_, "gamma_": self.gamma_, "k_": self.k_, "h_": self.h_}
+        return {**super()._meta(), **meta}
 
     def _load_state(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         super()._load_state(tensors, meta)
@@ -205,8 +254,10 @@ class GraphFilter(Recommender):
         self.rn_ = normalized_biadjacency(self.x_)
         self.rnt_ = self.rn_.T.tocsr()
         self.di_ = np.asarray(self.x_.sum(0)).ravel()
-        self.vk_ = tensors.get("vk")
+        self.vk_, self.lam_ = tensors.get("vk"), tensors.get("lam")
         self.alpha_, self.gamma_, self.k_ = meta["alpha_"], meta["gamma_"], meta["k_"]
+        self.h_ = float(meta.get("h_", 0.0))  # bundles from before sharpening have none
+        self.mk_ = self._gram_d(self.vk_) if self.vk_ is not None and self.h_ > 0 else None
         self.sem_ = None
         if "sem.indptr" in tensors:
             n = self.n_items_

@@ -373,7 +373,9 @@ class LMGCN(LightGCN):
             params["rating_epochs"] = self.rating_best_epoch_
         if self.filter_ is not None:
             fp = self.filter_.refit_params()
-            params["filter_params"] = {k: fp[k] for k in ("k", "alpha", "semantic_weight")}
+            params["filter_params"] = {
+                k: fp[k] for k in ("k", "alpha", "semantic_weight", "sharpen")
+            }
         return params
 
     def _fit_click(self, data: Dataset, valid: Dataset | None) -> None:

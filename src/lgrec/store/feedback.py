@@ -9,8 +9,8 @@ Thread safety: every thread gets its own SQLite connection (``threading.local``)
 app can call the store from its thread pool. WAL lets readers run while one writer commits;
 writers queue on a thread lock and an ``flock`` of ``<file>.lock`` (shared by every process),
 then take the database lock with ``BEGIN IMMEDIATE`` (SQLite waits up to ``timeout`` seconds
-for writers that do not use the lock file). One ``FeedbackStore`` object may be shared by all threads of a process, and several
-processes may open the same file.
+for writers that do not use the lock file). One ``FeedbackStore`` object may be shared by all
+threads of a process, and several processes may open the same file.
 """
 
 from __future__ import annotations
