@@ -211,6 +211,40 @@ def test_click_perfect_and_constant_models() -> None:
         evaluate_click(FixedScores(s).fit(train), train, test, threshold="mean")
 
 
+def test_evaluate_model_scores_clicks_in_the_ranking_pass() -> None:
+    """evaluate_model reads the click pairs' scores off the ranking's score rows; the metrics
+    equal the separate evaluate_click / evaluate_ranking calls, with the model scored once."""
+    rng = np.random.default_rng(4)
+    n_users, n_items = 40, 25
+    tr = sp.random(n_users, n_items, density=0.25, random_state=1, format="csr")
+    te = sp.random(n_users, n_items, density=0.12, random_state=2, format="csr")
+    tr.data[:] = 1.0
+    te = (te - te.multiply(tr)).tocsr()
+    te.eliminate_zeros()
+    te, tr = te.tocoo(), tr.tocoo()
+    train = make_ds(np.c_[tr.row, tr.col], n_users, n_items)
+    test = make_ds(np.c_[te.row, te.col], n_users, n_items)
+    s = rng.standard_normal((n_users, n_items)).astype(np.float32)
+    s[te.row, te.col] += 0.8  # informative but imperfect: AUC strictly between 0.5 and 1
+    calls = []
+
+    class Counting(FixedScores):
+        def _score_block(self, users):
+            calls.append(len(users))
+            return super()._score_block(users)
+
+    model = Counting(s).fit(train)
+    got = evaluate_model(model, Split(train=train, test=test), ks=(5,), seed=9, block_size=7)
+    n_ranked = sum(calls)
+    ref = evaluate_click(FixedScores(s).fit(train), train, test, seed=9)
+    assert 0.55 < ref["AUC"] < 0.99
+    assert got["AUC"] == pytest.approx(ref["AUC"]) and got["Accuracy"] == ref["Accuracy"]
+    assert got["n_pairs"] == ref["n_pairs"]
+    rank = evaluate_ranking(FixedScores(s).fit(train), train, test, ks=(5,))
+    assert got["Recall@5"] == pytest.approx(rank["Recall@5"])
+    assert n_ranked == rank["n_users"]  # every evaluated user scored once, clicks included
+
+
 def test_evaluate_model_with_cold_split() -> None:
     split = Split(train=TRAIN, test=TEST, cold_items=np.array([4, 5]), kind="cold")
     model = FixedScores(SCORES).fit(TRAIN)

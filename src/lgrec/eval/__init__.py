@@ -6,6 +6,7 @@ evaluated by the same code; see :mod:`lgrec.eval.metrics` for the exact formulas
 
 from lgrec.eval.metrics import accuracy, auc, coverage, mae, ranking_metrics, rmse
 from lgrec.eval.protocol import (
+    click_pairs,
     evaluate_click,
     evaluate_model,
     evaluate_ranking,
@@ -17,6 +18,7 @@ from lgrec.eval.report import comparison_table, write_report
 __all__ = [
     "accuracy",
     "auc",
+    "click_pairs",
     "comparison_table",
     "coverage",
     "evaluate_click",

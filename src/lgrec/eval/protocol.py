@@ -67,6 +67,21 @@ def evaluate_ranking(
     (share of the catalogue, or of the candidates, in any top-``k`` list), ``n_users`` and
     ``eval_s`` (wall-clock seconds).
     """
+    return _ranking_pass(model, train, test, ks, users, candidates, block_size)[0]
+
+
+def _ranking_pass(
+    model: Recommender,
+    train: Dataset,
+    test: Dataset,
+    ks: int | Sequence[int],
+    users: Any | None,
+    candidates: Any | None,
+    block_size: int,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[dict[str, float], np.ndarray | None]:
+    """:func:`evaluate_ranking`; with ``pairs = (users, items)`` also the model's score of each
+    pair, read off the same score rows (one scoring pass serves ranking and clicks)."""
     t0 = time.perf_counter()
     ks_t = check_ks(ks)
     if not isinstance(block_size, int) or block_size <= 0:
@@ -94,7 +109,11 @@ def evaluate_ranking(
     if sp.issparse(model_seen) and model_seen.shape == train_m.shape:
         seen = (train_m + model_seen).tocsr()
     k_max = ks_t[-1]
-    top = _topk_blocks(model, eval_users, seen, cand, k_max, block_size)
+    pair_scores = None
+    if pairs is not None:
+        pair_scores = np.full(len(pairs[0]), np.nan)
+        pairs = (np.asarray(pairs[0]), np.asarray(pairs[1]), pair_scores)
+    top = _topk_blocks(model, eval_users, seen, cand, k_max, block_size, pairs)
 
     sub_truth = truth[eval_users]
     out = ranking_metrics(top, sub_truth, ks_t)
@@ -106,7 +125,7 @@ def evaluate_ranking(
         out[f"coverage@{k}"] = coverage(ids, n_cov)
     out["n_users"] = len(eval_users)
     out["eval_s"] = time.perf_counter() - t0
-    return out
+    return out, pair_scores
 
 
 def _topk_blocks(
@@ -116,8 +135,16 @@ def _topk_blocks(
     cand: np.ndarray | None,
     k: int,
     block_size: int,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """(len(users), k) top item ids per user, masked items excluded, ``-1`` padded."""
+    """(len(users), k) top item ids per user, masked items excluded, ``-1`` padded.
+
+    ``pairs = (pair users, pair items, out)``: the raw score of every pair whose user is in
+    ``users`` (sorted ascending) is written to ``out`` as its block goes by; the rest stay NaN.
+    """
+    if pairs is not None:
+        p_order = np.argsort(pairs[0], kind="stable")
+        p_users = pairs[0][p_order]
     n_rank = seen.shape[1] if cand is None else len(cand)
     kk = min(k, n_rank)
     cand_t = None if cand is None else torch.from_numpy(cand)
@@ -140,6 +167,15 @@ def _topk_blocks(
             del raw
             if torch.isnan(s.max()):  # max propagates NaN; 10x cheaper than isnan(s).any()
                 raise DataError(f"{type(model).__name__}.score returned NaN scores")
+            if pairs is not None:
+                lo = np.searchsorted(p_users, ub[0], side="left")
+                hi = np.searchsorted(p_users, ub[-1], side="right")
+                sel = p_order[lo:hi]
+                rows = np.searchsorted(ub, pairs[0][sel])
+                inb = ub[np.minimum(rows, len(ub) - 1)] == pairs[0][sel]
+                sel, rows = sel[inb], rows[inb]
+                got = s[torch.from_numpy(rows), torch.from_numpy(pairs[1][sel])]
+                pairs[2][sel] = got.double().numpy()
             m = seen[ub].tocoo()
             s[torch.from_numpy(m.row).long(), torch.from_numpy(m.col).long()] = -torch.inf
             if cand_t is not None:
@@ -205,6 +241,16 @@ def evaluate_click(
     """
     if not (threshold == "median" or isinstance(threshold, int | float)):
         raise ConfigError(f"threshold must be 'median' or a number, got {threshold!r}")
+    users, items, labels = click_pairs(model, train, test, seed)
+    scores = model.score_pairs(users, items, block_size).double().numpy()
+    return _click_metrics(model, users, items, labels, scores, threshold)
+
+
+def click_pairs(
+    model: Recommender, train: Dataset, test: Dataset, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(users, items, labels)`` of :func:`evaluate_click`'s balanced task: every distinct
+    test pair not in ``train`` (label 1), then one sampled unseen item per pair (label 0)."""
     _, n_items = _check_spaces(model, train, test)
     train_m = train.matrix("binary")
     pos = test.matrix("binary")
@@ -222,7 +268,18 @@ def evaluate_click(
     users = np.concatenate([pu, pu])
     items = np.concatenate([pi, ni])
     labels = np.concatenate([np.ones(len(pu)), np.zeros(len(pu))])
-    scores = model.score_pairs(users, items, block_size).double().numpy()
+    return users, items, labels
+
+
+def _click_metrics(
+    model: Recommender,
+    users: np.ndarray,
+    items: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: str | float,
+) -> dict[str, float]:
+    """The metrics of :func:`evaluate_click` from the pairs' scores."""
     thr = float(np.median(scores)) if threshold == "median" else float(threshold)
     out = {
         "AUC": auc(scores, labels),
@@ -282,12 +339,19 @@ def evaluate_model(
     """
     t0 = time.perf_counter()
     hist = split.full_train
-    out = evaluate_ranking(model, hist, split.test, ks=ks, block_size=block_size)
-    out.update(evaluate_rating(model, split.test))
     try:
-        out.update(evaluate_click(model, hist, split.test, seed=seed, block_size=block_size))
+        clicks = click_pairs(model, hist, split.test, seed)
     except DataError as e:  # e.g. every test pair is also a training pair
         log.warning("click evaluation skipped: %s", e)
+        clicks = None
+    pairs = None if clicks is None else clicks[:2]
+    out, scores = _ranking_pass(model, hist, split.test, ks, None, None, block_size, pairs)
+    out.update(evaluate_rating(model, split.test))
+    if clicks is not None:
+        miss = np.isnan(scores)  # pairs of users the ranking skipped (none, by construction)
+        if miss.any():
+            scores[miss] = model.score_pairs(clicks[0][miss], clicks[1][miss], block_size).numpy()
+        out.update(_click_metrics(model, *clicks, scores, "median"))
     if cold:
         cold_items = np.asarray(split.cold_items, dtype=np.int64)
         if len(cold_items) == 0:

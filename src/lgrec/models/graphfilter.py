@@ -42,7 +42,7 @@ from sklearn.utils.extmath import randomized_svd
 
 from lgrec.data.dataset import Dataset
 from lgrec.errors import ConfigError
-from lgrec.graph.bipartite import normalized_biadjacency
+from lgrec.graph.bipartite import normalized_biadjacency, to_torch_sparse
 from lgrec.graph.semantic import normalize_graph, semantic_knn
 from lgrec.models.base import Recommender, Tensor, register
 from lgrec.train.validation import validation_grid
@@ -182,30 +182,40 @@ class GraphFilter(Recommender):
         return v.T @ (v * torch.from_numpy(np.sqrt(self.di_).astype(np.float32))[:, None])
 
     def _components(self, users: Tensor, v: Tensor | None, m: Tensor | None = None) -> tuple:
-        """(linear x R̃ᵀR̃, x D_I^{-1/2} V (B × k_max), x V, semantic x S, V, Vᵀ D^{1/2} V);
-        the terms that need V are None without it."""
+        """(linear x R̃ᵀR̃, x D_I^{-1/2} V (B × k_max), x V, semantic x S, V, V ⊙ √d, Vᵀ D^{1/2} V);
+        the terms that need V are None without it. ``x`` is sparse, so the three products
+        with V cost O(nnz(x) · k), and the linear term is one sparse × dense product."""
         xb = self.x_[users.numpy()]
-        h = np.asarray((xb @ self.rnt_).toarray(), dtype=np.float32)  # B × U
-        lin = torch.from_numpy(np.ascontiguousarray((self.rnt_ @ h.T).T))  # B × I
-        low = rv = sem = None
+        h = torch.from_numpy(np.asarray((xb @ self.rnt_).toarray(), dtype=np.float32))  # B × U
+        lin = torch.sparse.mm(self._rnt_torch(), h.T).T.contiguous()  # B × I
+        low = rv = sem = vd = None
         if v is not None:
             with np.errstate(divide="ignore"):
                 inv = np.where(self.di_ > 0, self.di_**-0.5, 0.0).astype(np.float32)
-            low = torch.from_numpy((xb @ sp.diags(inv)).toarray()) @ v
-            rv = torch.from_numpy(xb.toarray()) @ v if m is not None else None
+            vn = v.numpy()
+            low = torch.from_numpy(np.asarray((xb @ sp.diags(inv)) @ vn, dtype=np.float32))
+            rv = torch.from_numpy(np.asarray(xb @ vn, dtype=np.float32)) if m is not None else None
+            vd = v * torch.from_numpy(np.sqrt(self.di_).astype(np.float32))[:, None]
         if self.sem_ is not None:
             sem = torch.from_numpy(np.asarray((xb @ self.sem_).todense()))
-        return lin, low, rv, sem, v, m
+        return lin, low, rv, sem, v, vd, m
+
+    def _rnt_torch(self) -> Tensor:
+        """R̃ᵀ as a torch CSR tensor (built once; torch's sparse × dense product is
+        multi-threaded and writes the row-major result that ranking needs)."""
+        t = getattr(self, "_rnt_t", None)
+        if t is None:
+            t = self._rnt_t = to_torch_sparse(self.rnt_)
+        return t
 
     def _combine(self, comp: tuple, k: int, alpha: float, gamma: float, h: float = 0.0) -> Tensor:
         """s = x + (x V_k)(p_h(Λ_k) − I) V_kᵀ + γ · semantic, x = linear + α · ideal (module
-        docstring)."""
-        lin, low, rv, sem, v, m = comp
-        s = lin
+        docstring), accumulated in place in one B × I buffer."""
+        lin, low, rv, sem, v, vd, m = comp
+        s = lin.clone()
         use_v = low is not None and k > 0
-        if use_v and alpha > 0:
-            ideal = low[:, :k] @ v[:, :k].T * torch.from_numpy(np.sqrt(self.di_).astype(np.float32))
-            s = s + alpha * ideal
+        if use_v and alpha > 0:  # α (x D^{-1/2} V_k) (V_k ⊙ √d)ᵀ
+            s.addmm_(low[:, :k], vd[:, :k].T, alpha=alpha)
         if use_v and h > 0 and rv is not None:
             lam = self.lam_[:k]
             xv = rv[:, :k] * lam
@@ -213,9 +223,9 @@ class GraphFilter(Recommender):
                 xv = xv + alpha * (low[:, :k] @ m[:k, :k])
             z = h * lam
             p = 1 - z + z**2 / 2 - z**3 / 6 + z**4 / 24
-            s = s + (xv * (p - 1)) @ v[:, :k].T
+            s.addmm_(xv * (p - 1), v[:, :k].T)
         if sem is not None and gamma > 0:
-            s = s + gamma * sem
+            s.add_(sem, alpha=gamma)
         return s
 
     def _score_block(self, users: Tensor) -> Tensor:
