@@ -50,6 +50,7 @@ class RunConfig:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     tune: dict[str, dict[str, Any]] = field(default_factory=dict)
     text_model: str | None = None
+    text_max_length: int | None = 256
     ks: list[int] = field(default_factory=lambda: [10, 20])
     refit: bool = True
     out: str = "runs"
@@ -67,6 +68,9 @@ class RunConfig:
             raise ConfigError(f"ks must be positive integers, got {self.ks!r}")
         if self.threads is not None and self.threads <= 0:
             raise ConfigError(f"threads must be positive, got {self.threads!r}")
+        tl = self.text_max_length
+        if tl is not None and (not isinstance(tl, int) or isinstance(tl, bool) or tl < 1):
+            raise ConfigError(f"text_max_length must be a positive integer, got {tl!r}")
         return self
 
 

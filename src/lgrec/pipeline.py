@@ -83,7 +83,8 @@ def encode_items(prep: Prepared, cfg: RunConfig) -> np.ndarray:
         from lgrec.text.encoder import TextEncoder
 
         t0 = time.perf_counter()
-        prep.item_emb = TextEncoder(cfg.text_model).encode(prep.data.item_text())
+        enc = TextEncoder(cfg.text_model, max_length=cfg.text_max_length)
+        prep.item_emb = enc.encode(prep.data.item_text())
         prep.encode_seconds = time.perf_counter() - t0
     return prep.item_emb
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lgrec.cli import main
+from lgrec.cli import build_parser, main
 from lgrec.config import load_config, parse_param
 from lgrec.errors import ConfigError
 from tests.conftest import make_planted
@@ -156,3 +156,24 @@ def test_config_file_and_params(tmp_path):
         load_config(cfg_file)
     with pytest.raises(ConfigError):
         load_config(None, split="sideways")
+    with pytest.raises(ConfigError, match="text_max_length"):
+        load_config(None, text_max_length=0)
+
+
+def test_text_max_length_reaches_the_encoder(planted_split, monkeypatch):
+    """--text-max-length / text_max_length is the pipeline encoder's truncation."""
+    from lgrec.pipeline import Prepared, encode_items
+    from lgrec.text import encoder as enc_mod
+
+    seen = []
+
+    class Spy(enc_mod.TextEncoder):
+        def encode(self, texts, **kw):
+            seen.append(self.max_length)
+            return np.zeros((len(texts), 4), dtype=np.float32)
+
+    monkeypatch.setattr(enc_mod, "TextEncoder", Spy)
+    prep = Prepared(data=planted_split.train, split=planted_split, report=None)
+    encode_items(prep, load_config(None, text_max_length=96))
+    args = build_parser().parse_args(["embed", "--text-max-length", "128"])
+    assert seen == [96] and args.text_max_length == 128
