@@ -42,8 +42,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--text-max-length",
         type=int,
-        help="truncate item texts to this many tokens when encoding (default 256; 128 is "
-        "about 2x faster on long descriptions, see docs/benchmarks.md)",
+        help="truncate item texts to this many tokens when encoding (default 128; 64 is "
+        "5x faster than 256 on long descriptions at equal quality, see docs/benchmarks.md)",
     )
     g.add_argument("--threads", type=int, help="torch CPU threads")
     g.add_argument(

@@ -50,7 +50,7 @@ class RunConfig:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     tune: dict[str, dict[str, Any]] = field(default_factory=dict)
     text_model: str | None = None
-    text_max_length: int | None = 256
+    text_max_length: int | None = 128
     ks: list[int] = field(default_factory=lambda: [10, 20])
     refit: bool = True
     out: str = "runs"
