@@ -184,16 +184,22 @@ def test_sample_unseen_never_picks_seen_and_is_uniform() -> None:
         sample_unseen(seen, np.array([2]), rng)
 
 
-def test_click_perfect_and_constant_models() -> None:
-    n_users, n_items = 20, 30
-    tr = sp.random(n_users, n_items, density=0.2, random_state=7, format="csr")
-    te = sp.random(n_users, n_items, density=0.1, random_state=8, format="csr")
+def random_train_test(n_users: int, n_items: int, d_train: float, d_test: float, seed: int):
+    """Random train and test interactions (test pairs never in train), as Datasets and COO."""
+    tr = sp.random(n_users, n_items, density=d_train, random_state=seed, format="csr")
+    te = sp.random(n_users, n_items, density=d_test, random_state=seed + 1, format="csr")
     tr.data[:] = 1.0
     te = (te - te.multiply(tr)).tocsr()
     te.eliminate_zeros()
     te, tr = te.tocoo(), tr.tocoo()
     train = make_ds(np.c_[tr.row, tr.col], n_users, n_items)
     test = make_ds(np.c_[te.row, te.col], n_users, n_items)
+    return train, test, tr, te
+
+
+def test_click_perfect_and_constant_models() -> None:
+    n_users, n_items = 20, 30
+    train, test, tr, te = random_train_test(n_users, n_items, 0.2, 0.1, seed=7)
     # test items score 1, other items 0, but TRAIN items score 2: AUC is 1 only if no
     # negative is ever a training (or test) item
     s = np.zeros((n_users, n_items), dtype=np.float32)
@@ -216,14 +222,7 @@ def test_evaluate_model_scores_clicks_in_the_ranking_pass() -> None:
     equal the separate evaluate_click / evaluate_ranking calls, with the model scored once."""
     rng = np.random.default_rng(4)
     n_users, n_items = 40, 25
-    tr = sp.random(n_users, n_items, density=0.25, random_state=1, format="csr")
-    te = sp.random(n_users, n_items, density=0.12, random_state=2, format="csr")
-    tr.data[:] = 1.0
-    te = (te - te.multiply(tr)).tocsr()
-    te.eliminate_zeros()
-    te, tr = te.tocoo(), tr.tocoo()
-    train = make_ds(np.c_[tr.row, tr.col], n_users, n_items)
-    test = make_ds(np.c_[te.row, te.col], n_users, n_items)
+    train, test, _, te = random_train_test(n_users, n_items, 0.25, 0.12, seed=1)
     s = rng.standard_normal((n_users, n_items)).astype(np.float32)
     s[te.row, te.col] += 0.8  # informative but imperfect: AUC strictly between 0.5 and 1
     calls = []
