@@ -109,6 +109,7 @@ class GraphFilter(Recommender):
         rn = normalized_biadjacency(x)
         self.rn_ = rn
         self.rnt_ = rn.T.tocsr()
+        self._rnt_t = to_torch_sparse(self.rnt_)  # shared by copies (serve's per-user filter)
         di = np.asarray(x.sum(0)).ravel()
         self.di_ = di
         self.vk_ = self._vall = self.lam_ = self._mall = None
@@ -201,12 +202,11 @@ class GraphFilter(Recommender):
         return lin, low, rv, sem, v, vd, m
 
     def _rnt_torch(self) -> Tensor:
-        """R̃ᵀ as a torch CSR tensor (built once; torch's sparse × dense product is
+        """R̃ᵀ as a torch CSR tensor (built with R̃; torch's sparse × dense product is
         multi-threaded and writes the row-major result that ranking needs)."""
-        t = getattr(self, "_rnt_t", None)
-        if t is None:
-            t = self._rnt_t = to_torch_sparse(self.rnt_)
-        return t
+        if getattr(self, "_rnt_t", None) is None:
+            self._rnt_t = to_torch_sparse(self.rnt_)
+        return self._rnt_t
 
     def _combine(self, comp: tuple, k: int, alpha: float, gamma: float, h: float = 0.0) -> Tensor:
         """s = x + (x V_k)(p_h(Λ_k) − I) V_kᵀ + γ · semantic, x = linear + α · ideal (module
@@ -263,6 +263,7 @@ class GraphFilter(Recommender):
         self.x_ = self.seen_
         self.rn_ = normalized_biadjacency(self.x_)
         self.rnt_ = self.rn_.T.tocsr()
+        self._rnt_t = to_torch_sparse(self.rnt_)
         self.di_ = np.asarray(self.x_.sum(0)).ravel()
         self.vk_, self.lam_ = tensors.get("vk"), tensors.get("lam")
         self.alpha_, self.gamma_, self.k_ = meta["alpha_"], meta["gamma_"], meta["k_"]
