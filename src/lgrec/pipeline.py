@@ -126,6 +126,8 @@ def fit_model(
     model.fit(split.train, valid=split.valid, **extra)
     if cfg.refit and split.valid is not None and len(split.valid):
         model = type(model)(**model.refit_params()).fit(split.full_train, **extra)
+    if "item_emb" in extra:  # encoded here: queries and new items must be encoded alike
+        model.text_max_length_ = cfg.text_max_length
     return model, time.perf_counter() - t0
 
 

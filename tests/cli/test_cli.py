@@ -177,3 +177,28 @@ def test_text_max_length_reaches_the_encoder(planted_split, monkeypatch):
     encode_items(prep, load_config(None, text_max_length=96))
     args = build_parser().parse_args(["embed", "--text-max-length", "128"])
     assert seen == [96] and args.text_max_length == 128
+
+
+def test_bundle_records_the_text_truncation(planted_split, planted_text_emb, tmp_path):
+    """A model fitted on pipeline embeddings made at N tokens saves N, and encodes queries and
+    new items at N after loading; bundles from before the setting existed mean 256."""
+    import json
+
+    from lgrec.models import Recommender, TextKNN
+    from lgrec.pipeline import Prepared, fit_model
+
+    prep = Prepared(
+        data=planted_split.train, split=planted_split, report=None, item_emb=planted_text_emb
+    )
+    cfg = load_config(None, text_max_length=64, refit=False)
+    model, _ = fit_model(TextKNN(k=5), prep, cfg)
+    model.save(tmp_path / "knn")
+    meta_file = tmp_path / "knn" / "config.json"
+    assert json.loads(meta_file.read_text())["meta"]["text_max_length"] == 64
+    assert Recommender.load(tmp_path / "knn").text_encoder().max_length == 64
+    old = json.loads(meta_file.read_text())
+    del old["meta"]["text_max_length"]
+    meta_file.write_text(json.dumps(old))
+    assert Recommender.load(tmp_path / "knn").text_encoder().max_length == 256
+    fresh, _ = fit_model(TextKNN(k=5), prep, load_config(None, refit=False))
+    assert fresh.text_encoder().max_length == 128

@@ -197,12 +197,17 @@ class Recommender(ABC):
             raise ConfigError(
                 f"{type(self).__name__} kept no item text embeddings, so it cannot use a query"
             )
-        from lgrec.text.encoder import TextEncoder
-
-        enc = TextEncoder(getattr(self, "text_model_", None))
-        q = torch.as_tensor(enc.encode([query], use_cache=False)[0])
+        q = torch.as_tensor(self.text_encoder().encode([query], use_cache=False)[0])
         e = torch.nn.functional.normalize(torch.as_tensor(emb).float(), dim=1)
         return _standardise((e @ torch.nn.functional.normalize(q.float(), dim=0))[None, :])
+
+    def text_encoder(self) -> Any:
+        """The :class:`~lgrec.text.encoder.TextEncoder` (model and truncation) that made this
+        model's item text embeddings: queries and new items must be encoded the same way."""
+        from lgrec.text.encoder import DEFAULT_MAX_LENGTH, TextEncoder
+
+        ml = getattr(self, "text_max_length_", DEFAULT_MAX_LENGTH)  # None: the model's limit
+        return TextEncoder(getattr(self, "text_model_", None), max_length=ml)
 
     # ---- persistence --------------------------------------------------------------------
     def _state(self) -> dict[str, Tensor]:
@@ -229,6 +234,8 @@ class Recommender(ABC):
         if "text_emb" in tensors:
             self.text_emb_ = tensors["text_emb"]
             self.text_model_ = meta.get("text_model")
+            # bundles from before the setting was recorded were encoded at 256 tokens
+            self.text_max_length_ = meta.get("text_max_length", 256)
 
     def _meta(self) -> dict[str, Any]:
         """JSON-able fitted metadata; subclasses extend (call super)."""
@@ -238,6 +245,7 @@ class Recommender(ABC):
             "user_ids": self.user_ids_,
             "item_ids": self.item_ids_,
             "text_model": getattr(self, "text_model_", None),
+            "text_max_length": self.text_encoder().max_length,
         }
 
     def save(self, path: str | Path) -> Path:

@@ -135,10 +135,8 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin):
             raise ModelFileError(f"{f}: not valid JSON ({e})") from e
 
     def _setup_text(self) -> None:
-        from lgrec.text.encoder import TextEncoder
-
         emb = getattr(self.model, "text_emb_", None)
-        self.encoder = TextEncoder(getattr(self.model, "text_model_", None))
+        self.encoder = self.model.text_encoder()
         if emb is None:
             texts = online.item_texts(self.items, self.text_fields)
             if not any(t.strip() for t in texts):

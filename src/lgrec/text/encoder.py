@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {None, "", "default", "all-MiniLM-L6-v2", DEFAULT_MODEL}
+DEFAULT_MAX_LENGTH = 128
+"""Default truncation in tokens (docs/benchmarks.md, Text encoding); bundles saved before
+it existed were encoded at 256."""
+
 BACKENDS = ("torch", "onnx")
 ONNX_VARIANT = "onnx-opset17-qint8-perchannel"
 
@@ -88,7 +92,7 @@ class TextEncoder:
         model: str | os.PathLike | None = None,
         *,
         batch_size: int = 64,
-        max_length: int | None = 128,
+        max_length: int | None = DEFAULT_MAX_LENGTH,
         device: str = "cpu",
         cache_dir: str | os.PathLike | None = None,
         backend: str = "torch",
