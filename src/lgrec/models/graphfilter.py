@@ -98,7 +98,8 @@ class GraphFilter(Recommender):
     def fit(
         self, data: Dataset, *, valid: Dataset | None = None, item_emb: np.ndarray | None = None
     ) -> GraphFilter:
-        """Build the filters from ``data``; choose α, γ on ``valid`` when grids are given."""
+        """Build the filters from ``data``; with ``valid`` and grids, choose k, α, γ on it, then
+        the sharpening time h given those."""
         ks = [int(k) for k in _grid(self.k, "k")]
         alphas = _grid(self.alpha, "alpha")
         gammas = _grid(self.semantic_weight, "semantic_weight")
