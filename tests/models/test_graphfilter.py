@@ -108,3 +108,16 @@ def test_needs_text_only_with_a_semantic_weight(planted_split):
     prep = Prepared(data=planted_split.train, split=planted_split, report=None)
     model, _ = fit_model(GraphFilter(k=4, alpha=0.5), prep, RunConfig(refit=False))
     assert prep.item_emb is None and model.score([0]).shape[1] == planted_split.train.n_items
+
+
+def test_sharpened_filter_scores_any_history_row(planted_split):
+    """The server scores a user's current history through a shallow copy of the filter
+    (``lgrec.serve.online.filter_row_scores``); with sharpening it equals ``score``."""
+    from lgrec.serve.online import filter_row_scores
+
+    m = GraphFilter(k=8, alpha=0.5, sharpen=1.5).fit(planted_split.train)
+    for u in (0, 7):
+        row = m.x_[u]
+        np.testing.assert_allclose(
+            filter_row_scores(m, row).numpy(), m.score([u])[0].numpy(), rtol=1e-5, atol=1e-6
+        )
