@@ -18,7 +18,6 @@ import argparse
 import json
 import logging
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lgrec.errors import ConfigError, DataError
@@ -126,8 +125,6 @@ def open_store(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     if args.backend == "ladybug":
         if not args.path:
             raise ConfigError("--backend ladybug needs --path DIR (the database directory)")
-        if read_only and not (Path(args.path) / "graph.lbug").exists():
-            raise ConfigError(f"--path {args.path}: no LadybugDB store there (graph.lbug)")
         return open_graph_store("ladybug", path=args.path, read_only=read_only)
     if not args.uri:
         raise ConfigError("--backend bolt needs --uri, e.g. bolt://127.0.0.1:7687")

@@ -39,23 +39,12 @@ class GraphCompanion:
         from lgrec.store import open_graph_store
 
         self.path = Path(path)
-        if not (self.path / "graph.lbug").exists():
-            raise ConfigError(
-                f"graph_path {str(self.path)!r}: no LadybugDB store there (graph.lbug); "
-                "write one with `lgrec graph export --path DIR`"
-            )
         if pool < 1:
             raise ConfigError(f"GraphCompanion(pool={pool!r}): expected an integer ≥ 1")
         self.pool = int(pool)
         self.store = open_graph_store(
             "ladybug", path=self.path, read_only=True, buffer_pool_size=buffer_pool_size
         )
-
-    def has_user(self, user_id: str) -> bool:
-        rows = self.store.query(
-            "MATCH (u:User {id: $id}) RETURN u.idx AS idx LIMIT 1", {"id": user_id}
-        )
-        return bool(rows)
 
     def paths(self, user_id: str, item_id: str, limit: int = 5) -> list[dict[str, Any]]:
         """Paths user → … → item, strongest first (empty for a user the store lacks)."""

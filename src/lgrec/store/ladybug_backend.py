@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lgrec.errors import DataError
+from lgrec.errors import ConfigError, DataError
 from lgrec.store.graphdb import (
     COO_QUERY,
     GraphStore,
@@ -86,6 +86,11 @@ class LadybugGraphStore(GraphStore):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise DataError(f"graph store path {self.path} is a file; expected a directory")
+        if read_only and not (self.path / "graph.lbug").exists():  # nothing to read: say so
+            raise ConfigError(
+                f"{self.path}: no LadybugDB store there (graph.lbug); write one with "
+                "`lgrec graph export --path DIR`"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         self.read_only = read_only
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lgrec.errors import ConfigError, DataError
+from lgrec.errors import DataError
 
 _IDS = {
     "User": "MATCH (n:User) RETURN n.idx AS idx, n.id AS id ORDER BY idx",
@@ -66,11 +66,6 @@ def store_split(split: Any, path: str | Path, *, valid_ratio: float, seed: int) 
     from lgrec.graphcli import store_dataset
     from lgrec.store import open_graph_store
 
-    if not (Path(path) / "graph.lbug").exists():
-        raise ConfigError(
-            f"--graph-path {path}: no LadybugDB store there (graph.lbug); write one with "
-            "`lgrec graph export --path DIR`"
-        )
     like = split.full_train
     store = open_graph_store("ladybug", path=path, read_only=True, buffer_pool_size=256 << 20)
     try:
