@@ -120,7 +120,8 @@ def fit_model(
     t0 = time.perf_counter()
     sig = inspect.signature(model.fit).parameters
     extra = dict(fit_kw)
-    if "item_emb" in sig and getattr(model, "needs_text", True):
+    cold_split = len(prep.split.cold_items) > 0  # cold items are placed from their text
+    if "item_emb" in sig and (getattr(model, "needs_text", True) or cold_split):
         extra["item_emb"] = encode_items(prep, cfg)
     split = prep.split
     model.fit(split.train, valid=split.valid, **extra)

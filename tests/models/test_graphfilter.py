@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -121,3 +123,61 @@ def test_sharpened_filter_scores_any_history_row(planted_split):
         np.testing.assert_allclose(
             filter_row_scores(m, row).numpy(), m.score([u])[0].numpy(), rtol=1e-5, atol=1e-6
         )
+
+
+COLD = np.array([3, 4, 23, 24, 43, 44])  # two items of each planted topic, held out entirely
+
+
+def _without_cold(planted):
+    return planted.subset(~planted.interactions["item"].isin(COLD).to_numpy())
+
+
+@pytest.mark.parametrize("with_text", [True, False])
+def test_cold_items_scored_through_regressed_spectral_coordinates(
+    planted, planted_text_emb, with_text, tmp_path
+):
+    train = _without_cold(planted)
+    emb = planted_text_emb if with_text else None  # without text: categories alone
+    m = GraphFilter(k=8, alpha=0.5, sharpen=0.0).fit(train, item_emb=emb)
+    assert m.cold_items_.tolist() == COLD.tolist()
+    users = np.arange(planted.n_users)
+    s = m.score(users)
+    # exactly the ideal term read at q̂: α (x D^{-1/2} V_k) q̂ᵀ, and nothing else (no linear term)
+    x = train.matrix().toarray().astype(np.float64)
+    di = x.sum(0)
+    with np.errstate(divide="ignore"):
+        dinv = np.where(di > 0, di**-0.5, 0.0)
+    expected = m.alpha_ * (x * dinv) @ m.vk_.numpy() @ m.cold_q_.numpy().T
+    np.testing.assert_allclose(s[:, COLD].numpy(), expected, rtol=1e-4, atol=1e-5)
+    # warm columns are untouched by the cold map
+    m_plain = GraphFilter(k=8, alpha=0.5, sharpen=0.0).fit(train)
+    if with_text:
+        warm = np.setdiff1d(np.arange(planted.n_items), COLD)
+        torch.testing.assert_close(s[:, warm], m_plain.score(users)[:, warm])
+    # users rank the cold items of their own topic first
+    top, _ = m.recommend(users, k=2, candidates=COLD)
+    assert ((top.numpy() // 20) == (users % 3)[:, None]).mean() > 0.8
+    m.save(tmp_path / "gf")
+    torch.testing.assert_close(Recommender.load(tmp_path / "gf").score(users), s)
+
+
+def test_no_cold_map_without_side_features_or_ideal_term(planted, planted_text_emb):
+    train = _without_cold(planted)
+    bare = replace(train, items=train.items[["item_id"]])  # no categories, title or year
+    m = GraphFilter(k=8, alpha=0.5, sharpen=0.0).fit(bare)
+    assert m.cold_items_ is None
+    assert (m.score([0, 1])[:, COLD] == 0).all()  # no interaction, no feature: no score
+    no_ideal = GraphFilter(k=8, alpha=0.0).fit(train, item_emb=planted_text_emb)
+    assert no_ideal.cold_items_ is None
+
+
+def test_pipeline_encodes_text_for_a_cold_split(planted):
+    from lgrec.config import RunConfig
+    from lgrec.data.split import split_cold_items
+    from lgrec.pipeline import Prepared, fit_model
+
+    split = split_cold_items(planted, item_frac=0.1, seed=0)
+    prep = Prepared(data=planted, split=split, report=None)
+    model, _ = fit_model(GraphFilter(k=8, alpha=0.5), prep, RunConfig(refit=False))
+    assert prep.item_emb is not None  # the cold items are placed from their text
+    assert sorted(model.cold_items_.tolist()) == sorted(split.cold_items.tolist())

@@ -6,8 +6,10 @@ bucket one-hot when a year is known) and learn a linear map on the warm items,
 
     W = argmin_W ‖F_warm W − E_warm‖² + λ‖W‖²  =  (F_wᵀF_w + λI)⁻¹ F_wᵀ E_w,
 
-where E_warm are the model's trained item embeddings. The map is blended with the item's
-semantic neighbours among the warm items (top-k by text cosine, softmax weights at temperature τ):
+where E_warm are the model's trained item embeddings (LMGCN) or any other per-item target
+scored by a dot product with a user side (the graph filter's spectral coordinates). The map
+is blended with the item's semantic neighbours among the warm items (top-k by text cosine,
+softmax weights at temperature τ):
 
     ẽ_i = Σ_{j ∈ N_k(i)} softmax_j(cos(t_i, t_j) / τ) e_j,      e_i = (1 − α) f_i W + α ẽ_i.
 
@@ -52,13 +54,14 @@ def item_years(data: Dataset) -> np.ndarray | None:
 
 
 def side_features(
-    data: Dataset, text: torch.Tensor, year_edges: np.ndarray | None = None
-) -> tuple[torch.Tensor, np.ndarray | None]:
+    data: Dataset, text: torch.Tensor | None, year_edges: np.ndarray | None = None
+) -> tuple[torch.Tensor | None, np.ndarray | None]:
     """F = [normalised text, category one-hot, year-bucket one-hot] and the year bin edges used.
 
-    Year buckets are deciles of the known years (``year_edges`` reuses saved edges).
+    Year buckets are deciles of the known years (``year_edges`` reuses saved edges). Parts the
+    data lacks are left out (``text=None``: no text part); ``F`` is ``None`` when none is left.
     """
-    parts = [torch.nn.functional.normalize(text.float(), dim=1)]
+    parts = [] if text is None else [torch.nn.functional.normalize(text.float(), dim=1)]
     _, cats = data.categories()
     if cats.shape[1]:
         parts.append(torch.from_numpy(cats.toarray()))
@@ -71,7 +74,7 @@ def side_features(
         onehot = np.eye(len(year_edges) + 1, dtype=np.float32)[b]
         onehot[~np.isfinite(years)] = 0.0
         parts.append(torch.from_numpy(onehot))
-    return torch.cat(parts, dim=1), year_edges
+    return (torch.cat(parts, dim=1) if parts else None), year_edges
 
 
 def _pseudo_cold_recall(
@@ -117,12 +120,16 @@ class ColdMap:
     tau: float = 0.1
 
     def embed(
-        self, f: torch.Tensor, t: torch.Tensor, t_pool: torch.Tensor, e_pool: torch.Tensor
+        self,
+        f: torch.Tensor,
+        t: torch.Tensor | None,
+        t_pool: torch.Tensor | None,
+        e_pool: torch.Tensor,
     ) -> torch.Tensor:
         """e = (1 − α) f W + α ẽ for items with features ``f`` and normalised text ``t``,
         neighbours taken from the pool (the warm items' text and embeddings)."""
         e = f.to(self.w.dtype) @ self.w
-        if self.alpha > 0:
+        if self.alpha > 0 and t is not None and t_pool is not None:
             nb = neighbour_estimate(t, t_pool, e_pool.to(e.dtype), self.k, self.tau)
             e = (1 - self.alpha) * e + self.alpha * nb
         return e
@@ -130,10 +137,10 @@ class ColdMap:
 
 def fit_cold_map(
     f: torch.Tensor,
-    t: torch.Tensor,
+    t: torch.Tensor | None,
     e: torch.Tensor,
     *,
-    lambdas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0),
+    lambdas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0),
     alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
     k: int = 20,
     tau: float = 0.1,
@@ -145,12 +152,16 @@ def fit_cold_map(
 ) -> ColdMap:
     """Fit W on all rows with (λ, α) chosen by ``folds``-fold CV over the rows (warm items).
 
-    ``f`` side features, ``t`` normalised text embeddings and ``e`` target embeddings, one row
-    per warm item. With ``user_emb`` (U × d) and ``seen`` (U × len(f), the users' training
-    interactions with these items) the choice maximises pseudo-cold Recall@20, else it
-    minimises the squared error (module docstring).
+    ``f`` side features, ``t`` normalised text embeddings (``None``: no neighbour term, α = 0)
+    and ``e`` target embeddings, one row per warm item. With ``user_emb`` (U × d) and ``seen``
+    (U × len(f), the users' training interactions with these items) the choice maximises
+    pseudo-cold Recall@20, else it minimises the squared error (module docstring).
     """
-    f, e, t = f.double(), e.double(), t.float()
+    f, e = f.double(), e.double()
+    if t is None:
+        alphas = (0.0,)
+    else:
+        t = t.float()
     n = len(f)
     rng = np.random.default_rng(seed)
     fold = rng.integers(0, folds, n)
@@ -170,7 +181,7 @@ def fit_cold_map(
         if not te.any() or not tr.any():
             continue
         t_tr, t_te = torch.from_numpy(tr), torch.from_numpy(te)
-        nb = neighbour_estimate(t[t_te], t[t_tr], e[t_tr], k, tau)
+        nb = neighbour_estimate(t[t_te], t[t_tr], e[t_tr], k, tau) if t is not None else 0.0
         truth = seen[:, te].tocsr() if ranked else None
         for a, lam in enumerate(lambdas):
             w = torch.linalg.solve(f[t_tr].T @ f[t_tr] + lam * eye, f[t_tr].T @ e[t_tr])
@@ -188,3 +199,36 @@ def fit_cold_map(
     log.info("cold-start map: λ=%s α=%s (CV %s %.4f)", lam, alpha,
              "Recall@20" if ranked else "MSE", abs(err[a, b]) / max(1, count))  # fmt: skip
     return ColdMap(w, float(lam), float(alpha), k, tau)
+
+
+def embed_cold_items(
+    data: Dataset,
+    text: torch.Tensor | None,
+    targets: torch.Tensor,
+    *,
+    user_emb: torch.Tensor,
+    seen: sp.csr_matrix,
+    seed: int = 0,
+) -> tuple[np.ndarray, torch.Tensor, ColdMap, np.ndarray | None] | None:
+    """Embed the items of ``data`` that have no interaction in ``seen`` (U × I) from their side
+    features: a :class:`ColdMap` fitted on the other items' ``targets`` (I × d rows, chosen by
+    pseudo-cold Recall@20 of ``user_emb`` · target). Returns (cold item indices, their
+    embeddings, the map, the year bin edges), or ``None`` when there is nothing to embed, no
+    side feature, or fewer than 10 warm items."""
+    f, year_edges = side_features(data, text)
+    warm = np.diff(sp.csc_matrix(seen).indptr) > 0
+    if f is None or warm.all() or int(warm.sum()) < 10:
+        return None
+    t = None if text is None else torch.nn.functional.normalize(text.float(), dim=1)
+    w, c = torch.from_numpy(warm), torch.from_numpy(~warm)
+    cm = fit_cold_map(
+        f[w],
+        None if t is None else t[w],
+        targets[w],
+        seed=seed,
+        user_emb=user_emb,
+        seen=sp.csr_matrix(seen)[:, warm],
+    )
+    t_c, t_w = (None, None) if t is None else (t[c], t[w])
+    emb = cm.embed(f[c], t_c, t_w, targets[w]).to(targets.dtype)
+    return np.flatnonzero(~warm), emb, cm, year_edges

@@ -305,29 +305,18 @@ class LMGCN(LightGCN):
             self.__dict__.pop(attr, None)
 
     def _fit_cold_map(self, data: Dataset) -> None:
-        """Cold-start map from side features and semantic neighbours to trained item
-        embeddings (:mod:`.coldstart`); items with no training interactions take their
-        embedding from it."""
-        from lgrec.models.coldstart import fit_cold_map, side_features
+        """Items with no training interaction take their embedding from side features and
+        semantic neighbours, mapped onto the trained item embeddings (:mod:`.coldstart`)."""
+        from lgrec.models.coldstart import embed_cold_items
 
-        f, self.year_edges_ = side_features(data, self.text_emb_)
-        t = torch.nn.functional.normalize(self.text_emb_.float(), dim=1)
-        warm = torch.from_numpy(np.diff(self.seen_.tocsc().indptr) > 0)
-        self.cold_map_ = None
-        if int(warm.sum()) < 10:
-            return
-        cm = fit_cold_map(
-            f[warm],
-            t[warm],
-            self.item_emb_[warm],
+        out = embed_cold_items(
+            data, self.text_emb_, self.item_emb_, user_emb=self.user_emb_, seen=self.seen_,
             seed=self.seed,
-            user_emb=self.user_emb_,
-            seen=self.seen_[:, warm.numpy()],
-        )
-        self.cold_map_ = cm.w
-        if (~warm).any():
-            self.item_emb_[~warm] = cm.embed(f[~warm], t[~warm], t[warm], self.item_emb_[warm])
-        log.info("%d cold items embedded from side features", int((~warm).sum()))
+        )  # fmt: skip
+        if out is not None:
+            cold, emb, _, _ = out
+            self.item_emb_[torch.from_numpy(cold)] = emb
+            log.info("%d cold items embedded from side features", len(cold))
 
     def _fit_filter(self, data: Dataset, valid: Dataset | None) -> None:
         """Fit the graph filter and choose λ on ``valid`` (module docstring)."""
@@ -430,8 +419,6 @@ class LMGCN(LightGCN):
             st[f"rating.{k}"] = v
         if self.filter_ is not None:
             st.update({f"filter.{k}": v for k, v in self.filter_._state().items()})
-        if getattr(self, "cold_map_", None) is not None:
-            st["cold_map"] = self.cold_map_
         return st
 
     def _meta(self) -> dict[str, Any]:
@@ -441,9 +428,6 @@ class LMGCN(LightGCN):
             "click_ab": list(self.click_ab_),
             "rating_scale": getattr(self, "rating_scale_", None),
             "filter_weight_": self.filter_weight_,
-            "year_edges": None
-            if self.year_edges_ is None
-            else [float(v) for v in self.year_edges_],
             "filter": None
             if self.filter_ is None
             else {"params": self.filter_.get_params(), "meta": self.filter_._meta()},
@@ -460,9 +444,6 @@ class LMGCN(LightGCN):
         if meta.get("rating_scale"):
             self.rating_scale_ = meta["rating_scale"]
         self.filter_weight_, self.filter_ = meta.get("filter_weight_", 0.0), None
-        self.cold_map_ = tensors.get("cold_map")
-        edges = meta.get("year_edges")
-        self.year_edges_ = None if edges is None else np.asarray(edges)
         if meta.get("filter"):
             from lgrec.models.graphfilter import GraphFilter
 
