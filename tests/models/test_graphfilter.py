@@ -13,15 +13,24 @@ from lgrec.models import GraphFilter, Recommender
 from tests.conftest import topic_precision
 
 
-def test_linear_filter_matches_dense_formula(planted_split):
-    train = planted_split.train
-    m = GraphFilter(k=0, alpha=0.0).fit(train)
-    r = train.matrix().toarray().astype(np.float64)
+def _dense_rn(r: np.ndarray, a: float, b: float) -> np.ndarray:
+    """R̃ = D_U^{-a} R D_I^{-b} / σ_max(·), densely."""
     du, di = r.sum(1), r.sum(0)
-    rn = r / np.sqrt(np.maximum(du, 1))[:, None] / np.sqrt(np.maximum(di, 1))[None, :]
+    rn = r / np.maximum(du, 1)[:, None] ** a / np.maximum(di, 1)[None, :] ** b
+    return rn / np.linalg.norm(rn, 2)
+
+
+@pytest.mark.parametrize("exps", [(0.5, 0.5), (0.3, 0.4), (0.0, 1.0)])
+def test_linear_filter_matches_dense_formula(planted_split, exps):
+    train = planted_split.train
+    m = GraphFilter(k=0, alpha=0.0, user_exp=exps[0], item_exp=exps[1]).fit(train)
+    r = train.matrix().toarray().astype(np.float64)
+    rn = _dense_rn(r, *exps)
     expected = r @ rn.T @ rn
     got = m.score(np.arange(train.n_users)).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    if exps == (0.5, 0.5):  # the symmetric normalisation has σ_max = 1: no rescaling needed
+        assert m.scale_ == 1.0
 
 
 def test_ideal_filter_and_grid_choice(planted_split, planted):
@@ -37,23 +46,24 @@ def test_ideal_filter_and_grid_choice(planted_split, planted):
 
 
 def _dense_blurred(train, m) -> tuple[np.ndarray, np.ndarray]:
-    """(x = linear + α · ideal, P = R̃ᵀR̃), densely, for the model's own V_k."""
+    """(x = linear + α · ideal, P = R̃ᵀR̃), densely, for the model's own V_k and exponents."""
     r = train.matrix().toarray().astype(np.float64)
-    du, di = r.sum(1), r.sum(0)
-    rn = r / np.sqrt(np.maximum(du, 1))[:, None] / np.sqrt(np.maximum(di, 1))[None, :]
+    rn = _dense_rn(r, m.user_exp_, m.item_exp_)
     p = rn.T @ rn
     v = m.vk_.numpy().astype(np.float64)
-    dhalf = np.sqrt(di)
+    di = r.sum(0)
+    db = di**m.item_exp_
     with np.errstate(divide="ignore"):
-        dinv = np.where(di > 0, 1 / dhalf, 0.0)
-    ideal = (r * dinv) @ v @ v.T * dhalf
+        dinv = np.where(di > 0, 1 / db, 0.0)
+    ideal = (r * dinv) @ v @ v.T * db
     return r @ p + m.alpha_ * ideal, p
 
 
-def test_sharpening_is_the_rk4_step_on_the_top_eigenvectors(planted_split):
+@pytest.mark.parametrize("exps", [(0.5, 0.5), (0.3, 0.4)])
+def test_sharpening_is_the_rk4_step_on_the_top_eigenvectors(planted_split, exps):
     train = planted_split.train
     k, h = min(train.n_users, train.n_items) - 1, 1.5
-    m = GraphFilter(k=k, alpha=0.3, sharpen=h).fit(train)
+    m = GraphFilter(k=k, alpha=0.3, sharpen=h, user_exp=exps[0], item_exp=exps[1]).fit(train)
     x, p = _dense_blurred(train, m)
     hp = h * p
     poly = np.eye(len(p)) - hp + hp @ hp / 2 - hp @ hp @ hp / 6 + hp @ hp @ hp @ hp / 24
@@ -146,7 +156,7 @@ def test_cold_items_scored_through_regressed_spectral_coordinates(
     x = train.matrix().toarray().astype(np.float64)
     di = x.sum(0)
     with np.errstate(divide="ignore"):
-        dinv = np.where(di > 0, di**-0.5, 0.0)
+        dinv = np.where(di > 0, di**-m.item_exp_, 0.0)
     expected = m.alpha_ * (x * dinv) @ m.vk_.numpy() @ m.cold_q_.numpy().T
     np.testing.assert_allclose(s[:, COLD].numpy(), expected, rtol=1e-4, atol=1e-5)
     # warm columns are untouched by the cold map
@@ -181,3 +191,55 @@ def test_pipeline_encodes_text_for_a_cold_split(planted):
     model, _ = fit_model(GraphFilter(k=8, alpha=0.5), prep, RunConfig(refit=False))
     assert prep.item_emb is not None  # the cold items are placed from their text
     assert sorted(model.cold_items_.tolist()) == sorted(split.cold_items.tolist())
+
+
+def test_normalisation_exponents_chosen_on_validation_and_saved(planted_split, tmp_path):
+    m = GraphFilter(k=8, alpha=0.5, sharpen=0.0, user_exp=(0.3, 0.5), item_exp=(0.4, 0.5)).fit(
+        planted_split.train, valid=planted_split.valid
+    )
+    pairs = [(r["user_exp"], r["item_exp"]) for r in m.search_]
+    assert pairs == [(0.3, 0.4), (0.3, 0.5), (0.5, 0.4), (0.5, 0.5)]
+    best = max(m.search_, key=lambda r: r["valid_Recall@20"])  # first of equals wins
+    assert (m.user_exp_, m.item_exp_) == (best["user_exp"], best["item_exp"])
+    params = m.refit_params()
+    assert (params["user_exp"], params["item_exp"]) == (m.user_exp_, m.item_exp_)
+    # the chosen pair's spectrum is the one kept
+    ref = GraphFilter(k=8, alpha=0.5, sharpen=0.0, user_exp=m.user_exp_, item_exp=m.item_exp_)
+    users = torch.arange(20)
+    torch.testing.assert_close(m.score(users), ref.fit(planted_split.train).score(users))
+    m.save(tmp_path / "gf")
+    back = Recommender.load(tmp_path / "gf")
+    assert (back.user_exp_, back.item_exp_) == (m.user_exp_, m.item_exp_)
+    torch.testing.assert_close(back.score(users), m.score(users))
+
+
+def test_bundle_without_exponents_loads_with_the_symmetric_normalisation(planted_split, tmp_path):
+    import json
+
+    m = GraphFilter(k=8, alpha=0.5, sharpen=1.0, user_exp=0.5, item_exp=0.5).fit(
+        planted_split.train
+    )
+    m.save(tmp_path / "gf")
+    cfg_path = tmp_path / "gf" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    text = json.dumps(cfg)  # an older bundle: no exponents anywhere, the class defaults differ
+    for key in ("user_exp_", "item_exp_", "scale_"):
+        assert key in text
+    _strip(cfg, {"user_exp", "item_exp", "user_exp_", "item_exp_", "scale_"})
+    cfg_path.write_text(json.dumps(cfg))
+    back = Recommender.load(tmp_path / "gf")
+    assert (back.user_exp_, back.item_exp_) == (0.5, 0.5)
+    torch.testing.assert_close(back.score(torch.arange(10)), m.score(torch.arange(10)))
+
+
+def _strip(obj, keys: set[str]) -> None:
+    """Remove ``keys`` from every dict nested in ``obj``."""
+    if isinstance(obj, dict):
+        for k in list(obj):
+            if k in keys:
+                del obj[k]
+            else:
+                _strip(obj[k], keys)
+    elif isinstance(obj, list):
+        for v in obj:
+            _strip(v, keys)

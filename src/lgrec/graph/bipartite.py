@@ -18,14 +18,16 @@ import scipy.sparse as sp
 import torch
 
 
-def normalized_biadjacency(r: sp.spmatrix) -> sp.csr_matrix:
-    """R̃ = D_U^{-1/2} R D_I^{-1/2} (U × I), the off-diagonal block of Â."""
+def normalized_biadjacency(
+    r: sp.spmatrix, user_exp: float = 0.5, item_exp: float = 0.5
+) -> sp.csr_matrix:
+    """R̃ = D_U^{-a} R D_I^{-b} (U × I); a = b = 1/2 is the off-diagonal block of Â."""
     r = sp.csr_matrix(r, dtype=np.float32)
     du = np.asarray(r.sum(1)).ravel()
     di = np.asarray(r.sum(0)).ravel()
     with np.errstate(divide="ignore"):
-        iu = np.where(du > 0, du**-0.5, 0.0).astype(np.float32)
-        ii = np.where(di > 0, di**-0.5, 0.0).astype(np.float32)
+        iu = np.where(du > 0, du**-user_exp, 0.0).astype(np.float32)
+        ii = np.where(di > 0, di**-item_exp, 0.0).astype(np.float32)
     return sp.csr_matrix(sp.diags(iu) @ r @ sp.diags(ii), dtype=np.float32)
 
 

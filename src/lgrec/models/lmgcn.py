@@ -363,7 +363,8 @@ class LMGCN(LightGCN):
         if self.filter_ is not None:
             fp = self.filter_.refit_params()
             params["filter_params"] = {
-                k: fp[k] for k in ("k", "alpha", "semantic_weight", "sharpen")
+                k: fp[k]
+                for k in ("k", "alpha", "semantic_weight", "sharpen", "user_exp", "item_exp")
             }
         return params
 
