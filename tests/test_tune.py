@@ -133,6 +133,7 @@ def test_graphfilter_space_ints_and_floats(prep):
     assert res.metric.name == "NDCG@10"
     for t in res.trials:
         assert isinstance(t["params"]["k"], int) and isinstance(t["params"]["alpha"], float)
+        assert 0.0 <= t["params"]["user_exp"] <= 0.6 and 0.2 <= t["params"]["item_exp"] <= 0.6
 
 
 def test_rating_metric_is_minimised(prep):

@@ -34,7 +34,13 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "reg": "1e-6:1e-2:log",
         "semantic_weight": "0.0:1.0",
     },
-    "graphfilter": {"k": "8:512:log", "alpha": "0.0:1.5", "sharpen": "0.0:3.0"},
+    "graphfilter": {
+        "k": "8:512:log",
+        "alpha": "0.0:1.5",
+        "sharpen": "0.0:3.0",
+        "user_exp": "0.0:0.6",
+        "item_exp": "0.2:0.6",
+    },
     "textknn": {"k": "5:200:log"},
 }
 
