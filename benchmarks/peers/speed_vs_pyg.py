@@ -1,8 +1,10 @@
 """Time to quality, in one run: lgrec's LightGCN against PyTorch Geometric's LightGCN loop.
 
 Both train on the same ML-100K u1 data (train + valid, the peers' refit data) on the same
-machine, one after the other in this process, and are scored by lgrec's metric code on the u1
-test fold (ranking all unseen items, as everywhere in docs/benchmarks.md):
+machine, one after the other in one invocation of this script, each in a fresh subprocess (so
+neither inherits the other's thread pools, allocator state or warm caches), and are scored by
+lgrec's metric code on the u1 test fold (ranking all unseen items, as everywhere in
+docs/benchmarks.md):
 
 1. PyG: ``torch_geometric.nn.LightGCN`` with the loop of PyG's ``examples/lightgcn.py``
    (:mod:`pyg_lightgcn`), for the example's fixed 100 epochs at its lr 0.001, plus the same
@@ -24,6 +26,8 @@ import argparse
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,6 +82,32 @@ def lgrec_time_to(split, target: float, max_epochs: int) -> dict:
     return {"reached": False, **rows[-1], "tried": rows}
 
 
+def _run_part(args: argparse.Namespace, part: str, extra: list[str]) -> dict:
+    """Run ``part`` of this script in a fresh Python process; its JSON result."""
+    out = OUT / f".{part}.json"
+    cmd = [sys.executable, __file__, "--part", part, "--part-out", str(out), *extra]
+    cmd += ["--threads", str(args.threads), "--pyg-graph", args.pyg_graph]
+    cmd += ["--pyg-epochs", str(args.pyg_epochs), "--every", str(args.every)]
+    cmd += ["--pyg-lrs", args.pyg_lrs, "--lgrec-max-epochs", str(args.lgrec_max_epochs)]
+    subprocess.run(cmd, check=True)
+    res = json.loads(out.read_text())
+    out.unlink()
+    return res
+
+
+def _pyg_part(args: argparse.Namespace, split) -> dict:
+    result: dict = {}
+    best = None
+    for lr in map(float, args.pyg_lrs.split(",")):
+        curve = pyg_curve(split, lr, args.pyg_epochs, args.every, args.pyg_graph)
+        top = max(curve, key=lambda r: r["NDCG@10"])
+        result[f"pyg_lr{lr}"] = {"curve": curve, "best": top}
+        if best is None or top["NDCG@10"] > best["NDCG@10"]:
+            best = {**top, "lr": lr}
+    result["pyg_best"] = best
+    return result
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pyg-epochs", type=int, default=100, help="the example's fixed count")
@@ -93,26 +123,30 @@ def main() -> int:
         "edge_index: exactly the example's path",
     )
     p.add_argument("--out", default="speed_vs_pyg.json")
+    p.add_argument("--part", choices=["pyg", "lgrec"], help=argparse.SUPPRESS)
+    p.add_argument("--part-out", help=argparse.SUPPRESS)
+    p.add_argument("--target", type=float, help=argparse.SUPPRESS)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    torch.set_num_threads(args.threads)
-    split = load_split("ml-100k")
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.part:  # one side, in its own process
+        torch.set_num_threads(args.threads)
+        split = load_split("ml-100k")
+        if args.part == "pyg":
+            res = _pyg_part(args, split)
+        else:
+            res = lgrec_time_to(split, args.target, args.lgrec_max_epochs)
+        Path(args.part_out).write_text(json.dumps(res))
+        return 0
     result: dict = {"torch_threads": args.threads, "load_before": os.getloadavg()}
-    best = None
     result["pyg_graph"] = args.pyg_graph
-    for lr in map(float, args.pyg_lrs.split(",")):
-        curve = pyg_curve(split, lr, args.pyg_epochs, args.every, args.pyg_graph)
-        top = max(curve, key=lambda r: r["NDCG@10"])
-        result[f"pyg_lr{lr}"] = {"curve": curve, "best": top}
-        if best is None or top["NDCG@10"] > best["NDCG@10"]:
-            best = {**top, "lr": lr}
-    result["pyg_best"] = best
+    result.update(_run_part(args, "pyg", []))
+    best = result["pyg_best"]
     # PyG's time to its best value: the first checkpoint at that value (its curve's seconds)
-    ours = lgrec_time_to(split, best["NDCG@10"], args.lgrec_max_epochs)
+    ours = _run_part(args, "lgrec", ["--target", repr(best["NDCG@10"])])
     result["lgrec"] = ours
     result["speedup"] = best["train_s"] / ours["train_s"] if ours["reached"] else None
     result["load_after"] = os.getloadavg()
-    OUT.mkdir(parents=True, exist_ok=True)
     (OUT / args.out).write_text(json.dumps(result, indent=2))
     print(
         f"\nPyG LightGCN best: NDCG@10 {best['NDCG@10']:.4f} after {best['epoch']} epochs, "
