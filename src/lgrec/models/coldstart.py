@@ -209,13 +209,13 @@ def embed_cold_items(
     user_emb: torch.Tensor,
     seen: sp.csr_matrix,
     seed: int = 0,
-) -> tuple[np.ndarray, torch.Tensor, ColdMap, np.ndarray | None] | None:
+) -> tuple[np.ndarray, torch.Tensor] | None:
     """Embed the items of ``data`` that have no interaction in ``seen`` (U × I) from their side
     features: a :class:`ColdMap` fitted on the other items' ``targets`` (I × d rows, chosen by
     pseudo-cold Recall@20 of ``user_emb`` · target). Returns (cold item indices, their
-    embeddings, the map, the year bin edges), or ``None`` when there is nothing to embed, no
-    side feature, or fewer than 10 warm items."""
-    f, year_edges = side_features(data, text)
+    embeddings), or ``None`` when there is nothing to embed, no side feature, or fewer than 10
+    warm items."""
+    f, _ = side_features(data, text)
     warm = np.diff(sp.csc_matrix(seen).indptr) > 0
     if f is None or warm.all() or int(warm.sum()) < 10:
         return None
@@ -231,4 +231,4 @@ def embed_cold_items(
     )
     t_c, t_w = (None, None) if t is None else (t[c], t[w])
     emb = cm.embed(f[c], t_c, t_w, targets[w]).to(targets.dtype)
-    return np.flatnonzero(~warm), emb, cm, year_edges
+    return np.flatnonzero(~warm), emb

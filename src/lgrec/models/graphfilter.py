@@ -260,7 +260,7 @@ class GraphFilter(Recommender):
             log.info("graphfilter: %d cold items placed from side features", len(out[0]))
 
     def _gram_d(self, v: Tensor) -> Tensor:
-        """``Vᵀ D_I^{1/2} V`` (k × k): maps the ideal term's ``r D^{-1/2} V`` into V's basis."""
+        """``Vᵀ D_I^{b} V`` (k × k): maps the ideal term's ``r D^{-b} V`` into V's basis."""
         return v.T @ (v * torch.from_numpy(self._d_pow(1.0))[:, None])
 
     def _d_pow(self, sign: float) -> np.ndarray:
@@ -271,7 +271,7 @@ class GraphFilter(Recommender):
             )
 
     def _components(self, users: Tensor, v: Tensor | None, m: Tensor | None = None) -> tuple:
-        """(linear x R̃ᵀR̃, x D_I^{-1/2} V (B × k_max), x V, semantic x S, V, V ⊙ √d, Vᵀ D^{1/2} V);
+        """(linear x R̃ᵀR̃, x D_I^{-b} V (B × k_max), x V, semantic x S, V, V ⊙ d^b, Vᵀ D^{b} V);
         the terms that need V are None without it. ``x`` is sparse, so the three products
         with V cost O(nnz(x) · k), and the linear term is one sparse × dense product."""
         xb = self.x_[users.numpy()]
@@ -301,10 +301,10 @@ class GraphFilter(Recommender):
         lin, low, rv, sem, v, vd, m = comp
         s = lin.clone()
         use_v = low is not None and k > 0
-        if use_v and alpha > 0:  # α (x D^{-1/2} V_k) (V_k ⊙ √d)ᵀ
+        if use_v and alpha > 0:  # α (x D^{-b} V_k) (V_k ⊙ d^b)ᵀ
             s.addmm_(low[:, :k], vd[:, :k].T, alpha=alpha)
             cq = getattr(self, "cold_q_", None)
-            if cq is not None and cq.shape[1] == k:  # cold items: α (x D^{-1/2} V_k) q̂ᵀ
+            if cq is not None and cq.shape[1] == k:  # cold items: α (x D^{-b} V_k) q̂ᵀ
                 s.index_add_(1, self.cold_items_, low[:, :k] @ cq.T, alpha=alpha)
         if use_v and h > 0 and rv is not None:
             lam = self.lam_[:k]

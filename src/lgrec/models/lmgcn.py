@@ -314,7 +314,7 @@ class LMGCN(LightGCN):
             seed=self.seed,
         )  # fmt: skip
         if out is not None:
-            cold, emb, _, _ = out
+            cold, emb = out
             self.item_emb_[torch.from_numpy(cold)] = emb
             log.info("%d cold items embedded from side features", len(cold))
 
