@@ -141,6 +141,20 @@ def fit_random(split: Split, items: ItemInputs, seed: int) -> dict[str, Any]:
     return {"model": model, "params": {}, "tune_s": 0.0, "fit_s": fit_s}
 
 
+def _fitted(
+    model: Any, params: dict, tune_s: float, fit_s: float, best_v: float, **extra: Any
+) -> dict[str, Any]:
+    """What a ``fit_*`` function returns: the refitted model, its settings and costs."""
+    return {
+        "model": model,
+        "params": params,
+        "tune_s": tune_s,
+        "fit_s": fit_s,
+        "valid_best": best_v,
+        **extra,
+    }
+
+
 # ---- implicit ALS + ridge map ----------------------------------------------------------------
 def ridge_map(f: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
     """:math:`W = (F^\\top F + \\lambda I)^{-1} F^\\top Y` in float64."""
@@ -195,14 +209,7 @@ def fit_als_ridge(split: Split, items: ItemInputs, seed: int) -> dict[str, Any]:
 
     model, fit_s = timed(refit)
     params = {**best, "alpha": 1.0, "iterations": 15}
-    return {
-        "model": model,
-        "params": params,
-        "tune_s": tune_s,
-        "fit_s": fit_s,
-        "valid_best": best_v,
-        "grid": table,
-    }
+    return _fitted(model, params, tune_s, fit_s, best_v, grid=table)
 
 
 # ---- LightFM WARP with side features ---------------------------------------------------------
@@ -293,14 +300,7 @@ def fit_lightfm_side(split: Split, items: ItemInputs, seed: int) -> dict[str, An
         "max_sampled": LIGHTFM_DEFAULTS["max_sampled"],
         "text_pca": TEXT_DIMS,
     }
-    return {
-        "model": model,
-        "params": params,
-        "tune_s": tune_s,
-        "fit_s": fit_s,
-        "valid_best": best_v,
-        "valid_curves": curves,
-    }
+    return _fitted(model, params, tune_s, fit_s, best_v, valid_curves=curves)
 
 
 FITS = {"random": fit_random, "als-ridge": fit_als_ridge, "lightfm-warp-side": fit_lightfm_side}

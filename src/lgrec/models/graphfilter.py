@@ -303,7 +303,7 @@ class GraphFilter(Recommender):
         use_v = low is not None and k > 0
         if use_v and alpha > 0:  # α (x D^{-b} V_k) (V_k ⊙ d^b)ᵀ
             s.addmm_(low[:, :k], vd[:, :k].T, alpha=alpha)
-            cq = getattr(self, "cold_q_", None)
+            cq = self.cold_q_
             if cq is not None and cq.shape[1] == k:  # cold items: α (x D^{-b} V_k) q̂ᵀ
                 s.index_add_(1, self.cold_items_, low[:, :k] @ cq.T, alpha=alpha)
         if use_v and h > 0 and rv is not None:
@@ -340,7 +340,7 @@ class GraphFilter(Recommender):
         if self.vk_ is not None:
             st["vk"] = self.vk_
             st["lam"] = self.lam_
-        if getattr(self, "cold_q_", None) is not None:
+        if self.cold_q_ is not None:
             st["cold_items"], st["cold_q"] = self.cold_items_, self.cold_q_
         if self.sem_ is not None:
             st["sem.indptr"] = torch.from_numpy(self.sem_.indptr.astype(np.int64))
