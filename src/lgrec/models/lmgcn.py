@@ -25,8 +25,9 @@ same user–item graph plus the semantic graph (:class:`lgrec.models.graphfilter
 with λ chosen on the validation split (λ = 0 is pure message passing). The filter captures the
 infinite-depth smooth part of the graph signal cheaply; the GNN adds the learned, text-tied part.
 
-Heads: ranking (ŝ), ratings (:class:`lgrec.models.heads.RatingHead`, r̂ = μ + b_u + b_i +
-uᵀc), clicks (σ(a ŝ + b), BCE-calibrated), categories (softmax over the category vocabulary).
+Heads: ranking (ŝ), ratings (a validated blend of SVD++-with-text and item autoencoders,
+:mod:`lgrec.models.rating`), clicks (σ(a ŝ + b), BCE-calibrated), categories (softmax over
+the category vocabulary).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from lgrec.errors import ConfigError
 from lgrec.graph.bipartite import normalized_adjacency
 from lgrec.graph.semantic import normalize_graph, semantic_knn
 from lgrec.models.base import Tensor, _standardise, as_index_tensor, register
-from lgrec.models.heads import fit_click_calibration, fit_rating_head
+from lgrec.models.heads import fit_click_calibration
 from lgrec.models.lightgcn import LightGCN, LightGCNNet
+from lgrec.models.rating import COMPONENTS, RatingBlend, check_components, fit_rating_blend
 from lgrec.train import NegativeSampler, validation_grid
 
 log = logging.getLogger(__name__)
@@ -107,8 +109,11 @@ class LMGCN(LightGCN):
         use_profiles: fuse language profiles of users' histories.
         item_dropout: share of items whose free vector is dropped per step (cold start).
         category_weight: λ_cat of the auxiliary category loss (0 disables the head).
-        rating_head: train the rating head when the data has explicit ratings.
-        rating_dim, rating_reg, rating_epochs: rating head size, L2 and epoch budget.
+        rating_head: train the rating model when the data has explicit ratings.
+        rating_models: components of the rating blend (:mod:`lgrec.models.rating`).
+        rating_dim, rating_reg: size and L2 of the SVD++ component.
+        rating_epochs: epoch cap of each component, or a per-component count (refit).
+        rating_blend: fixed blend weights (intercept first); ``None`` = fit on validation.
         filter_weight: λ of the graph-filter fusion; a tuple is a grid chosen on validation.
         filter_params: arguments of the fused :class:`GraphFilter` (grids allowed).
         item_graph_weight: weight of an extra item–item graph passed to ``fit`` (e.g. items
@@ -144,7 +149,9 @@ class LMGCN(LightGCN):
         rating_head: bool = True,
         rating_dim: int = 64,
         rating_reg: float = 0.05,
-        rating_epochs: int = 100,
+        rating_epochs: int | dict[str, int] = 300,
+        rating_models: tuple[str, ...] | list[str] = COMPONENTS,
+        rating_blend: list[float] | None = None,
         filter_weight: float | tuple[float, ...] | list[float] = (0.0, 0.5, 1.0, 2.0),
         filter_params: dict[str, Any] | None = None,
         item_graph_weight: float = 0.5,
@@ -175,6 +182,8 @@ class LMGCN(LightGCN):
         self.rating_dim = rating_dim
         self.rating_reg = rating_reg
         self.rating_epochs = rating_epochs
+        self.rating_models = rating_models
+        self.rating_blend = rating_blend
         self.filter_weight = filter_weight
         self.filter_params = filter_params
         self.item_graph_weight = item_graph_weight
@@ -277,29 +286,20 @@ class LMGCN(LightGCN):
         self._fit_click(data, valid)
         self.rating_ = None
         if self.rating_head and data.has_ratings:
-            head, op, info = fit_rating_head(
+            self.rating_ = fit_rating_blend(
                 data,
                 valid,
                 self.text_emb_,
+                names=check_components(self.rating_models),
                 dim=self.rating_dim,
                 reg=self.rating_reg,
                 epochs=self.rating_epochs,
+                weights=self.rating_blend,
                 seed=self.seed,
             )
-            with torch.no_grad():
-                uf, itf = head.factors(op)
-            self.rating_ = {
-                "user": uf.detach().clone(),
-                "item": itf.detach().clone(),
-                "bu": head.bu.detach().clone(),
-                "bi": head.bi.detach().clone(),
-                "mu": torch.tensor([head.mu]),
-            }
             self.rating_scale_ = list(
                 data.rating_scale or (float(data.ratings.min()), float(data.ratings.max()))
             )
-            self.rating_best_epoch_ = info["best_epoch"]
-            log.info("rating head: %s", info)
         self.has_rating_head = self.rating_ is not None
         for attr in ("_profiles", "_item_cats", "_cat_target", "_cat_has", "_item_graph"):
             self.__dict__.pop(attr, None)
@@ -358,8 +358,10 @@ class LMGCN(LightGCN):
     def refit_params(self) -> dict[str, Any]:
         params = super().refit_params()
         params["filter_weight"] = self.filter_weight_
-        if getattr(self, "rating_best_epoch_", None):
-            params["rating_epochs"] = self.rating_best_epoch_
+        if self.rating_ is not None:
+            params["rating_epochs"] = dict(self.rating_.best_epochs)
+            params["rating_models"] = list(self.rating_.names)
+            params["rating_blend"] = list(self.rating_.weights)
         if self.filter_ is not None:
             fp = self.filter_.refit_params()
             params["filter_params"] = {
@@ -388,9 +390,8 @@ class LMGCN(LightGCN):
             )
         u = as_index_tensor(users, self.n_users_, "user")
         i = as_index_tensor(items, self.n_items_, "item")
-        r = self.rating_
-        pred = r["mu"] + r["bu"][u] + r["bi"][i] + (r["user"][u] * r["item"][i]).sum(1)
-        return pred.clamp(*self.rating_scale_)
+        with torch.no_grad():
+            return self.rating_.predict(u, i).clamp(*self.rating_scale_)
 
     def predict_click(self, users: Any, items: Any) -> Tensor:
         """P(click | u, i) = σ(a ŝ_ui + b), calibrated on held-out positives vs negatives."""
@@ -416,8 +417,8 @@ class LMGCN(LightGCN):
         st = super()._state()
         if self.cat_logits_ is not None:
             st["cat_logits"] = self.cat_logits_
-        for k, v in (self.rating_ or {}).items():
-            st[f"rating.{k}"] = v
+        if self.rating_ is not None:
+            st.update(self.rating_.state())
         if self.filter_ is not None:
             st.update({f"filter.{k}": v for k, v in self.filter_._state().items()})
         return st
@@ -428,6 +429,7 @@ class LMGCN(LightGCN):
             "categories": self.categories_,
             "click_ab": list(self.click_ab_),
             "rating_scale": getattr(self, "rating_scale_", None),
+            "rating": None if self.rating_ is None else self.rating_.meta(),
             "filter_weight_": self.filter_weight_,
             "filter": None
             if self.filter_ is None
@@ -439,8 +441,8 @@ class LMGCN(LightGCN):
         self.categories_ = meta["categories"]
         self.click_ab_ = tuple(meta["click_ab"])
         self.cat_logits_ = tensors.get("cat_logits")
-        rating = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("rating.")}
-        self.rating_ = rating or None
+        has = any(k.startswith("rating") for k in tensors)
+        self.rating_ = RatingBlend.from_state(tensors, meta.get("rating")) if has else None
         self.has_rating_head = self.rating_ is not None
         if meta.get("rating_scale"):
             self.rating_scale_ = meta["rating_scale"]
