@@ -24,7 +24,6 @@ I × U matrix is ever held. Parameters are O(U · h), so the caller caps U · h 
 
 from __future__ import annotations
 
-import copy
 import itertools
 
 import numpy as np
@@ -33,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from lgrec.data.dataset import Dataset
+from lgrec.train.early import BestKeeper
 
 
 class KernelLinear(nn.Module):
@@ -157,7 +157,7 @@ def fit_item_autorec(
     lo, hi = train.rating_scale or (float(x.data.min()), float(x.data.max()))
     n_items = x.shape[0]
     batch_items = max(1, min(batch_items, -(-n_items // 4)))  # ≥ 4 steps per epoch
-    best, best_state, bad, best_epoch, hist = float("inf"), None, 0, epochs, []
+    keeper = BestKeeper(net, patience, epochs)
     epoch = 0
     while epoch < epochs:
         epoch += 1
@@ -194,15 +194,7 @@ def fit_item_autorec(
         )
         target = torch.as_tensor(np.asarray(valid.ratings, dtype=np.float32).copy())
         rmse = float(((pred.clamp(lo, hi) - target) ** 2).mean().sqrt())
-        hist.append(rmse)
-        if rmse < best - 1e-5:
-            best, best_state, bad, best_epoch = rmse, copy.deepcopy(net.state_dict()), 0, epoch
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    info = {"valid_rmse": best if hist else None, "epochs": epoch, "best_epoch": best_epoch}
-    return net, x, info
+        if keeper.update(rmse, epoch):
+            break
+    keeper.restore()
+    return net, x, keeper.info(epoch)

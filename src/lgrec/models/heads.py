@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -23,6 +21,7 @@ from torch import nn
 
 from lgrec.data.dataset import Dataset
 from lgrec.graph.bipartite import SparseOperator
+from lgrec.train.early import BestKeeper
 
 
 class RatingHead(nn.Module):
@@ -91,7 +90,7 @@ def fit_rating_head(
     if valid is not None and len(valid):
         vu, vi = torch.tensor(valid.user_ids), torch.tensor(valid.item_ids)
         vr = torch.tensor(valid.ratings)
-    best, best_state, bad, hist, best_epoch = float("inf"), None, 0, [], epochs
+    keeper = BestKeeper(head, patience, epochs)
     epoch = 0
     while epoch < epochs:
         epoch += 1
@@ -116,23 +115,10 @@ def fit_rating_head(
         head.eval()
         with torch.no_grad():
             rmse = float(((head(op, vu, vi).clamp(lo, hi) - vr) ** 2).mean().sqrt())
-        hist.append(rmse)
-        if rmse < best - 1e-5:
-            best, best_state, bad = rmse, copy.deepcopy(head.state_dict()), 0
-            best_epoch = epoch
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    if best_state is not None:
-        head.load_state_dict(best_state)
-    head.eval()
-    info = {
-        "valid_rmse": best if vr is not None else None,
-        "epochs": epoch,
-        "best_epoch": best_epoch,
-    }
-    return head, op, info
+        if keeper.update(rmse, epoch):
+            break
+    keeper.restore()
+    return head, op, keeper.info(epoch)
 
 
 def fit_click_calibration(
