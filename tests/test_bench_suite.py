@@ -72,6 +72,7 @@ META = {
     "threads": 2,
     "load_start": 0.1,
     "wall_min": 1.0,
+    "driver_min": 1.0,
 }
 
 
