@@ -151,7 +151,7 @@ def run_lgrec(args: argparse.Namespace, plan: dict[str, Any], out: Path) -> list
         mdir = out / "lgrec" / model
         cmd = [lgrec, "evaluate", "--dataset", args.dataset, "--split", "fixed"]
         cmd += [*plan["lgrec_args"], "--models", model, "--threads", str(args.threads)]
-        cmd += ["--seed", str(args.seed), "--out", str(mdir)]
+        cmd += ["--seed", str(args.seed), "--out", str(mdir), "-v"]  # -v: epochs in run.log
         if args.data_dir:
             cmd += ["--data-dir", args.data_dir]
         mdir.mkdir(parents=True, exist_ok=True)
