@@ -113,6 +113,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("eval_s", "eval s", 1),
     ("peak_mb", "peak MB", 0),
 )
+METRICS = tuple(k for k, _, _ in COLUMNS[:4])  # quality columns; the rest is cost
 
 
 def run_measured(cmd: list[str], log: Path, env: dict[str, str], timeout: float | None) -> dict:
@@ -132,7 +133,8 @@ def run_measured(cmd: list[str], log: Path, env: dict[str, str], timeout: float 
                 break
             if deadline is not None and time.perf_counter() > deadline:
                 proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
+                os.wait4(proc.pid, 0)
+                proc.returncode = -9
                 return {"code": None, "wall_s": time.perf_counter() - t0, "peak_mb": None}
             time.sleep(0.5)
     proc.returncode = os.waitstatus_to_exitcode(status)  # stop Popen from waiting again
@@ -167,7 +169,7 @@ def run_lgrec(args: argparse.Namespace, plan: dict[str, Any], out: Path) -> list
         row: dict[str, Any] = {"model": model, "library": "lgrec", "wall_s": run["wall_s"]}
         if run["code"] == 0 and res.is_file():
             r = next(x for x in json.loads(res.read_text())["rows"] if x["model"] == model)
-            row.update({k: r.get(k) for k in ("Recall@20", "NDCG@20", "NDCG@10", "RMSE")})
+            row.update({k: r.get(k) for k in METRICS})
             row.update(train_s=r.get("fit_s"), eval_s=r.get("eval_s"), status="ok")
             row["peak_mb"] = run["peak_mb"]
         else:
@@ -220,7 +222,7 @@ def run_peers(args: argparse.Namespace, plan: dict[str, Any], out: Path) -> list
         row = {"model": f"peer: {r['model']}", "library": r.get("library", "-")}
         row["status"] = r.get("status", "?")
         if row["status"] == "ok":
-            row.update({k: r.get(k) for k in ("Recall@20", "NDCG@20", "NDCG@10", "RMSE")})
+            row.update({k: r.get(k) for k in METRICS})
             row["train_s"] = (r.get("tune_s") or 0.0) + (r.get("fit_s") or 0.0)
             row.update(eval_s=r.get("eval_s"), peak_mb=r.get("peak_mb"), wall_s=r.get("wall_s"))
             row["params"] = r.get("params")
@@ -248,7 +250,7 @@ def _brief(row: dict[str, Any]) -> str:
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The merged table; the best value of each metric column in bold; failures keep a status."""
     best = {}
-    for k, _, _ in COLUMNS[:4]:
+    for k in METRICS:
         vals = [r[k] for r in rows if r.get("status") == "ok" and r.get(k) is not None]
         if vals:
             best[k] = min(vals) if k == "RMSE" else max(vals)
@@ -294,12 +296,16 @@ def chart(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def write_docs(dataset: str, table: str, png: Path, docs: Path = DOCS) -> None:
-    """Replace (or append) this data set's block in docs/benchmarks.md; copy the chart."""
-    import shutil
+    """Replace (or append) this data set's block in docs/benchmarks.md; copy the chart.
+
+    Both writes are atomic, so an interrupted run never leaves a truncated docs page. (Imported
+    here: ``lgrec.utils`` loads torch, and the driver must stay small while children run.)
+    """
+    from lgrec.utils import atomic_write_bytes, atomic_write_text
 
     start, end = f"<!-- suite:{dataset} -->", f"<!-- /suite:{dataset} -->"
     img = f"suite_{dataset}.png"
-    shutil.copyfile(png, docs.parent / img)
+    atomic_write_bytes(docs.parent / img, png.read_bytes())
     block = f"{start}\n{table}\n![{dataset}: lgrec and peers]({img})\n{end}"
     text = docs.read_text()
     if start in text and end in text:
@@ -311,7 +317,7 @@ def write_docs(dataset: str, table: str, png: Path, docs: Path = DOCS) -> None:
             text = text.rstrip("\n") + "\n\n" + section
         head, rest = text.split(section, 1)
         text = head + section + f"\n### {dataset}\n\n{block}\n" + rest
-    docs.write_text(text)
+    atomic_write_text(docs, text)
 
 
 def _commit() -> str:
