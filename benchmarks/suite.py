@@ -47,7 +47,7 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 #: per data set: lgrec models, extra ``lgrec evaluate`` flags, peers, peer options, timeout.
 PLANS: dict[str, dict[str, Any]] = {
     "ml-100k": {
-        "models": "popularity,bprmf,biasedmf,lightgcn,graphfilter,lmgcn",
+        "models": "popularity,textknn,bprmf,biasedmf,lightgcn,graphfilter,lmgcn",
         "lgrec_args": ["--fold", "u1"],
         "peers": "pyg-lightgcn,implicit-als,implicit-bpr,lightfm-warp,lightfm-warp-genres,"
         "surprise-svd,surprise-svdpp,cornac-mf,gfcf",  # all of them
