@@ -138,45 +138,65 @@ def train_lightgcn(
 
 
 def fit_lightgcn(split: Split, opts: dict[str, Any]) -> PeerFit:
-    """Early stopping on validation Recall@20, then a refit on train + valid (module doc)."""
+    """Early stopping on validation Recall@20, then a refit on train + valid (module doc).
+
+    ``{"lrs": [0.001, 0.005]}`` searches the learning rate too: each rate is trained with its
+    own early stopping, the (rate, epoch) pair with the best validation Recall@20 is refitted.
+    ``max_train_s`` bounds the whole search.
+    """
     cfg = {**DEFAULTS, **{k: v for k, v in opts.items() if k in DEFAULTS}}
+    lrs = [float(x) for x in opts.get("lrs", [cfg["lr"]])]
     seed = opts.get("seed", 0)
-    state = {"best": -1.0, "best_epoch": 0, "bad": 0, "curve": []}
+    best = {"score": -1.0, "epoch": 0, "lr": lrs[0]}
+    curves: dict[float, list[tuple[int, float]]] = {}
+    tune_times: list[float] = []
     t_start = time.perf_counter()
 
-    def on_epoch(epoch: int, scorer) -> bool:
-        budget = cfg["max_train_s"]
-        over = budget is not None and time.perf_counter() - t_start > budget
-        if epoch % cfg["eval_every"] and not over:
-            return False
-        r = valid_score(scorer(), split)
-        state["curve"].append((epoch, r))
-        log.info("epoch %d valid Recall@20 %.4f", epoch, r)
-        if r > state["best"]:
-            state.update(best=r, best_epoch=epoch, bad=0)
-        else:
-            state["bad"] += 1
-        if over:
-            log.info("time budget of %s s reached at epoch %d", budget, epoch)
-        return over or state["bad"] >= cfg["patience"]
+    for lr in lrs:
+        state = {"best": -1.0, "bad": 0}
+        curve = curves.setdefault(lr, [])
 
-    _, tune_times = train_lightgcn(
-        split.train, cfg, seed=seed, epochs=cfg["epochs"], on_epoch=on_epoch
-    )
+        def on_epoch(epoch: int, scorer, lr=lr, state=state, curve=curve) -> bool:
+            budget = cfg["max_train_s"]
+            over = budget is not None and time.perf_counter() - t_start > budget
+            if epoch % cfg["eval_every"] and not over:
+                return False
+            r = valid_score(scorer(), split)
+            curve.append((epoch, r))
+            log.info("lr %g epoch %d valid Recall@20 %.4f", lr, epoch, r)
+            if r > state["best"]:
+                state.update(best=r, bad=0)
+            else:
+                state["bad"] += 1
+            if r > best["score"]:
+                best.update(score=r, epoch=epoch, lr=lr)
+            if over:
+                log.info("time budget of %s s reached at epoch %d", budget, epoch)
+            return over or state["bad"] >= cfg["patience"]
+
+        budget = cfg["max_train_s"]
+        if budget is not None and time.perf_counter() - t_start > budget:
+            log.info("time budget of %s s reached before lr %g", budget, lr)
+            break
+        _, times = train_lightgcn(
+            split.train, {**cfg, "lr": lr}, seed=seed, epochs=cfg["epochs"], on_epoch=on_epoch
+        )
+        tune_times += times
     tune_s = time.perf_counter() - t_start
-    best_epoch = max(state["best_epoch"], 1)
+    final = {**cfg, "lr": best["lr"], "epochs": max(best["epoch"], 1)}
     t0 = time.perf_counter()
-    model, times = train_lightgcn(split.full_train, cfg, seed=seed, epochs=best_epoch)
+    model, times = train_lightgcn(split.full_train, final, seed=seed, epochs=final["epochs"])
     fit_s = time.perf_counter() - t0
     return PeerFit(
         model,
-        {**cfg, "epochs": best_epoch},
+        final,
         tune_s,
         fit_s,
         {
             "s_per_epoch": float(np.mean(times)),
             "tune_epochs": len(tune_times),
-            "valid_best": state["best"],
-            "valid_curve": state["curve"],
+            "valid_best": best["score"],
+            "valid_curve": curves[best["lr"]],
+            "valid_curves": {str(k): v for k, v in curves.items()},
         },
     )
