@@ -99,7 +99,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "peer_opts": {
             "lightfm-warp": {"max_train_s": 400, "eval_every": 2},
             # one lr in the time box: 0.005 got further than the example's 0.001 on ML-100K
-            "pyg-lightgcn": {"max_train_s": 600, "eval_every": 1, "lrs": [0.005]},
+            "pyg-lightgcn": {"max_train_s": 600, "eval_every": 1, "lr": 0.005},
         },
         "timeout": 3600,
     },

@@ -128,6 +128,39 @@ def valid_score(model: Any, split: Split) -> float:
     return float(evaluate_ranking(model, split.train, split.valid, ks=(20,))[VALID_METRIC])
 
 
+class EarlyStop:
+    """``on_epoch(epoch, scorer) -> stop?`` callback for the epoch-trained peers.
+
+    Scores validation Recall@20 every ``eval_every`` epochs and says stop after ``patience``
+    checks without a gain, or once ``time.perf_counter()`` passes ``deadline`` (then it scores
+    that epoch too, so the time box still ends on a measured epoch). Keeps the best score, its
+    epoch and the curve of ``(epoch, score)``.
+    """
+
+    def __init__(
+        self, split: Split, eval_every: int, patience: int, deadline: float | None, label: str = ""
+    ) -> None:
+        self.split, self.eval_every, self.patience = split, eval_every, patience
+        self.deadline, self.label = deadline, label
+        self.best, self.best_epoch, self.bad = -1.0, 0, 0
+        self.curve: list[tuple[int, float]] = []
+
+    def __call__(self, epoch: int, scorer: Callable[[], Any]) -> bool:
+        over = self.deadline is not None and time.perf_counter() > self.deadline
+        if epoch % self.eval_every and not over:
+            return False
+        r = valid_score(scorer(), self.split)
+        self.curve.append((epoch, r))
+        log.info("%sepoch %d valid Recall@20 %.4f", self.label, epoch, r)
+        if r > self.best:
+            self.best, self.best_epoch, self.bad = r, epoch, 0
+        else:
+            self.bad += 1
+        if over:
+            log.info("%stime budget reached at epoch %d", self.label, epoch)
+        return over or self.bad >= self.patience
+
+
 def product_grid(spec: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of the listed values: ``{"a": [1, 2]} -> [{"a": 1}, {"a": 2}]``."""
     keys = list(spec)

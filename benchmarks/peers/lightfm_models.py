@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from common import FactorScorer, PeerFit, threads, valid_score
+from common import EarlyStop, FactorScorer, PeerFit, threads
 
 from lgrec.data.dataset import Dataset, Split
 
@@ -83,26 +83,14 @@ def _fit(split: Split, opts: dict[str, Any], with_features: bool) -> PeerFit:
     cfg = {**DEFAULTS, **{k: v for k, v in opts.items() if k in DEFAULTS}}
     seed = opts.get("seed", 0)
     feats = item_features(split.train) if with_features else None
-    state = {"best": -1.0, "best_epoch": 0, "bad": 0, "curve": []}
     t_start = time.perf_counter()
-
-    def on_epoch(epoch: int, scorer) -> bool:
-        budget = cfg["max_train_s"]
-        over = budget is not None and time.perf_counter() - t_start > budget
-        if epoch % cfg["eval_every"] and not over:
-            return False
-        r = valid_score(scorer(), split)
-        state["curve"].append((epoch, r))
-        log.info("epoch %d valid Recall@20 %.4f", epoch, r)
-        if r > state["best"]:
-            state.update(best=r, best_epoch=epoch, bad=0)
-        else:
-            state["bad"] += 1
-        return over or state["bad"] >= cfg["patience"]
-
-    _train(split.train, cfg, feats, seed, cfg["epochs"], on_epoch)
+    budget = cfg["max_train_s"]
+    stop = EarlyStop(
+        split, cfg["eval_every"], cfg["patience"], None if budget is None else t_start + budget
+    )
+    _train(split.train, cfg, feats, seed, cfg["epochs"], stop)
     tune_s = time.perf_counter() - t_start
-    best_epoch = max(state["best_epoch"], 1)
+    best_epoch = max(stop.best_epoch, 1)
     t0 = time.perf_counter()
     model = _train(split.full_train, cfg, feats, seed, best_epoch)
     fit_s = time.perf_counter() - t0
@@ -113,8 +101,8 @@ def _fit(split: Split, opts: dict[str, Any], with_features: bool) -> PeerFit:
     }
     extra = {
         "s_per_epoch": fit_s / best_epoch,
-        "valid_best": state["best"],
-        "valid_curve": state["curve"],
+        "valid_best": stop.best,
+        "valid_curve": stop.curve,
     }
     return PeerFit(model, params, tune_s, fit_s, extra)
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import FactorScorer, PeerFit, valid_score
+from common import EarlyStop, FactorScorer, PeerFit
 
 from lgrec.data.dataset import Dataset, Split
 
@@ -145,45 +145,24 @@ def fit_lightgcn(split: Split, opts: dict[str, Any]) -> PeerFit:
     ``max_train_s`` bounds the whole search.
     """
     cfg = {**DEFAULTS, **{k: v for k, v in opts.items() if k in DEFAULTS}}
-    lrs = [float(x) for x in opts.get("lrs", [cfg["lr"]])]
     seed = opts.get("seed", 0)
-    best = {"score": -1.0, "epoch": 0, "lr": lrs[0]}
-    curves: dict[float, list[tuple[int, float]]] = {}
-    tune_times: list[float] = []
     t_start = time.perf_counter()
-
-    for lr in lrs:
-        state = {"best": -1.0, "bad": 0}
-        curve = curves.setdefault(lr, [])
-
-        def on_epoch(epoch: int, scorer, lr=lr, state=state, curve=curve) -> bool:
-            budget = cfg["max_train_s"]
-            over = budget is not None and time.perf_counter() - t_start > budget
-            if epoch % cfg["eval_every"] and not over:
-                return False
-            r = valid_score(scorer(), split)
-            curve.append((epoch, r))
-            log.info("lr %g epoch %d valid Recall@20 %.4f", lr, epoch, r)
-            if r > state["best"]:
-                state.update(best=r, bad=0)
-            else:
-                state["bad"] += 1
-            if r > best["score"]:
-                best.update(score=r, epoch=epoch, lr=lr)
-            if over:
-                log.info("time budget of %s s reached at epoch %d", budget, epoch)
-            return over or state["bad"] >= cfg["patience"]
-
-        budget = cfg["max_train_s"]
-        if budget is not None and time.perf_counter() - t_start > budget:
+    budget = cfg["max_train_s"]
+    deadline = None if budget is None else t_start + budget
+    stops: dict[float, EarlyStop] = {}
+    tune_epochs = 0
+    for lr in map(float, opts.get("lrs", [cfg["lr"]])):
+        if stops and deadline is not None and time.perf_counter() > deadline:
             log.info("time budget of %s s reached before lr %g", budget, lr)
             break
+        stops[lr] = EarlyStop(split, cfg["eval_every"], cfg["patience"], deadline, f"lr {lr:g} ")
         _, times = train_lightgcn(
-            split.train, {**cfg, "lr": lr}, seed=seed, epochs=cfg["epochs"], on_epoch=on_epoch
+            split.train, {**cfg, "lr": lr}, seed=seed, epochs=cfg["epochs"], on_epoch=stops[lr]
         )
-        tune_times += times
+        tune_epochs += len(times)
     tune_s = time.perf_counter() - t_start
-    final = {**cfg, "lr": best["lr"], "epochs": max(best["epoch"], 1)}
+    lr, best = max(stops.items(), key=lambda kv: kv[1].best)
+    final = {**cfg, "lr": lr, "epochs": max(best.best_epoch, 1)}
     t0 = time.perf_counter()
     model, times = train_lightgcn(split.full_train, final, seed=seed, epochs=final["epochs"])
     fit_s = time.perf_counter() - t0
@@ -194,9 +173,9 @@ def fit_lightgcn(split: Split, opts: dict[str, Any]) -> PeerFit:
         fit_s,
         {
             "s_per_epoch": float(np.mean(times)),
-            "tune_epochs": len(tune_times),
-            "valid_best": best["score"],
-            "valid_curve": curves[best["lr"]],
-            "valid_curves": {str(k): v for k, v in curves.items()},
+            "tune_epochs": tune_epochs,
+            "valid_best": best.best,
+            "valid_curve": best.curve,
+            "valid_curves": {str(k): v.curve for k, v in stops.items()},
         },
     )

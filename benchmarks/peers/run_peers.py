@@ -127,7 +127,7 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def _params(r: dict[str, Any]) -> str:
-    keep = ("factors", "regularization", "alpha", "learning_rate", "n_factors", "reg_all")
+    keep = ("factors", "regularization", "alpha", "learning_rate", "lr", "n_factors", "reg_all")
     keep += ("n_epochs", "k", "lambda_reg", "max_iter", "epochs", "item_features")
     p = r.get("params") or {}
     return ", ".join(f"{k}={p[k]}" for k in keep if k in p)
