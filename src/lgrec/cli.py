@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from lgrec.distcli import add_distributed_args
 from lgrec.errors import LgrecError
 
 log = logging.getLogger("lgrec")
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--graph-path", metavar="DIR", help="train on the interactions of this LadybugDB store"
     )
+    add_distributed_args(s)  # --distributed … (lgrec.distcli)
 
     s = sub.add_parser("evaluate", help="fit every model on one split; comparison table + chart")
     _common(s)
@@ -202,6 +204,10 @@ def cmd_embed(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from lgrec import distcli
+
+    if args.distributed and not distcli.in_torchrun():
+        return distcli.launch(args, args.argv)  # the same command, in torchrun's processes
     from lgrec.pipeline import build_model, fit_model, prepare, save_bundle, setup
 
     cfg = _cfg(args, refit=not args.no_refit)
@@ -215,9 +221,11 @@ def cmd_train(args) -> int:
         split = store_split(prep.split, args.graph_path, valid_ratio=cfg.valid_ratio, seed=cfg.seed)
         prep = replace(prep, split=split)
     model = build_model(args.model, cfg)
-    model, fit_s = fit_model(model, prep, cfg)
-    path = save_bundle(model, prep.data, args.out)
-    print(f"trained {args.model} in {fit_s:.1f}s → {path}")
+    with distcli.training(args):  # data-parallel with --distributed
+        model, fit_s = fit_model(model, prep, cfg)
+    if distcli.rank() == 0:
+        path = save_bundle(model, prep.data, args.out)
+        print(f"trained {args.model} in {fit_s:.1f}s → {path}")
     return 0
 
 
@@ -486,6 +494,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to re-launch (train --distributed)
     logging.basicConfig(
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
