@@ -50,9 +50,7 @@ def own_topic_share(user: torch.Tensor, item: torch.Tensor, seen, k: int = 5) ->
     return float((topic[top] == (np.arange(len(user)) % 3)[:, None]).mean())
 
 
-def test_two_processes_reach_the_single_process_quality(
-    reference, planted_split, planted_text_emb
-):
+def test_two_processes_reach_the_single_process_quality(reference, planted_split, planted_text_emb):
     gap = json.loads((reference / "checks.json").read_text())["gradient_gap"]
     assert gap < 1e-5  # one data-parallel step = the single-process full-batch gradient
     single = fit_both(planted_split, planted_text_emb)
@@ -82,8 +80,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(reference, tmp_path):
     res = torchrun(tmp_path, "--checkpoint-dir", str(ck), "--resume")
     assert res.returncode == 0, res.stderr[-3000:]
     for name in ("lightgcn", "lmgcn"):
-        got, want = load_file(tmp_path / f"{name}.safetensors"), load_file(
-            reference / f"{name}.safetensors"
+        got, want = (
+            load_file(tmp_path / f"{name}.safetensors"),
+            load_file(reference / f"{name}.safetensors"),
         )
         for key in want:  # bit for bit: same weights, Adam state, samples and dropout masks
             assert torch.equal(got[key], want[key]), (name, key)
