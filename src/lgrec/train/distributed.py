@@ -140,6 +140,7 @@ class DataParallel(LoopHooks):
             log.info("resumed %s from %s at epoch %d", state.desc, path, state.epoch)
         else:
             _own_stream(state.rng, self.rank)
+        state.show_progress = self.rank == 0
         if self.graph == "partition":
             self._partition(state.module)
         n_params = sum(p.requires_grad for p in state.module.parameters())

@@ -64,6 +64,7 @@ class LoopState:
     best_state: dict | None = None
     bad: int = 0  # evaluations without improvement
     stopped: bool = False  # early stopping triggered
+    show_progress: bool = True  # e.g. one progress bar for several processes
 
 
 def train_loop(
@@ -97,7 +98,8 @@ def train_loop(
     tl = st.log
     t0 = time.perf_counter() - tl.seconds
     todo = range(st.epoch + 1, epochs + 1) if not st.stopped else range(0)
-    bar = progress(todo, desc=desc, total=epochs, initial=st.epoch)
+    quiet = None if st.show_progress else True  # None: a bar on a terminal only
+    bar = progress(todo, desc=desc, total=epochs, initial=st.epoch, disable=quiet)
     for epoch in bar:
         module.train()
         perm = hooks.permutation(st, n_samples)
