@@ -54,10 +54,10 @@ def run(args) -> None:
     under_torchrun = "RANK" in os.environ
     ctx = data_parallel(graph=args.graph) if under_torchrun else nullcontext()
     with ctx:
-        mode, world = _mode(args)
         for seed in args.seeds:
             args.seed = seed
             cfg, prep = prepared_run(args, dataset=args.dataset, **extra)
+            mode, world = _mode(args)  # after prepared_run has set the thread count
             for text in args.param or []:
                 model, name, value = parse_param(text)
                 cfg.params.setdefault(model, {})[name] = value

@@ -103,5 +103,11 @@ def training(args: argparse.Namespace) -> Iterator[None]:
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
     with data_parallel(
         graph=args.ddp_graph, checkpoint_dir=checkpoint_dir(args), resume=args.resume or restarted
-    ):
+    ) as hooks:
         yield
+    if hooks.loops == 0 and hooks.rank == 0:
+        log.warning(
+            "%s has no lgrec.train training loop: each of the %d processes fitted it whole "
+            "(not data-parallel); --distributed helps LightGCN-style models",
+            args.model, hooks.world,
+        )  # fmt: skip
