@@ -79,9 +79,7 @@ def test_lmgcn_recommends_cold_items_from_text(planted, planted_text_emb):
     # hold out 6 items entirely; their embeddings come from text + semantic neighbours only
     cold = np.array([3, 4, 23, 24, 43, 44])
     keep = ~planted.interactions["item"].isin(cold).to_numpy()
-    model = LMGCN(**LM_FAST, rating_head=False).fit(
-        planted.subset(keep), item_emb=planted_text_emb
-    )
+    model = LMGCN(**LM_FAST, rating_head=False).fit(planted.subset(keep), item_emb=planted_text_emb)
     users = np.arange(planted.n_users)
     top, _ = model.recommend(users, k=2, candidates=cold)
     topic = top.numpy() // 20

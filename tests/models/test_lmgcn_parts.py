@@ -92,8 +92,8 @@ def test_fold_in_from_text_alone_finds_the_users_topic(planted_text_emb):
 
     ds = make_planted()
     words = {0: "space rockets and galaxies", 1: "love stories and weddings", 2: "ghosts, zombies"}
-    users = pd.DataFrame({"user_id": ds.users["user_id"],
-                          "text": [f"I like {words[u % 3]}" for u in range(ds.n_users)]})  # fmt: skip
+    likes = [f"I like {words[u % 3]}" for u in range(ds.n_users)]
+    users = pd.DataFrame({"user_id": ds.users["user_id"], "text": likes})
     ds = type(ds)(ds.interactions, ds.items, users, name="planted", rating_scale=(1.0, 5.0))
     emb = TextEncoder().encode(ds.item_text())
     m = LMGCN(**PARTS).fit(ds, item_emb=emb)
