@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -53,7 +54,7 @@ def test_k_grid_grows_past_its_top_while_validation_improves():
     m = GraphFilter(k=(1,), k_limit=64, **fit).fit(split.train, valid=split.valid)
     recall = {r["k"]: r["valid_Recall@20"] for r in m.search_}
     ks = sorted(recall)
-    assert ks[:2] == [1, 2] and all(b == 2 * a for a, b in zip(ks, ks[1:]))  # doubling
+    assert ks[:2] == [1, 2] and all(b == 2 * a for a, b in itertools.pairwise(ks))  # doubling
     assert m.k_ > 1 and recall[m.k_] == max(recall.values()) > recall[1]
     assert ks[-1] < 64 and recall[ks[-1]] <= recall[m.k_]  # stopped when it stopped improving
 

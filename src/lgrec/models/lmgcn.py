@@ -351,11 +351,9 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         s = blend(vecs @ self.item_emb_.T, filt, self.filter_weight_)
         cold = np.flatnonzero(~self.warm_)
         if self.cold == "percentile" and len(cold) and self.side_emb_ is not None:
-            ref = self._reference_items()
-            cols = torch.from_numpy(np.concatenate([ref, cold]))
-            side = torch.zeros_like(s)
-            side[:, cols] = vecs @ self.side_emb_[cols].T  # only the columns compared
-            s = match_percentiles(s, side, torch.from_numpy(ref), torch.from_numpy(cold))
+            ref, cold = torch.from_numpy(self._reference_items()), torch.from_numpy(cold)
+            side_ref, side_cold = vecs @ self.side_emb_[ref].T, vecs @ self.side_emb_[cold].T
+            s[:, cold] = match_percentiles(s[:, ref], side_ref, side_cold)
         return s
 
     def _reference_items(self, n: int = 4096) -> np.ndarray:
