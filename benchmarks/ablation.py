@@ -43,23 +43,23 @@ _TITLES = {"text_fields": ("title", "categories")}
 CONFIGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "LightGCN": ("lightgcn", {}, ""),
     "graph filter alone": ("graphfilter", {}, ""),
-    "core, text off": (
+    "core without text": (
         "lmgcn",
         {**_CORE, **_NO_TEXT},
         "",
     ),
     "+ item text": ("lmgcn", {**_CORE, "semantic_k": 0}, ""),
-    "+ item text, titles only": ("lmgcn", {**_CORE, "semantic_k": 0, **_TITLES}, "descriptions"),
+    "+ item text (titles only)": ("lmgcn", {**_CORE, "semantic_k": 0, **_TITLES}, "descriptions"),
     "+ semantic graph": ("lmgcn", dict(_CORE), ""),
     "+ user profiles": ("lmgcn", {**_CORE, "profiles": True}, ""),
     "+ KG": ("lmgcn", dict(_CORE), "kg"),
-    "blend, text off": (
+    "blend without text": (
         "lmgcn",
         {**_OFF, **_NO_TEXT},
         "",
     ),
     "full model": ("lmgcn", dict(_OFF), ""),
-    "full model, titles only": ("lmgcn", {**_OFF, **_TITLES}, "descriptions"),
+    "full model (titles only)": ("lmgcn", {**_OFF, **_TITLES}, "descriptions"),
 }
 KG_DATA = {"ml-100k": "ml-100k-kg"}
 METRICS = ("Recall@20", "NDCG@20", "<=5:Recall@20", "6-20:Recall@20", ">20:Recall@20",

@@ -39,7 +39,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "content kNN (max-similarity)": ("textknn", {"mode": "max"}),
     "text kNN (lgrec, sum over 50 neighbours)": ("textknn", {}),
     "graph filter": ("graphfilter", {}),
-    "LMGCN, raw cold scores": ("lmgcn", {**_OFF, "cold": "raw"}),
+    "LMGCN (raw cold scores)": ("lmgcn", {**_OFF, "cold": "raw"}),
     "LMGCN (percentile-matched)": ("lmgcn", dict(_OFF)),
 }
 KEYS = ("cold_Recall@20", "cold_NDCG@20", "cold_all_Recall@20", "cold_all_NDCG@20")
