@@ -153,6 +153,9 @@ def table(summary: list[dict[str, Any]], part: str = "test") -> str:
             "tail:Recall@20"]  # fmt: skip
     names = ["R@20", "NDCG@20", "R@20 users ≤ 5", "R@20 users 6–20", "R@20 users > 20",
              "R@20 long-tail items"]  # fmt: skip
+    sizes = {m: summary[0].get(f"{part}:{m}:n_users", (np.nan,))[0] for m in ("<=5", "tail")}
+    names[2] += f" (n = {sizes['<=5']:.0f} users)" if not np.isnan(sizes["<=5"]) else ""
+    names[5] += f" (n = {sizes['tail']:.0f} users)" if not np.isnan(sizes["tail"]) else ""
     best = {c: max((s[f"{part}:{c}"][0] for s in summary
                     if not np.isnan(s[f"{part}:{c}"][0])), default=None) for c in cols}  # fmt: skip
     lines = ["| configuration | " + " | ".join(names) + " | fit s (median) |",
