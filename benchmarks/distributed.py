@@ -11,9 +11,10 @@ then refit on train + valid) and evaluate on the test split::
     torchrun --standalone --nproc-per-node=2 benchmarks/distributed.py quality \\
         --dataset ml-100k --model lightgcn --seeds 0,1,2
 
-``speed``: ``--epochs`` epochs without validation or refit, ``--repeats`` times; the loop's
-seconds / epochs (process 0's clock). ``report FILE…`` prints the Markdown tables (quality:
-mean ± std over seeds; speed: median over repeats, with the load average around each run).
+``speed``: ``--epochs`` epochs without validation or refit, once per seed of ``--seeds`` (the
+repeats); the loop's seconds / epochs (process 0's clock). ``report FILE…`` prints the Markdown
+tables (quality: mean ± std over seeds; speed: median over the repeats, with the load average
+around each run).
 """
 
 from __future__ import annotations

@@ -99,10 +99,6 @@ def planted_split(planted: Dataset) -> Split:
 
 @pytest.fixture(scope="session")
 def planted_text_emb(planted: Dataset) -> np.ndarray:
-    return planted_text(planted)
-
-
-def planted_text(planted: Dataset) -> np.ndarray:
     """Deterministic 'text embeddings': topic one-hot + small noise, unit-normalised rows."""
     rng = np.random.default_rng(1)
     topic = planted.items["categories"].map(lambda c: ["Sci-Fi", "Romance", "Horror"].index(c[0]))

@@ -1,6 +1,6 @@
 """Worker of tests/train/test_distributed.py, started by ``torchrun -m tests.train.ddp_worker``.
 
-Every process fits LightGCN and the fused LMGCN on the planted data set inside
+Every process fits LightGCN twice (BPR loss, then sampled softmax) on the planted data set inside
 :func:`lgrec.train.distributed.data_parallel`; process 0 writes each model's user and item
 embeddings and training log to ``OUT/<model>.safetensors`` / ``.json``. ``--kill-after-epoch K``
 kills process 1 with SIGKILL after the K-th epoch of the last model (a crash, for resume tests).
@@ -23,25 +23,24 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from lgrec.graph.bipartite import SparseOperator, normalized_adjacency
-from lgrec.models import LMGCN, LightGCN
+from lgrec.models import LightGCN
 from lgrec.models.lightgcn import LightGCNNet
 from lgrec.train.distributed import DataParallel, data_parallel
 from lgrec.train.trainer import LoopState, TrainLog
-from tests.conftest import make_planted, planted_text, split_last
+from tests.conftest import make_planted, split_last
 
 COMMON = dict(dim=16, epochs=12, batch_size=128, lr=0.02, eval_every=3, patience=10, seed=0)
 
 
-def fit_both(split, text, out: Path | None = None) -> dict:
+def fit_both(split, out: Path | None = None) -> dict:
     """Fit both models on ``split`` (also used single-process by the test); write them to ``out``
     from process 0."""
     models = {
         "lightgcn": LightGCN(**COMMON),
-        "lmgcn": LMGCN(**COMMON, rating_head=False, filter_weight=0.0),
+        "softmax": LightGCN(**COMMON, loss="softmax", n_neg=4),
     }
     for name, m in models.items():
-        kw = {"item_emb": text} if name == "lmgcn" else {}
-        m.fit(split.train, valid=split.valid, **kw)
+        m.fit(split.train, valid=split.valid)
         if out is not None and (not dist.is_initialized() or dist.get_rank() == 0):
             save_file({"user": m.user_emb_, "item": m.item_emb_}, out / f"{name}.safetensors")
             (out / f"{name}.json").write_text(json.dumps(m.train_log_.as_dict()))
@@ -85,7 +84,7 @@ def main() -> None:
     planted = make_planted()
     split = split_last(planted)
 
-    def after_epoch(state) -> None:  # dp.loops: the loop running (1 = LightGCN, 2 = LMGCN)
+    def after_epoch(state) -> None:  # dp.loops: the loop running (1 = BPR, 2 = softmax)
         if dp.loops == 2 and state.epoch == args.kill_after_epoch and dist.get_rank() == 1:
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -95,7 +94,7 @@ def main() -> None:
         resume=args.resume,
         after_epoch=after_epoch,
     ) as dp:
-        fit_both(split, planted_text(planted), Path(args.out))
+        fit_both(split, Path(args.out))
         if args.check:
             gap = gradient_gap(split.train.matrix("binary"))
             dp.graph = "replicate"
