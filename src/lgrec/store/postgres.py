@@ -22,9 +22,9 @@ Same interface and guarantees as the SQLite :class:`~lgrec.store.feedback.Feedba
   server's fold-in (:mod:`lgrec.serve.sync`) relies on. Reads take no lock.
 * **Connections** — a :class:`psycopg_pool.ConnectionPool` (thread-safe; a FastAPI thread
   pool shares one store). A database that cannot be reached raises
-  :class:`~lgrec.errors.StoreUnavailableError` (HTTP 503); reads are retried once on a fresh
-  connection, writes are not (their outcome is unknown: the client retries with its
-  idempotency key).
+  :class:`~lgrec.errors.StoreUnavailableError` (HTTP 503) and makes the pool check its idle
+  connections; reads are then retried once on a fresh connection, writes are not (their
+  outcome is unknown: the client retries with its idempotency key).
 """
 
 from __future__ import annotations
@@ -39,136 +39,17 @@ import pandas as pd
 from lgrec.errors import ConfigError, DataError, StoreUnavailableError
 from lgrec.store.feedback import (
     EVENT_COLUMNS,
-    EVENT_TYPES,
     _check_id,
     _to_json,
     _validate_event,
     events_frame,
     validate_events,
 )
+from lgrec.store.pg_setup import LOCK_CLASS, check_url, import_psycopg, migrate, safe_location
 
 log = logging.getLogger(__name__)
 
-_LOCK_CLASS = 0x6C677263  # "lgrc": high 32 bits of lgrec's advisory-lock keys
-_MIGRATE_KEY = _LOCK_CLASS << 32  # migrations (tables may not exist yet)
 _NOW = "extract(epoch from clock_timestamp())"  # the database server's clock, in seconds
-_EVENT_CHECK = ", ".join(f"'{e}'" for e in EVENT_TYPES)
-
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # version 0 -> 1: initial schema (the SQLite store's, with a seq column as users/items rowid)
-    (
-        f"""CREATE TABLE lgrec_events (
-            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            user_id text NOT NULL CHECK (length(user_id) > 0),
-            item_id text NOT NULL CHECK (length(item_id) > 0),
-            event text NOT NULL CHECK (event IN ({_EVENT_CHECK})),
-            value double precision,
-            ts double precision NOT NULL,
-            idempotency_key text UNIQUE,
-            received_at double precision NOT NULL
-        )""",
-        "CREATE INDEX lgrec_events_user ON lgrec_events (user_id, id)",
-        """CREATE TABLE lgrec_users (
-            seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
-            user_id text PRIMARY KEY CHECK (length(user_id) > 0),
-            text text,
-            created_at double precision NOT NULL,
-            attributes jsonb NOT NULL DEFAULT '{}'
-        )""",
-        """CREATE TABLE lgrec_items (
-            seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
-            item_id text PRIMARY KEY CHECK (length(item_id) > 0),
-            title text,
-            description text,
-            categories jsonb NOT NULL DEFAULT '[]',
-            created_at double precision NOT NULL
-        )""",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-
-def _psycopg() -> Any:
-    try:
-        import psycopg
-        import psycopg_pool  # noqa: F401
-    except ImportError as e:
-        raise ConfigError(
-            f"the PostgreSQL feedback store needs psycopg 3 and psycopg-pool ({e}); "
-            "install them with: pip install 'lgrec[postgres]'"
-        ) from None
-    return psycopg
-
-
-def safe_location(url: str) -> str:
-    """``url`` as ``postgresql://user@host:port/db`` for messages (never a password)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    d = conninfo_to_dict(url)
-    user = f"{d['user']}@" if d.get("user") else ""
-    port = f":{d['port']}" if d.get("port") else ""
-    return f"postgresql://{user}{d.get('host', '')}{port}/{d.get('dbname', '')}"
-
-
-def check_url(url: str) -> dict[str, str]:
-    """The libpq parameters of ``url``; :class:`ConfigError` when it carries a password."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        params = conninfo_to_dict(url)
-    except Exception as e:  # psycopg.ProgrammingError: unparsable
-        raise ConfigError(f"feedback store: not a valid PostgreSQL URL ({e})") from None
-    if "password" in params:
-        raise ConfigError(
-            "feedback store: the PostgreSQL URL contains a password; remove it and put it in "
-            "the environment (PGPASSWORD) or a password file (PGPASSFILE, ~/.pgpass)"
-        )
-    return params
-
-
-def migrate(conn: Any, location: str = "") -> int:
-    """Bring the schema up to :data:`SCHEMA_VERSION` (one transaction, under an advisory lock,
-    so concurrent servers migrate once); return the version found. A database whose version
-    is newer than this code raises :class:`DataError`. No DDL runs when it is current (a role
-    without CREATE may then use the store)."""
-    found = _schema_version(conn)
-    if found == SCHEMA_VERSION:
-        return found
-    psycopg = _psycopg()
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_KEY,))
-        current = _schema_version(conn)  # re-read under the lock
-        if current > SCHEMA_VERSION:
-            found = current
-        else:
-            try:
-                conn.execute("CREATE TABLE IF NOT EXISTS lgrec_schema (version integer NOT NULL)")
-                for version in range(current, SCHEMA_VERSION):
-                    for statement in _MIGRATIONS[version]:
-                        conn.execute(statement)
-                    log.info("feedback store %s: migrated schema %d -> %d", location, version,
-                             version + 1)  # fmt: skip
-                conn.execute("DELETE FROM lgrec_schema")
-                conn.execute("INSERT INTO lgrec_schema VALUES (%s)", (SCHEMA_VERSION,))
-            except psycopg.errors.DuplicateTable as e:
-                raise DataError(
-                    f"feedback store {location}: {e.diag.message_primary}, but lgrec's schema "
-                    "table is missing: the tables were not made by lgrec; use another "
-                    "database or schema (?options=-csearch_path%3Dname)"
-                ) from None
-    if found > SCHEMA_VERSION:
-        raise DataError(
-            f"feedback store {location}: schema version {found} is newer than this lgrec "
-            f"supports ({SCHEMA_VERSION}); upgrade lgrec"
-        )
-    return found
-
-
-def _schema_version(conn: Any) -> int:
-    if conn.execute("SELECT to_regclass('lgrec_schema')").fetchone()[0] is None:
-        return 0
-    row = conn.execute("SELECT max(version) FROM lgrec_schema").fetchone()
-    return int(row[0] or 0)
 
 
 class PostgresFeedbackStore:
@@ -183,7 +64,7 @@ class PostgresFeedbackStore:
     """
 
     def __init__(self, url: str, *, pool_size: int = 8, timeout: float = 10.0) -> None:
-        psycopg = _psycopg()
+        psycopg = import_psycopg()
         from psycopg_pool import ConnectionPool
 
         if pool_size < 1:
@@ -201,7 +82,7 @@ class PostgresFeedbackStore:
             raise StoreUnavailableError(
                 f"feedback store {self.location}: cannot connect: {str(e).strip()}"
             ) from None
-        self._lock_key = (_LOCK_CLASS << 32) | int(oid)  # one writer lock per events table
+        self._lock_key = (LOCK_CLASS << 32) | int(oid)  # one writer lock per events table
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -218,7 +99,7 @@ class PostgresFeedbackStore:
     @contextmanager
     def _connection(self) -> Iterator[Any]:
         """A pooled connection; connection failures become :class:`StoreUnavailableError`."""
-        psycopg = _psycopg()
+        psycopg = import_psycopg()
         from psycopg_pool import PoolClosed, PoolTimeout
 
         if self._closed:
@@ -227,6 +108,8 @@ class PostgresFeedbackStore:
             with self._pool.connection() as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout, PoolClosed) as e:
+            if isinstance(e, psycopg.OperationalError) and not self._closed:
+                self._pool.check()  # drop the pool's other broken connections (server restart)
             raise StoreUnavailableError(
                 f"feedback store {self.location}: {str(e).strip() or type(e).__name__}"
             ) from e
