@@ -135,4 +135,3 @@ def test_lost_connections_reads_retry_writes_fail_503_style(postgres_server, pos
     store.close()
     with pytest.raises(DataError, match="closed"):
         store.count()
-
