@@ -407,6 +407,11 @@ def _serve_parsers(sub) -> None:
         help="seconds between looks for other servers' writes (default 0; 0.5 on PostgreSQL)",
     )  # fmt: skip
     s.add_argument("--api-key", help="key for write endpoints (prefer env LGREC_API_KEY)")
+    s.add_argument(
+        "--index", choices=("exact", "faiss"), default="exact",
+        help="/recommend candidates: score every item, or ask a FAISS index (large catalogues)",
+    )  # fmt: skip
+    s.add_argument("--index-options", metavar="K=V,…", help="e.g. method=ivf,nprobe=64")
     s.add_argument("--protect-reads", action="store_true", help="read endpoints need the key too")
     s.add_argument("--max-body", type=int, default=64 * 1024, help="max request body bytes")
     s.add_argument("--online-lr", type=float, default=0.5, help="η of the feedback fold-in")
@@ -440,6 +445,7 @@ def cmd_serve(args) -> int:
         model=args.model, store=args.store, api_key=key, protect_reads=args.protect_reads,
         max_body=args.max_body, online_lr=args.online_lr, text="off" if args.no_text else "auto",
         threads=args.threads, graph_path=args.graph_path, sync_interval=args.sync_interval,
+        index=args.index, index_options=args.index_options,
     )  # fmt: skip
     if not key:
         log.warning("no API key (LGREC_API_KEY / --api-key): write endpoints are disabled")

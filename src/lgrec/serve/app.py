@@ -50,6 +50,7 @@ from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.explain import explain_items
 from lgrec.serve.graph import GraphCompanion
+from lgrec.serve.index import parse_index_options
 from lgrec.serve.metrics import Metrics, MetricsMiddleware, shared_metrics_dir
 from lgrec.serve.security import (
     ApiKeyMiddleware,
@@ -95,6 +96,8 @@ class ServeSettings:
     metrics_interval: float = 2.0
     graph_path: str | None = None
     sync_interval: float | None = None
+    index: str = "exact"
+    index_options: str | None = None
 
     def __post_init__(self) -> None:
         if is_postgres_url(self.store_path):
@@ -137,6 +140,9 @@ class ServeSettings:
             env[f"{ENV_PREFIX}GRAPH_PATH"] = str(self.graph_path)
         if self.sync_interval is not None:
             env[f"{ENV_PREFIX}SYNC_INTERVAL"] = str(self.sync_interval)
+        env[f"{ENV_PREFIX}INDEX"] = self.index
+        if self.index_options:
+            env[f"{ENV_PREFIX}INDEX_OPTIONS"] = self.index_options
         if self.api_key:
             env["LGREC_API_KEY"] = self.api_key
         return env
@@ -163,6 +169,8 @@ class ServeSettings:
                 metrics_interval=float(e.get(f"{ENV_PREFIX}METRICS_INTERVAL", 2.0)),
                 graph_path=e.get(f"{ENV_PREFIX}GRAPH_PATH") or None,
                 sync_interval=float(sync) if sync else None,
+                index=e.get(f"{ENV_PREFIX}INDEX", "exact"),
+                index_options=e.get(f"{ENV_PREFIX}INDEX_OPTIONS") or None,
             )
         except ValueError as err:
             raise ConfigError(f"invalid {ENV_PREFIX}* environment value: {err}") from err
@@ -215,7 +223,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         store = open_feedback_store(settings.store_path)
         state = ServeState(
             settings.model, store, text=settings.text, online_lr=settings.online_lr,
-            sync_interval=settings.sync_seconds,
+            sync_interval=settings.sync_seconds, index=settings.index,
+            index_settings=parse_index_options(settings.index_options),
         )  # fmt: skip
     st = state
 
