@@ -38,8 +38,7 @@ log = logging.getLogger("serve_index")
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "runs" / "bench-index"
 DEFAULT_SETTINGS = (
-    "method=ivf,nprobe=16;method=ivf,nprobe=32;method=ivf,nprobe=64;"
-    "method=hnsw,ef_search=128;method=hnsw,ef_search=256"
+    "method=ivf,nprobe=16;method=ivf,nprobe=32;method=ivf,nprobe=64;method=ivf,nprobe=128"
 )
 
 
