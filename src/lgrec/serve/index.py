@@ -1,8 +1,8 @@
 """Candidate retrieval for ``/recommend``: exact scoring (default) or a FAISS index.
 
-Exact scoring computes ``s = V u + b`` for every item: right for small catalogues (ML-1M's
-3,260 items take ~0.1 ms). For 10⁵–10⁶ items ``lgrec serve --index faiss`` asks a FAISS index
-for candidates and re-scores only those exactly, so the returned scores are the model's.
+Exact scoring computes ``s = V u + b`` for every item: right for small catalogues. For
+10⁵–10⁶ items ``lgrec serve --index faiss`` asks a FAISS index for candidates and re-scores
+only those exactly, so the returned scores are the model's.
 
 **Inner product as nearest neighbours.** With item ``i``'s vector ``e_i`` and bias ``b_i``
 (0 without), the score is an inner product ``s_ui = qᵀx_i`` of ``q = [u, 1]`` and
@@ -150,17 +150,19 @@ class FaissIndex:
                      time.perf_counter() - t0)  # fmt: skip
             if path is not None:
                 _write_index(faiss, self.index, path)
-        if settings.method == "hnsw":
-            self.index.hnsw.efSearch = max(settings.ef_search, settings.candidates)
-        else:
-            self.index.nprobe = settings.nprobe
+        self._faiss = faiss
 
     def search(self, user: np.ndarray, n: int) -> np.ndarray:
-        """Rows of (up to) the ``n`` indexed items of highest ``uᵀe_i + b_i``, best first."""
+        """Rows of (up to) the ``n`` indexed items of highest ``uᵀe_i + b_i``, best first.
+        Search settings travel with the call, so threads may search at once."""
         n = min(int(n), self.n_indexed)
-        if self.settings.method == "hnsw":
-            self.index.hnsw.efSearch = max(self.settings.ef_search, n)
-        _, idx = self.index.search(query_vector(user, self.with_bias, self.radius), n)
+        s = self.settings
+        if s.method == "hnsw":
+            params = self._faiss.SearchParametersHNSW(efSearch=max(s.ef_search, n))
+        else:
+            params = self._faiss.SearchParametersIVF(nprobe=s.nprobe)
+        q = query_vector(user, self.with_bias, self.radius)
+        _, idx = self.index.search(q, n, params=params)
         row = idx[0]
         return row[row >= 0]
 
