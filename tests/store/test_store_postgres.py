@@ -135,3 +135,36 @@ def test_lost_connections_reads_retry_writes_fail_503_style(postgres_server, pos
     store.close()
     with pytest.raises(DataError, match="closed"):
         store.count()
+
+
+def test_servers_starting_together_migrate_once(postgres_url):
+    """A store opened while another process migrates the same fresh schema waits, then finds
+    the schema current (its catalogue look-ups see the other's tables: no 'already exists')."""
+    from lgrec.store.pg_setup import MIGRATE_KEY, migrate
+
+    first = psycopg.connect(postgres_url, autocommit=True)
+    second = psycopg.connect(postgres_url, autocommit=True)
+    with first, second:
+        first.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_KEY,))  # first is migrating
+        pid = second.info.backend_pid
+        found: list = []
+        waiter = threading.Thread(target=lambda: found.append(_migrate_or_error(second)))
+        waiter.start()
+        while not first.execute(
+            "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (pid,)
+        ).fetchone()[0]:
+            waiter.join(0.05)
+            assert waiter.is_alive(), found  # it must wait for the lock, not finish before
+        assert migrate(first) == 0  # creates the tables (the lock is re-entrant)
+        first.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_KEY,))
+        waiter.join(30)
+    assert found == [SCHEMA_VERSION]
+
+
+def _migrate_or_error(conn) -> int | str:
+    from lgrec.store.pg_setup import migrate
+
+    try:
+        return migrate(conn)
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"

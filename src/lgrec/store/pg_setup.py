@@ -100,12 +100,27 @@ def migrate(conn: Any, location: str = "") -> int:
     if found == SCHEMA_VERSION:
         return found
     psycopg = import_psycopg()
+    # The lock is taken before the transaction begins, not inside it: a transaction refreshes
+    # its catalogue caches when it starts, and one that began before a concurrent migration
+    # committed would still not see that migration's tables after waiting for an advisory lock.
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_KEY,))
+    try:
+        found = _migrate_locked(conn, location, psycopg)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_KEY,))
+    if found > SCHEMA_VERSION:
+        raise DataError(
+            f"feedback store {location}: schema version {found} is newer than this lgrec "
+            f"supports ({SCHEMA_VERSION}); upgrade lgrec"
+        )
+    return found
+
+
+def _migrate_locked(conn: Any, location: str, psycopg: Any) -> int:
+    """:func:`migrate` holding the migration lock; the version found."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_KEY,))
         current = _schema_version(conn)  # re-read under the lock
-        if current > SCHEMA_VERSION:
-            found = current
-        else:
+        if current < SCHEMA_VERSION:
             try:
                 conn.execute("CREATE TABLE IF NOT EXISTS lgrec_schema (version integer NOT NULL)")
                 for version in range(current, SCHEMA_VERSION):
@@ -121,12 +136,7 @@ def migrate(conn: Any, location: str = "") -> int:
                     "table is missing: the tables were not made by lgrec; use another "
                     "database or schema (?options=-csearch_path%3Dname)"
                 ) from None
-    if found > SCHEMA_VERSION:
-        raise DataError(
-            f"feedback store {location}: schema version {found} is newer than this lgrec "
-            f"supports ({SCHEMA_VERSION}); upgrade lgrec"
-        )
-    return found
+    return current
 
 
 def _schema_version(conn: Any) -> int:
