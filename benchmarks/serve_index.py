@@ -5,16 +5,18 @@
 2. **Recall**: for ``--queries`` random users, the top-100 of the serving path with the index
    (:func:`lgrec.serve.index.candidate_scores`, seen items excluded) against the exact top-100
    (:meth:`ServeState.recommend` without index), for each setting in ``--settings``.
-3. **Latency in process**: ``ServeState.recommend(k=10)`` exact and with the index.
-4. **Latency over HTTP**: ``lgrec serve --no-text`` (one worker, one torch thread) with and
-   without ``--index faiss``; ``GET /recommend?k=10`` for random users, one request at a time
-   after a warm-up; median and p99 of ``--runs`` runs. The index comes from the cache filled in
-   step 2, so the server does not rebuild it.
+3. **Latency in process**: ``ServeState.recommend(k=10)`` exact (the first ``--exact-timed``
+   users) and with the index (every user).
+4. **Latency over HTTP**: ``lgrec serve --no-text`` (one worker) with and without ``--index
+   faiss``; ``GET /recommend?k=10`` for random users, one request at a time after a warm-up;
+   ``--runs`` runs of ``--requests`` requests against one server start each, p50 and p99 per
+   run. The index comes from the cache filled in step 2, so the server does not rebuild it.
 
 Prints a table and writes ``runs/bench-index/serve_index.json``. The machine may be shared: the
 load average is recorded before and after.
 
-    .venv/bin/python benchmarks/serve_index.py [--items 100000,1000000] [--queries 500]
+    .venv/bin/python benchmarks/serve_index.py [--items 100000,1000000] [--queries 300] \
+        [--settings "method=ivf,nprobe=128"] [--serve-setting method=ivf,nprobe=128]
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import API_KEY, free_port, start_server, stop_server, wait_up  # noqa: F401
+from serve_load import API_KEY, free_port, start_server, stop_server, wait_up
 
 log = logging.getLogger("serve_index")
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +106,9 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs) * 1e3, q))
 
 
-def in_process(bundle: Path, settings: list[str], queries: int) -> tuple[dict, list[dict]]:
+def in_process(
+    bundle: Path, settings: list[str], queries: int, exact_timed: int
+) -> tuple[dict, list[dict]]:
     """Exact latency, and recall + latency of each index setting (module docstring 2–3)."""
     from lgrec.serve.index import FaissIndex, candidate_scores, parse_index_options
     from lgrec.serve.state import ServeState
@@ -114,10 +118,11 @@ def in_process(bundle: Path, settings: list[str], queries: int) -> tuple[dict, l
         st = ServeState(bundle, FeedbackStore(Path(tmp) / "f.sqlite"), text="off")
         users = np.random.default_rng(2).choice(st.n_users, queries, replace=False)
         exact, t_exact = {}, []
-        for u in users:
-            t0 = time.perf_counter()
-            st.recommend(int(u), 10)
-            t_exact.append(time.perf_counter() - t0)
+        for n, u in enumerate(users):
+            if n < exact_timed:
+                t0 = time.perf_counter()
+                st.recommend(int(u), 10)
+                t_exact.append(time.perf_counter() - t0)
             exact[int(u)] = set(st.recommend(int(u), 100)[0].tolist())
         rows = []
         V, b = st.V.numpy(), st.b.numpy()
@@ -144,8 +149,9 @@ def in_process(bundle: Path, settings: list[str], queries: int) -> tuple[dict, l
     return {"p50_ms": pct(t_exact, 50), "p99_ms": pct(t_exact, 99)}, rows
 
 
-def over_http(bundle: Path, extra: list[str], n_users: int, requests: int) -> dict:
-    """p50/p99 of sequential ``GET /recommend?k=10`` against one ``lgrec serve`` process."""
+def over_http(bundle: Path, extra: list[str], n_users: int, requests: int, runs: int) -> list:
+    """p50/p99 of sequential ``GET /recommend?k=10`` against one ``lgrec serve`` process,
+    ``runs`` times (after 20 warm-up requests)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,17 +160,23 @@ def over_http(bundle: Path, extra: list[str], n_users: int, requests: int) -> di
         try:
             startup = wait_up(proc, url, timeout=1800)
             rng = np.random.default_rng(3)
-            times = []
-            for k in range(requests + 20):
-                t0 = time.perf_counter()
-                user = f"u{rng.integers(n_users)}"
-                with urllib.request.urlopen(f"{url}/recommend?user={user}&k=10") as r:
-                    r.read()
-                if k >= 20:
-                    times.append(time.perf_counter() - t0)
+            out = []
+            for run in range(runs):
+                times = []
+                for k in range(requests + (20 if run == 0 else 0)):
+                    t0 = time.perf_counter()
+                    user = f"u{rng.integers(n_users)}"
+                    req = urllib.request.Request(f"{url}/recommend?user={user}&k=10",
+                                                 headers={"X-API-Key": API_KEY})  # fmt: skip
+                    with urllib.request.urlopen(req) as r:
+                        r.read()
+                    if run or k >= 20:
+                        times.append(time.perf_counter() - t0)
+                out.append({"startup_s": startup, "p50_ms": pct(times, 50),
+                            "p99_ms": pct(times, 99), "load": os.getloadavg()[0]})  # fmt: skip
         finally:
             stop_server(proc)
-    return {"startup_s": startup, "p50_ms": pct(times, 50), "p99_ms": pct(times, 99)}
+    return out
 
 
 def main() -> int:
@@ -172,11 +184,12 @@ def main() -> int:
     p.add_argument("--items", default="100000,1000000", help="catalogue sizes, comma-separated")
     p.add_argument("--users", type=int, default=5000)
     p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--queries", type=int, default=500, help="users for recall/latency")
+    p.add_argument("--queries", type=int, default=300, help="users for recall/latency")
+    p.add_argument("--exact-timed", type=int, default=100, help="users timed on the exact path")
     p.add_argument("--settings", default=DEFAULT_SETTINGS, help="';'-separated index options")
     p.add_argument("--serve-setting", default="", help="--index-options of the HTTP runs")
     p.add_argument("--requests", type=int, default=300, help="HTTP requests per run")
-    p.add_argument("--runs", type=int, default=3, help="HTTP runs per server")
+    p.add_argument("--runs", type=int, default=3, help="HTTP runs per server (0: no HTTP)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("LGREC_CACHE_DIR", str(OUT / "cache"))
@@ -184,13 +197,12 @@ def main() -> int:
     res: dict = {"load_before": os.getloadavg(), "sizes": {}}
     for n in [int(x) for x in args.items.split(",")]:
         bundle = make_bundle(OUT / f"bprmf-{n}", n, args.users, args.dim)
-        exact, rows = in_process(bundle, args.settings.split(";"), args.queries)
+        exact, rows = in_process(bundle, args.settings.split(";"), args.queries, args.exact_timed)
         http: dict = {"exact": [], "faiss": []}
-        for _ in range(args.runs):
-            http["exact"].append(over_http(bundle, [], args.users, args.requests))
+        if args.runs:
             opts = ["--index-options", args.serve_setting] if args.serve_setting else []
-            http["faiss"].append(over_http(bundle, ["--index", "faiss", *opts], args.users,
-                                           args.requests))  # fmt: skip
+            for kind, extra in (("exact", []), ("faiss", ["--index", "faiss", *opts])):
+                http[kind] = over_http(bundle, extra, args.users, args.requests, args.runs)
         res["sizes"][n] = {"exact_in_process": exact, "index": rows, "http": http}
         print(f"\n{n:,} items: exact in process p50 {exact['p50_ms']:.2f} ms, "
               f"p99 {exact['p99_ms']:.2f} ms")  # fmt: skip

@@ -18,8 +18,8 @@ lies on the sphere of radius ``M``; scaling the query onto it changes no ranking
 look like a data point to the index). The index is IVF (the default: ``IndexIVFFlat``,
 k-means cells of the ``x̃_i``; the ``nprobe`` cells nearest to ``q̃`` are scanned) or HNSW
 (``IndexHNSWFlat``: a layered proximity graph; ``ef_search`` candidates kept while walking
-it). On the synthetic catalogues of ``benchmarks/serve_index.py`` IVF reached recall ≥ 0.99
-of the exact top-100 and HNSW did not (``docs/benchmarks.md``, Serving).
+it). On the synthetic catalogues of ``benchmarks/serve_index.py`` IVF scanning a quarter of
+its cells reached recall ≥ 0.99 of the exact top-100 and HNSW did not (``docs/serving.md``).
 
 A request asks for ``max(candidates, k) + |seen|`` neighbours, drops the seen items, adds the
 items created at run time (appended after the index was built; scored exactly), re-scores all
@@ -52,6 +52,9 @@ from lgrec.utils import cache_dir, progress
 
 log = logging.getLogger(__name__)
 INDEX_KINDS = ("exact", "faiss")
+PROBE_SHARE = 0.25
+"""Share of the IVF cells scanned per search by default (``nprobe=0``): the benchmark's
+recall@100 ≥ 0.99 at 10⁵ and 10⁶ items (docs/serving.md)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class IndexSettings:
         m, ef_construction, ef_search: HNSW links per node, and the candidate lists kept
             while building and while searching.
         nlist, nprobe: IVF cells (0: ``2·√n``, trained on ``64·nlist`` sampled items) and
-            cells scanned per search.
+            cells scanned per search (0: a quarter of the cells, :data:`PROBE_SHARE`).
     """
 
     method: str = "ivf"
@@ -74,16 +77,17 @@ class IndexSettings:
     ef_construction: int = 128
     ef_search: int = 256
     nlist: int = 0
-    nprobe: int = 64
+    nprobe: int = 0
 
     def __post_init__(self) -> None:
         if self.method not in ("hnsw", "ivf"):
             raise ConfigError(f"index method {self.method!r}: expected 'hnsw' or 'ivf'")
-        for name in ("candidates", "m", "ef_construction", "ef_search", "nprobe"):
+        for name in ("candidates", "m", "ef_construction", "ef_search"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"index setting {name} must be ≥ 1, got {getattr(self, name)}")
-        if self.nlist < 0:
-            raise ConfigError(f"index setting nlist must be ≥ 0, got {self.nlist}")
+        for name in ("nlist", "nprobe"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"index setting {name} must be ≥ 0, got {getattr(self, name)}")
 
 
 def parse_index_options(text: str | None) -> IndexSettings:
@@ -160,7 +164,8 @@ class FaissIndex:
         if s.method == "hnsw":
             params = self._faiss.SearchParametersHNSW(efSearch=max(s.ef_search, n))
         else:
-            params = self._faiss.SearchParametersIVF(nprobe=s.nprobe)
+            nprobe = s.nprobe or max(1, round(self.index.nlist * PROBE_SHARE))
+            params = self._faiss.SearchParametersIVF(nprobe=nprobe)
         q = query_vector(user, self.with_bias, self.radius)
         _, idx = self.index.search(q, n, params=params)
         row = idx[0]
