@@ -397,14 +397,29 @@ def cmd_quickstart(args) -> int:
 
 
 # ---- serve / retrain (owned by lgrec.serve) ------------------------------------------------
+STORE_HELP = (
+    "feedback store: a SQLite file (default: MODEL/feedback.sqlite) or postgresql://user@host/db "
+    "(password from PGPASSWORD or a password file, never in the URL)"
+)
+
+
 def _serve_parsers(sub) -> None:
     s = sub.add_parser("serve", help="HTTP API + web page for a saved model (FastAPI/uvicorn)")
     s.add_argument("--model", required=True, help="saved model directory (lgrec train --out)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    s.add_argument("--store", help="feedback SQLite file (default: MODEL/feedback.sqlite)")
+    s.add_argument("--store", help=STORE_HELP)
+    s.add_argument(
+        "--sync-interval", type=float, metavar="S",
+        help="seconds between looks for other servers' writes (default 0; 0.5 on PostgreSQL)",
+    )  # fmt: skip
     s.add_argument("--api-key", help="key for write endpoints (prefer env LGREC_API_KEY)")
+    s.add_argument(
+        "--index", choices=("exact", "faiss"), default="exact",
+        help="/recommend candidates: score every item, or ask a FAISS index (large catalogues)",
+    )  # fmt: skip
+    s.add_argument("--index-options", metavar="K=V,…", help="e.g. method=ivf,nprobe=64")
     s.add_argument("--protect-reads", action="store_true", help="read endpoints need the key too")
     s.add_argument("--max-body", type=int, default=64 * 1024, help="max request body bytes")
     s.add_argument("--online-lr", type=float, default=0.5, help="η of the feedback fold-in")
@@ -416,7 +431,7 @@ def _serve_parsers(sub) -> None:
     s.add_argument("-v", "--verbose", action="store_true")
     s = sub.add_parser("retrain", help="refit a saved model on its data + stored feedback")
     s.add_argument("--model", required=True, help="saved model directory")
-    s.add_argument("--store", help="feedback SQLite file (default: MODEL/feedback.sqlite)")
+    s.add_argument("--store", help=STORE_HELP)
     s.add_argument("--out", required=True, help="directory of the retrained model")
     s.add_argument("--data-dir", help="root folder of the data sets")
     s.add_argument("--config", help="TOML configuration the model was trained with")
@@ -437,7 +452,8 @@ def cmd_serve(args) -> int:
     settings = ServeSettings(
         model=args.model, store=args.store, api_key=key, protect_reads=args.protect_reads,
         max_body=args.max_body, online_lr=args.online_lr, text="off" if args.no_text else "auto",
-        threads=args.threads, graph_path=args.graph_path,
+        threads=args.threads, graph_path=args.graph_path, sync_interval=args.sync_interval,
+        index=args.index, index_options=args.index_options,
     )  # fmt: skip
     if not key:
         log.warning("no API key (LGREC_API_KEY / --api-key): write endpoints are disabled")

@@ -32,3 +32,8 @@ class UnknownIdError(LgrecError, KeyError):
 
 class ModelFileError(LgrecError, OSError):
     """A saved model directory is missing, incomplete, or not an lgrec model."""
+
+
+class StoreUnavailableError(LgrecError, ConnectionError):
+    """A store's database server cannot be reached or failed during a call (HTTP 503: a retry
+    with the same idempotency key is safe)."""

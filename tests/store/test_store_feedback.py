@@ -1,4 +1,8 @@
-"""FeedbackStore: validation, idempotency, users/items, schema version, threads, kill -9."""
+"""Feedback stores: validation, idempotency, users/items, schema version, threads, kill -9.
+
+Every test taking ``store`` or ``store_spec`` runs on both backends: the SQLite file and a
+real PostgreSQL server (``postgres_url`` in ``tests/conftest.py``).
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,21 @@ import time
 import pytest
 
 from lgrec.errors import DataError
-from lgrec.store import FeedbackStore
+from lgrec.store import FeedbackStore, open_feedback_store
 from lgrec.store.feedback import SCHEMA_VERSION
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_spec(request, tmp_path) -> str:
+    """Where a store lives: a SQLite file path, or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "fb" / "feedback.sqlite")
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = FeedbackStore(tmp_path / "fb" / "feedback.sqlite")
+def store(store_spec):
+    s = open_feedback_store(store_spec)
     yield s
     s.close()
 
@@ -151,9 +163,9 @@ def test_concurrent_writers_from_threads(store):
 WRITER = textwrap.dedent(
     """
     import sys
-    from lgrec.store import FeedbackStore
+    from lgrec.store import open_feedback_store
 
-    store = FeedbackStore(sys.argv[1])
+    store = open_feedback_store(sys.argv[1])
     k = 0
     while True:
         rid, _ = store.add_event(f"u{k % 7}", f"i{k}", "rating", value=k % 5 + 1, ts=float(k),
@@ -164,10 +176,9 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_acknowledged_events_survive_kill_9(tmp_path):
-    path = tmp_path / "crash.sqlite"
+def test_acknowledged_events_survive_kill_9(store_spec):
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, store_spec], stdout=subprocess.PIPE, text=True
     )
     acked: dict[int, int] = {}
     try:
@@ -184,7 +195,7 @@ def test_acknowledged_events_survive_kill_9(tmp_path):
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     assert len(acked) >= 150, "the writer did not acknowledge enough events"
-    with FeedbackStore(path) as s:
+    with open_feedback_store(store_spec) as s:
         df = s.events().set_index("id")
     assert set(acked) <= set(df.index)
     for rid, k in acked.items():

@@ -50,6 +50,7 @@ from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.explain import explain_items
 from lgrec.serve.graph import GraphCompanion
+from lgrec.serve.index import parse_index_options
 from lgrec.serve.metrics import Metrics, MetricsMiddleware, shared_metrics_dir
 from lgrec.serve.security import (
     ApiKeyMiddleware,
@@ -59,10 +60,12 @@ from lgrec.serve.security import (
     install_error_handlers,
 )
 from lgrec.serve.state import ServeState
-from lgrec.store.feedback import FeedbackStore
+from lgrec.store.base import is_postgres_url, open_feedback_store
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+PG_SYNC_INTERVAL = 0.5
+"""Default seconds between looks at a PostgreSQL store for other servers' writes."""
 ENV_PREFIX = "LGREC_SERVE_"
 UserQ = Annotated[str, Query(min_length=1, max_length=256, description="user id")]
 ItemQ = Annotated[str, Query(min_length=1, max_length=256, description="item id")]
@@ -92,10 +95,30 @@ class ServeSettings:
     metrics_dir: str | None = None
     metrics_interval: float = 2.0
     graph_path: str | None = None
+    sync_interval: float | None = None
+    index: str = "exact"
+    index_options: str | None = None
+
+    def __post_init__(self) -> None:
+        if is_postgres_url(self.store_path):
+            from lgrec.store.postgres import check_url
+
+            check_url(self.store_path)  # no password in a URL (command lines are visible)
+        if self.sync_interval is not None and not self.sync_interval >= 0:
+            raise ConfigError(f"sync_interval must be seconds ≥ 0, got {self.sync_interval!r}")
 
     @property
-    def store_path(self) -> Path:
-        return Path(self.store) if self.store else Path(self.model) / "feedback.sqlite"
+    def store_path(self) -> str:
+        """The SQLite file (default ``MODEL/feedback.sqlite``) or ``postgresql://`` URL."""
+        return self.store or str(Path(self.model) / "feedback.sqlite")
+
+    @property
+    def sync_seconds(self) -> float:
+        """``sync_interval``, by default 0 (every request) on SQLite and
+        :data:`PG_SYNC_INTERVAL` on PostgreSQL (a look is a network round trip there)."""
+        if self.sync_interval is not None:
+            return self.sync_interval
+        return PG_SYNC_INTERVAL if is_postgres_url(self.store_path) else 0.0
 
     def to_env(self) -> dict[str, str]:
         """Environment for worker processes (the API key travels as ``LGREC_API_KEY``).
@@ -115,6 +138,11 @@ class ServeSettings:
             env[f"{ENV_PREFIX}THREADS"] = str(self.threads)
         if self.graph_path:
             env[f"{ENV_PREFIX}GRAPH_PATH"] = str(self.graph_path)
+        if self.sync_interval is not None:
+            env[f"{ENV_PREFIX}SYNC_INTERVAL"] = str(self.sync_interval)
+        env[f"{ENV_PREFIX}INDEX"] = self.index
+        if self.index_options:
+            env[f"{ENV_PREFIX}INDEX_OPTIONS"] = self.index_options
         if self.api_key:
             env["LGREC_API_KEY"] = self.api_key
         return env
@@ -127,6 +155,7 @@ class ServeSettings:
             raise ConfigError(f"{ENV_PREFIX}MODEL is not set: which model directory to serve?")
         try:
             threads = e.get(f"{ENV_PREFIX}THREADS")
+            sync = e.get(f"{ENV_PREFIX}SYNC_INTERVAL")
             return cls(
                 model=model,
                 store=e.get(f"{ENV_PREFIX}STORE") or None,
@@ -139,6 +168,9 @@ class ServeSettings:
                 metrics_dir=e.get(f"{ENV_PREFIX}METRICS_DIR") or None,
                 metrics_interval=float(e.get(f"{ENV_PREFIX}METRICS_INTERVAL", 2.0)),
                 graph_path=e.get(f"{ENV_PREFIX}GRAPH_PATH") or None,
+                sync_interval=float(sync) if sync else None,
+                index=e.get(f"{ENV_PREFIX}INDEX", "exact"),
+                index_options=e.get(f"{ENV_PREFIX}INDEX_OPTIONS") or None,
             )
         except ValueError as err:
             raise ConfigError(f"invalid {ENV_PREFIX}* environment value: {err}") from err
@@ -188,8 +220,12 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     metrics = Metrics(settings.metrics_dir, interval=settings.metrics_interval)
     graph = GraphCompanion(settings.graph_path) if settings.graph_path else None
     if state is None:
-        store = FeedbackStore(settings.store_path)
-        state = ServeState(settings.model, store, text=settings.text, online_lr=settings.online_lr)
+        store = open_feedback_store(settings.store_path)
+        state = ServeState(
+            settings.model, store, text=settings.text, online_lr=settings.online_lr,
+            sync_interval=settings.sync_seconds, index=settings.index,
+            index_settings=parse_index_options(settings.index_options),
+        )  # fmt: skip
     st = state
 
     @asynccontextmanager

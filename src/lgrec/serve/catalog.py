@@ -27,7 +27,7 @@ import torch
 
 from lgrec.errors import ConfigError, LgrecError, UnknownIdError
 from lgrec.serve import online
-from lgrec.store.feedback import FeedbackStore
+from lgrec.store.base import FeedbackStoreProtocol
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -40,7 +40,7 @@ class AlreadyExistsError(LgrecError):
 class CatalogMixin:
     """Id maps and runtime users/items of :class:`~lgrec.serve.state.ServeState`."""
 
-    store: FeedbackStore
+    store: FeedbackStoreProtocol
     lock: threading.RLock
     user_ids: list[str]
     item_ids: list[str]

@@ -242,7 +242,7 @@ def read_bundle_tables(
 # ---- retraining on stored feedback -------------------------------------------------------------
 def retrain(
     model_dir: str | Path,
-    store_path: str | Path,
+    store_path: str | Path,  # a SQLite file or a postgresql:// URL
     out: str | Path,
     *,
     data_dir: str | None = None,
@@ -262,7 +262,7 @@ def retrain(
     """
     from lgrec.models.base import Recommender
     from lgrec.pipeline import save_bundle
-    from lgrec.store.feedback import FeedbackStore
+    from lgrec.store.base import open_feedback_store
     from lgrec.utils import atomic_write_text
 
     model_dir, out = Path(model_dir), Path(out)
@@ -270,7 +270,7 @@ def retrain(
     info_file = model_dir / "dataset.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     base = _training_data(model, model_dir, info, data_dir, config)
-    with FeedbackStore(store_path) as store:
+    with open_feedback_store(store_path) as store:
         events = store.events()
         users, items = store.list_users(), store.list_items()
     data, n_events = _with_feedback(base, events, users, items)

@@ -23,6 +23,7 @@ import torch
 
 from lgrec.models.base import Recommender
 from lgrec.serve import online
+from lgrec.serve.index import FaissIndex, candidate_scores
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -45,6 +46,7 @@ class ScoringMixin:
     _gf_mix: list[tuple[Tensor, Tensor]]
     n_base_users: int
     n_base_items: int
+    index: FaissIndex | None
 
     # provided by the other parts of ServeState
     encode: Callable[[str], Tensor]
@@ -119,7 +121,15 @@ class ScoringMixin:
         query: str | None = None,
         query_weight: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` item rows and scores for user row ``u``."""
+        """Top-``k`` item rows and scores for user row ``u``: from the FAISS index's candidates
+        when the server has one and the score is the plain dot product (no ``query``, not a
+        user created from text), else over every item."""
+        if self.index is not None and query is None and u not in self.user_query:
+            V, b, _ = self.snapshot()
+            seen = self.history(u) if exclude_seen else np.empty(0, dtype=np.int64)
+            bias = None if b is None else b.numpy()
+            return candidate_scores(self.index, self.user_vector(u).numpy(), V.numpy(), bias, k,
+                                    seen)  # fmt: skip
         s = self.scores(u, query, query_weight)
         if exclude_seen:
             s[torch.from_numpy(self.history(u))] = -torch.inf

@@ -8,7 +8,8 @@
   ``Content-Length`` and again on the bytes actually received, for chunked uploads).
 * Every error is JSON ``{"error": <code>, "detail": <what was wrong>}``: 400 malformed JSON,
   401/403 auth, 404 unknown id or route, 405, 409 already exists, 413 too large, 422 invalid
-  values; unexpected failures are 500 with no internals in the body (logged with traceback).
+  values, 503 store unreachable (retry); unexpected failures are 500 with no internals in the
+  body (logged with traceback).
 
 Request metrics (``/metrics``) live in :mod:`lgrec.serve.metrics`.
 """
@@ -27,7 +28,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lgrec.errors import LgrecError, UnknownIdError
+from lgrec.errors import LgrecError, StoreUnavailableError, UnknownIdError
 from lgrec.serve.catalog import AlreadyExistsError
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AlreadyExistsError)
     async def _exists(request: Request, exc: AlreadyExistsError) -> JSONResponse:
         return error_response(409, str(exc))
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.error("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        detail = "the feedback store is unavailable; retry (with the same idempotency_key)"
+        return error_response(503, detail, headers={"Retry-After": "1"})
 
     @app.exception_handler(LgrecError)
     async def _lgrec(request: Request, exc: LgrecError) -> JSONResponse:

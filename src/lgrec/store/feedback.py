@@ -125,6 +125,7 @@ class FeedbackStore:
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self.location = str(self.path)
         self.timeout = timeout
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -218,24 +219,7 @@ class FeedbackStore:
         Each mapping has the keyword arguments of :meth:`add_event`. Every event is validated
         before anything is written: one bad event rejects the whole call.
         """
-        rows = []
-        for k, e in enumerate(events):
-            if not isinstance(e, Mapping):
-                raise DataError(f"add_events: event #{k} is {type(e).__name__}, expected a mapping")
-            unknown = set(e) - {"user_id", "item_id", "event", "value", "ts", "idempotency_key"}
-            if unknown:
-                raise DataError(f"add_events: event #{k} has unknown field(s) {sorted(unknown)}")
-            rows.append(
-                _validate_event(
-                    e.get("user_id"),
-                    e.get("item_id"),
-                    e.get("event"),
-                    e.get("value"),
-                    e.get("ts"),
-                    e.get("idempotency_key"),
-                    where=f"add_events: event #{k}",
-                )
-            )
+        rows = validate_events(events)
         if not rows:
             return []
         with self._write() as conn:
@@ -248,11 +232,7 @@ class FeedbackStore:
 
         Columns: ``id, user_id, item_id, event, value, ts, idempotency_key, received_at``.
         """
-        rows = self.event_rows(since_id, user_id, limit, EVENT_COLUMNS)
-        df = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
-        return df.astype(
-            {"id": "int64", "value": "float64", "ts": "float64", "received_at": "float64"}
-        )
+        return events_frame(self.event_rows(since_id, user_id, limit, EVENT_COLUMNS))
 
     def event_rows(
         self,
@@ -285,6 +265,16 @@ class FeedbackStore:
             return int(self._conn().execute("SELECT count(*) FROM events").fetchone()[0])
         sql = "SELECT count(*) FROM events WHERE user_id = ?"
         return int(self._conn().execute(sql, (str(user_id),)).fetchone()[0])
+
+    def watermarks(self) -> tuple[int, int, int]:
+        """``(max event id, max users rowid, max items rowid)`` in one indexed read
+        (microseconds); rowids only grow (rows are never deleted)."""
+        sql = (
+            "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
+            "(SELECT max(rowid) FROM items)"
+        )
+        row = self._conn().execute(sql).fetchone()
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
     # ---- users and items ---------------------------------------------------------------
     def add_user(
@@ -363,7 +353,37 @@ class FeedbackStore:
         return [_item_dict(r) for r in rows]
 
 
-# ---- helpers ---------------------------------------------------------------------------
+# ---- helpers (shared with the PostgreSQL store) --------------------------------------------
+def validate_events(events: Iterable[Mapping[str, Any]]) -> list[tuple]:
+    """Validate the mappings of :meth:`FeedbackStore.add_events`; one row tuple per event
+    (``user_id, item_id, event, value, ts, idempotency_key``). Raises on the first bad one."""
+    rows = []
+    for k, e in enumerate(events):
+        if not isinstance(e, Mapping):
+            raise DataError(f"add_events: event #{k} is {type(e).__name__}, expected a mapping")
+        unknown = set(e) - {"user_id", "item_id", "event", "value", "ts", "idempotency_key"}
+        if unknown:
+            raise DataError(f"add_events: event #{k} has unknown field(s) {sorted(unknown)}")
+        rows.append(
+            _validate_event(
+                e.get("user_id"),
+                e.get("item_id"),
+                e.get("event"),
+                e.get("value"),
+                e.get("ts"),
+                e.get("idempotency_key"),
+                where=f"add_events: event #{k}",
+            )
+        )
+    return rows
+
+
+def events_frame(rows: list[tuple]) -> pd.DataFrame:
+    """The DataFrame of :meth:`FeedbackStore.events` from rows of :data:`EVENT_COLUMNS`."""
+    df = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    return df.astype({"id": "int64", "value": "float64", "ts": "float64", "received_at": "float64"})
+
+
 def _open_lock_file(path: Path) -> int | None:
     """File descriptor of ``<path>.lock`` for :func:`_flocked`; None where ``flock`` is missing
     (Windows) or the folder is read-only (then SQLite's busy handler alone orders writers)."""
