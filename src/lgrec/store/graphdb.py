@@ -11,9 +11,14 @@ The property graph (every backend stores the same one)::
 arrays back in the data set's id space.
 
 Backends: :class:`~lgrec.store.ladybug_backend.LadybugGraphStore` (embedded LadybugDB, the
-maintained fork of Kùzu; default) and :class:`~lgrec.store.bolt_backend.BoltGraphStore`
+maintained fork of Kùzu; default), :class:`~lgrec.store.falkordb_backend.FalkorGraphStore`
+(a FalkorDB server over its Redis protocol) and :class:`~lgrec.store.bolt_backend.BoltGraphStore`
 (Neo4j, or any Bolt server, through the official ``neo4j`` driver). :func:`open_graph_store`
-picks one by name. The queries in this module use the Cypher subset both understand.
+picks one by name. The queries in this module use the Cypher subset all of them understand.
+
+lgrec owns the labels :data:`NODE_LABELS` and relationship types :data:`REL_TYPES` of the
+store: :meth:`GraphStore.clear` deletes those and nothing else, so another application's
+nodes in the same database survive (still, give lgrec a database or graph of its own).
 
 Two-hop candidates for a user :math:`u` with history :math:`H(u)` score an unseen item
 :math:`j` as
@@ -30,7 +35,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -41,7 +45,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from lgrec.errors import ConfigError, DataError, LgrecError, UnknownIdError
+from lgrec.errors import ConfigError, DataError, LgrecError, StoreError, UnknownIdError
 
 if TYPE_CHECKING:  # only for annotations: keeps `import lgrec.store` free of torch
     from lgrec.data.dataset import Dataset
@@ -49,43 +53,17 @@ if TYPE_CHECKING:  # only for annotations: keeps `import lgrec.store` free of to
 log = logging.getLogger(__name__)
 
 NODE_LABELS = ("User", "Item", "Category")
+"""The node labels lgrec creates; :meth:`GraphStore.clear` deletes these and nothing else."""
 REL_TYPES = ("INTERACTED_WITH", "SIMILAR_TO", "IN_CATEGORY", "FRIEND")
-WRITE_CLAUSES = (
-    "CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "COPY", "ALTER",
-    "LOAD", "FOREACH", "INSTALL", "ATTACH", "IMPORT", "EXPORT",
-)  # fmt: skip
-"""Keywords :meth:`GraphStore.query` refuses unless ``write=True`` (files count as writes)."""
-
-_LITERALS = re.compile(
-    r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|//[^\n]*|/\*.*?\*/|\$\w+", re.S
-)
-_WRITE_RE = re.compile(r"\b(" + "|".join(WRITE_CLAUSES) + r")\b", re.I)
+"""The relationship types lgrec creates (always between nodes of :data:`NODE_LABELS`)."""
 
 
-class GraphStoreError(LgrecError, RuntimeError):
+class GraphStoreError(StoreError):
     """The graph database is unreachable or rejected a query (the message quotes it)."""
 
 
 class WriteQueryError(LgrecError, PermissionError):
-    """A write clause was sent to the read-only :meth:`GraphStore.query`."""
-
-
-def check_read_only(cypher: str) -> None:
-    """Raise :class:`WriteQueryError` when ``cypher`` holds a write clause.
-
-    String literals, quoted names, comments and ``$parameters`` are ignored, so a title such
-    as ``'Delete Me'`` inside quotes is fine; the words of :data:`WRITE_CLAUSES` anywhere else
-    (also as dotted procedure names such as ``apoc.create.node``) are refused.
-    """
-    bare = _LITERALS.sub(" ", cypher)
-    m = _WRITE_RE.search(bare)
-    if m:
-        raise WriteQueryError(
-            f"query() is read-only but the query contains the write clause {m.group(1).upper()!r}:"
-            f" {cypher[:120]!r}; pass write=True to run it"
-        )
-    if ";" in bare.strip().rstrip(";"):
-        raise DataError(f"query() takes one statement, got several: {cypher[:120]!r}")
+    """The database refused a write sent through the read-only :meth:`GraphStore.query`."""
 
 
 @dataclass(frozen=True)
@@ -222,15 +200,16 @@ class GraphStore(ABC):
 
     @abstractmethod
     def _run(self, cypher: str, params: dict[str, Any], *, write: bool) -> list[dict[str, Any]]:
-        """Run one statement and return its rows as plain dicts."""
+        """Run one of lgrec's own statements and return its rows as plain dicts."""
+
+    @abstractmethod
+    def _run_read_only(self, cypher: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run one caller-supplied statement in the database's read-only mode, so that the
+        database itself refuses any write (raise :class:`WriteQueryError` then)."""
 
     @abstractmethod
     def _bulk_load(self, tables: GraphTables, batch_size: int) -> None:
         """Insert all of ``tables`` into an empty graph."""
-
-    @abstractmethod
-    def clear(self) -> None:
-        """Delete every node and relationship (the schema stays)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -249,22 +228,67 @@ class GraphStore(ABC):
         """Run a parameterised Cypher statement; rows come back as dicts.
 
         Values go in ``params`` (``$name`` in the text), never into the string. Read-only
-        unless ``write=True``: write clauses (:data:`WRITE_CLAUSES`) raise
-        :class:`WriteQueryError`. Nodes and relationships come back as property dicts.
+        unless ``write=True``, enforced by the database (LadybugDB read-only database or
+        transaction, Neo4j read-access transaction, FalkorDB ``GRAPH.RO_QUERY``): a write
+        raises :class:`WriteQueryError`. Nodes and relationships come back as property dicts.
         """
-        if not write:
-            check_read_only(cypher)
         with self._lock:
-            return self._run(cypher, dict(params or {}), write=write)
+            if write:
+                return self._run(cypher, dict(params or {}), write=True)
+            return self._run_read_only(cypher, dict(params or {}))
 
     def counts(self) -> dict[str, int]:
         """Number of nodes per label and relationships per type."""
         out = {}
-        for label in NODE_LABELS:
-            out[label] = int(self.query(f"MATCH (n:{label}) RETURN count(n) AS n")[0]["n"])
-        for rel in REL_TYPES:
-            out[rel] = int(self.query(f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n")[0]["n"])
+        with self._lock:
+            for label in NODE_LABELS:
+                out[label] = self._count(f"MATCH (n:{label}) RETURN count(n) AS n")
+            for rel in REL_TYPES:
+                out[rel] = self._count(f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n")
         return out
+
+    def _count(self, cypher: str, params: dict[str, Any] | None = None) -> int:
+        return int(self._run(cypher, params or {}, write=False)[0]["n"])
+
+    # ---- deleting ---------------------------------------------------------------------
+    def clear(self, *, batch_size: int = 20_000) -> dict[str, int]:
+        """Delete lgrec's nodes (:data:`NODE_LABELS`) with their relationships, at most
+        ``batch_size`` nodes per statement; nodes of any other label stay. Returns how many
+        nodes of each label were deleted."""
+        if batch_size < 1:
+            raise DataError(f"clear: batch_size must be ≥ 1, got {batch_size}")
+        deleted = {}
+        with self._lock:
+            for label in NODE_LABELS:
+                total = self._count(f"MATCH (n:{label}) RETURN count(n) AS n")
+                for _ in range(-(-total // batch_size)):
+                    self._run(
+                        f"MATCH (n:{label}) WITH n LIMIT {int(batch_size)} DETACH DELETE n",
+                        {},
+                        write=True,
+                    )
+                left = self._count(f"MATCH (n:{label}) RETURN count(n) AS n")
+                if left:
+                    raise GraphStoreError(f"clear: {left} {label} nodes are left after deleting")
+                deleted[label] = total
+        return deleted
+
+    def delete_user(self, user_id: str) -> int:
+        """Delete one user's node and every relationship touching it (interactions,
+        friendships); return how many relationships went with it (0 when the user had none).
+
+        Raises :class:`UnknownIdError` when the store has no such user. The user's ``idx``
+        is not reused: :meth:`add_user` keeps counting from the largest one held.
+        """
+        with self._lock:
+            uid = self._require_user(user_id, "delete_user")
+            p = {"u": uid}
+            n = self._count(_USER_EDGES, p)
+            self._run("MATCH (u:User {id: $u}) DETACH DELETE u", p, write=True)
+            if self._run("MATCH (u:User {id: $u}) RETURN u.idx AS idx", p, write=False):
+                raise GraphStoreError(f"delete_user: user {uid!r} is still in the store")
+        log.info("deleted user %r and %d relationships from %s", uid, n, self)
+        return n
 
     # ---- loading ----------------------------------------------------------------------
     def load_dataset(
@@ -452,7 +476,7 @@ class GraphStore(ABC):
         Repeated interactions give repeated pairs. (The query returns an edge property:
         FalkorDB 4.x collapses parallel edges whose variable the query never uses.)
         """
-        rows = self.query(COO_QUERY)
+        rows = self._run(COO_QUERY, {}, write=False)
         return _sorted_pairs(
             np.fromiter((r["u"] for r in rows), np.int64, len(rows)),
             np.fromiter((r["i"] for r in rows), np.int64, len(rows)),
@@ -464,6 +488,7 @@ def _sorted_pairs(u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return u[order], i[order]
 
 
+_USER_EDGES = "MATCH (u:User {id: $u}) OPTIONAL MATCH (u)-[r]-() RETURN count(r) AS n"
 COO_QUERY = "MATCH (u:User)-[r:INTERACTED_WITH]->(i:Item) RETURN u.idx AS u, i.idx AS i, r.ts AS ts"
 _SEEN = "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(i:Item) RETURN DISTINCT i.id AS item"
 _COLLAB = (
@@ -488,8 +513,12 @@ _EXPLAIN_COUSER = (
 )
 
 
+BACKENDS = ("ladybug", "falkordb", "bolt")
+
+
 def open_graph_store(backend: str = "ladybug", **kw: Any) -> GraphStore:
-    """Open a graph store: ``"ladybug"`` (``path=...``) or ``"bolt"`` (``uri, user, password``).
+    """Open a graph store: ``"ladybug"`` (``path=...``), ``"falkordb"`` (``uri=redis://...,
+    user, password, graph``) or ``"bolt"`` (``uri=bolt://..., user, password, database``).
 
     Keyword arguments go to the backend's constructor, which creates the schema when missing.
     """
@@ -497,10 +526,14 @@ def open_graph_store(backend: str = "ladybug", **kw: Any) -> GraphStore:
         from lgrec.store.ladybug_backend import LadybugGraphStore
 
         return LadybugGraphStore(**kw)
+    if backend == "falkordb":
+        from lgrec.store.falkordb_backend import FalkorGraphStore
+
+        return FalkorGraphStore(**kw)
     if backend in ("bolt", "neo4j"):
         from lgrec.store.bolt_backend import BoltGraphStore
 
         return BoltGraphStore(**kw)
     raise ConfigError(
-        f"open_graph_store: unknown backend {backend!r}; expected 'ladybug' or 'bolt'"
+        f"open_graph_store: unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}"
     )
