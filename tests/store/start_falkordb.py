@@ -148,6 +148,23 @@ class FalkorDBServer:
                 s.close()
         self.isolated = True
 
+    @property
+    def server_pid(self) -> int:
+        """Process id of ``redis-server`` (a child of the namespace launcher when isolated)."""
+        if self._proc is None:
+            raise RuntimeError("the server is not running")
+        if not self.isolated:
+            return self._proc.pid
+        path = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children")
+        return int(path.read_text().split()[0])
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections are accepted by the kernel, never answered."""
+        os.kill(self.server_pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.server_pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self._proc is None:
             return

@@ -256,12 +256,64 @@ def test_add_user_item_interaction_and_query_back(graph_store, make_dataset):
         graph_store.add_user("  ")
 
 
-def test_clear_empties_the_graph(graph_store, make_dataset):
+def _add_foreign_nodes(store) -> None:
+    """Another application's nodes in the same database: 7 customers, each owning accounts."""
+    if store.backend == "ladybug":
+        for ddl in (
+            "CREATE NODE TABLE Customer(no INT64, PRIMARY KEY(no))",
+            "CREATE NODE TABLE Account(no INT64, PRIMARY KEY(no))",
+            "CREATE REL TABLE OWNS(FROM Customer TO Account)",
+        ):
+            store.query(ddl, write=True)
+    store.query(
+        "UNWIND range(0, 6) AS k CREATE (c:Customer {no: k}) "
+        "CREATE (c)-[:OWNS]->(:Account {no: k})",
+        write=True,
+    )
+
+
+def _foreign_counts(store) -> tuple[int, int, int]:
+    c = store.query("MATCH (c:Customer) RETURN count(c) AS n")[0]["n"]
+    a = store.query("MATCH (a:Account) RETURN count(a) AS n")[0]["n"]
+    o = store.query("MATCH (:Customer)-[r:OWNS]->(:Account) RETURN count(r) AS n")[0]["n"]
+    return c, a, o
+
+
+def test_clear_deletes_only_lgrecs_nodes_in_batches(graph_store, make_dataset):
+    _add_foreign_nodes(graph_store)
     hand_graph(graph_store, make_dataset)
-    graph_store.clear()
+    deleted = graph_store.clear(batch_size=2)  # 4 users, 6 items, 2 categories: several batches
+    assert deleted == {"User": len(USERS), "Item": len(ITEMS), "Category": 2}
     assert set(graph_store.counts().values()) == {0}
+    assert _foreign_counts(graph_store) == (7, 7, 7)
     hand_graph(graph_store, make_dataset)  # loading again works after clear()
     assert graph_store.counts()["User"] == len(USERS)
+    with pytest.raises(DataError, match="batch_size"):
+        graph_store.clear(batch_size=0)
+
+
+def test_delete_user_removes_node_and_edges_only(graph_store, make_dataset):
+    hand_graph(graph_store, make_dataset)
+    graph_store.query(
+        "MATCH (a:User {id: 'alice'}), (b:User {id: 'bob'}) CREATE (a)-[:FRIEND]->(b), "
+        "(b)-[:FRIEND]->(a)",
+        write=True,
+    )
+    before = graph_store.counts()
+    assert graph_store.delete_user("alice") == 3 + 2  # 3 interactions, 2 friendships
+    after = graph_store.counts()
+    assert after["User"] == before["User"] - 1
+    assert after["INTERACTED_WITH"] == before["INTERACTED_WITH"] - 3
+    assert after["FRIEND"] == 0 and after["Item"] == before["Item"]
+    assert graph_store.query("MATCH (u:User {id: 'alice'}) RETURN u.idx AS i") == []
+    u, _ = graph_store.interactions_coo()
+    assert 0 not in u.tolist()  # alice was idx 0
+    assert graph_store.add_user("alice") == len(USERS)  # a returning user gets a new idx
+    assert graph_store.delete_user("alice") == 0
+    with pytest.raises(UnknownIdError, match="alice"):
+        graph_store.delete_user("alice")
+    # the rest of the graph still answers
+    assert [i for i, _ in graph_store.neighbors_two_hop("bob", similar_weight=0.0)] == ["i2", "i5"]
 
 
 def test_open_graph_store_rejects_unknown_backend_and_file_path(tmp_path):
