@@ -209,6 +209,18 @@ def test_query_is_read_only_by_the_database(graph_store, make_dataset):
     ]
 
 
+def test_ladybug_numeric_parameter_against_text_ids_is_a_clear_error(tmp_path, make_dataset):
+    from lgrec.store import open_graph_store
+
+    with open_graph_store("ladybug", path=tmp_path / "g", buffer_pool_size=64 << 20) as store:
+        hand_graph(store, make_dataset)
+        with pytest.raises(DataError, match=r"ids \(User.id, Item.id, Category.name\) are str"):
+            store.query("MATCH (u:User) WHERE u.id = $u RETURN u.idx AS i", {"u": 128})
+        assert store.query("MATCH (u:User) WHERE u.idx = $u RETURN u.id AS i", {"u": 1}) == [
+            {"i": "bob"}
+        ]
+
+
 def test_read_only_ladybug_store_refuses_writes(tmp_path, make_dataset):
     from lgrec.store import open_graph_store
 

@@ -116,6 +116,11 @@ class FalkorGraphStore(GraphStore):
                 return self._graph.ro_query(text, timeout=self._query_timeout)
             return self._graph.query(text)
         except self._redis_errors as e:
+            if "empty key" in str(e):
+                raise GraphStoreError(
+                    f"no graph {self.graph_name!r} on FalkorDB at {_safe(self.uri)}; write one "
+                    "with `lgrec graph export --uri URI --database NAME`"
+                ) from e
             if read_only and "RO_QUERY" in str(e).upper():
                 raise WriteQueryError(
                     f"query() is read-only and FalkorDB refused a write in {cypher[:120]!r}: "

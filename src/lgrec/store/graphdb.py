@@ -20,35 +20,28 @@ lgrec owns the labels :data:`NODE_LABELS` and relationship types :data:`REL_TYPE
 store: :meth:`GraphStore.clear` deletes those and nothing else, so another application's
 nodes in the same database survive (still, give lgrec a database or graph of its own).
 
-Two-hop candidates for a user :math:`u` with history :math:`H(u)` score an unseen item
-:math:`j` as
-
-.. math::
-    s(j) = \\big|\\{(i, v) : i \\in H(u),\\ v \\ne u,\\ i \\in H(v),\\ j \\in H(v)\\}\\big|
-           + w \\sum_{i \\in H(u)} \\mathrm{sim}(i, j),
-
-the number of user → item ← user → item paths plus ``w`` times the summed ``SIMILAR_TO``
-scores from the history.
+Recommendation queries (two-hop candidates, explanation paths): :mod:`lgrec.store.graph_queries`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from lgrec.errors import ConfigError, DataError, LgrecError, StoreError, UnknownIdError
+from lgrec.store.graph_queries import PathQueries, _finite, _key
+from lgrec.store.graph_tables import GraphTables, graph_tables
 
 if TYPE_CHECKING:  # only for annotations: keeps `import lgrec.store` free of torch
     from lgrec.data.dataset import Dataset
+
+__all__ = ["GraphStore", "GraphStoreError", "GraphTables", "WriteQueryError", "graph_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -66,123 +59,7 @@ class WriteQueryError(LgrecError, PermissionError):
     """The database refused a write sent through the read-only :meth:`GraphStore.query`."""
 
 
-@dataclass(frozen=True)
-class GraphTables:
-    """The graph as tables ready for bulk loading (external ids as node keys).
-
-    ``users``: id, idx; ``items``: id, idx, title, categories; ``categories``: name;
-    relation tables ``interacted`` (src, dst, event, rating, ts), ``similar`` (src, dst, score),
-    ``in_category`` (src, dst) and ``friend`` (src, dst), where src/dst are node keys.
-    """
-
-    users: pd.DataFrame
-    items: pd.DataFrame
-    categories: pd.DataFrame
-    interacted: pd.DataFrame
-    similar: pd.DataFrame
-    in_category: pd.DataFrame
-    friend: pd.DataFrame
-
-
-def graph_tables(
-    ds: Dataset, similar: sp.spmatrix | None = None, social: np.ndarray | None = None
-) -> GraphTables:
-    """Turn a :class:`Dataset` (plus optional item–item similarities and user–user friendship
-    pairs) into :class:`GraphTables`; the diagonal of ``similar`` is dropped."""
-    uid = ds.users["user_id"].astype(str).to_numpy(dtype=object)
-    iid = ds.items["item_id"].astype(str).to_numpy(dtype=object)
-    for what, ids in (("user_id", uid), ("item_id", iid)):
-        if len(pd.unique(ids)) != len(ids):
-            raise DataError(f"load_dataset: column {what!r} of {ds.name!r} has duplicate ids")
-    vocab, cat = ds.categories()
-    vocab_arr = np.asarray(vocab, dtype=object)
-    item_cats = [list(c) for c in np.split(vocab_arr[cat.indices], cat.indptr[1:-1])]
-    title = (
-        ds.items["title"].astype(object).where(ds.items["title"].notna(), None)
-        if "title" in ds.items.columns
-        else pd.Series([None] * ds.n_items, dtype=object)
-    )
-    items = pd.DataFrame(
-        {"id": iid, "idx": np.arange(ds.n_items, dtype=np.int64), "title": title.to_numpy()}
-    )
-    items["categories"] = item_cats if ds.n_items else []
-    cat_coo = cat.tocoo()
-    inter = ds.interactions
-    interacted = pd.DataFrame(
-        {
-            "src": uid[ds.user_ids],
-            "dst": iid[ds.item_ids],
-            "event": inter["event"].astype(str).to_numpy(dtype=object),
-            "rating": inter["rating"].to_numpy(dtype=np.float64),
-            "ts": inter["timestamp"].to_numpy(dtype=np.float64),
-        }
-    )
-    return GraphTables(
-        users=pd.DataFrame({"id": uid, "idx": np.arange(ds.n_users, dtype=np.int64)}),
-        items=items,
-        categories=pd.DataFrame({"name": vocab_arr}),
-        interacted=interacted,
-        similar=_similar_table(similar, iid),
-        in_category=pd.DataFrame({"src": iid[cat_coo.row], "dst": vocab_arr[cat_coo.col]}),
-        friend=_friend_table(social, uid),
-    )
-
-
-def _similar_table(similar: sp.spmatrix | None, iid: np.ndarray) -> pd.DataFrame:
-    if similar is None:
-        return pd.DataFrame({"src": [], "dst": [], "score": []}).astype({"score": np.float64})
-    n = len(iid)
-    if not sp.issparse(similar) or similar.shape != (n, n):
-        raise DataError(
-            f"load_dataset: similar must be a sparse {n}×{n} items × items matrix, "
-            f"got {type(similar).__name__} of shape {getattr(similar, 'shape', None)}"
-        )
-    coo = sp.coo_matrix(similar)
-    keep = (coo.row != coo.col) & (coo.data != 0)
-    if not np.isfinite(coo.data[keep]).all():
-        raise DataError("load_dataset: similar holds NaN or infinite scores")
-    return pd.DataFrame(
-        {
-            "src": iid[coo.row[keep]],
-            "dst": iid[coo.col[keep]],
-            "score": coo.data[keep].astype(np.float64),
-        }
-    )
-
-
-def _friend_table(social: np.ndarray | None, uid: np.ndarray) -> pd.DataFrame:
-    if social is None:
-        return pd.DataFrame({"src": [], "dst": []})
-    pairs = np.asarray(social)
-    if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
-        raise DataError(
-            f"load_dataset: social must be an integer array of shape (n, 2) (user, friend), "
-            f"got {pairs.dtype} array of shape {pairs.shape}"
-        )
-    if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(uid)):
-        raise DataError(f"load_dataset: social holds user ids outside 0..{len(uid) - 1}")
-    return pd.DataFrame({"src": uid[pairs[:, 0]], "dst": uid[pairs[:, 1]]})
-
-
-def _finite(value: Any, name: str, where: str) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: {name} must be a number, got {value!r}") from None
-    if not math.isfinite(f):
-        raise DataError(f"{where}: {name} must be finite, got {value!r}")
-    return f
-
-
-def _key(value: Any, name: str, where: str) -> str:
-    ok = isinstance(value, str | int | np.integer) and not isinstance(value, bool)
-    s = str(value) if ok else ""
-    if not s.strip():
-        raise DataError(f"{where}: {name} must be a non-empty string, got {value!r}")
-    return s
-
-
-class GraphStore(ABC):
+class GraphStore(PathQueries, ABC):
     """A user–item property graph (see module docstring); subclasses supply the transport.
 
     Every public method is thread-safe: calls are serialised by a re-entrant lock.
@@ -408,68 +285,6 @@ class GraphStore(ABC):
             raise UnknownIdError(f"{where}: unknown user id {user_id!r} in the graph store")
         return uid
 
-    def neighbors_two_hop(
-        self,
-        user_id: str,
-        k: int = 10,
-        *,
-        similar_weight: float = 1.0,
-        max_co_users: int | None = None,
-    ) -> list[tuple[str, float]]:
-        """Top-``k`` unseen items two hops from the user (score in the module docstring).
-
-        The paths are counted per co-user: :math:`v` adds its overlap
-        :math:`w_v = |H(u) \\cap H(v)|` to each of its items. ``max_co_users`` keeps only
-        the co-users with the largest overlap (ties by id), trading exactness for speed on
-        dense graphs. Ties between items are broken by item id. Raises
-        :class:`UnknownIdError` for an unknown user.
-        """
-        if max_co_users is not None and max_co_users < 1:
-            raise DataError(f"neighbors_two_hop: max_co_users must be ≥ 1, got {max_co_users}")
-        limit = "" if max_co_users is None else f"ORDER BY w DESC, v.id LIMIT {int(max_co_users)} "
-        with self._lock:
-            uid = self._require_user(user_id, "neighbors_two_hop")
-            p = {"u": uid}
-            seen = self._run(_SEEN, p, write=False)
-            collab = self._run(_COLLAB.replace("<LIMIT>", limit), p, write=False)
-            content = self._run(_CONTENT, p, write=False) if similar_weight else []
-        parts = [pd.DataFrame(collab, columns=["item", "score"])]
-        if content:
-            c = pd.DataFrame(content, columns=["item", "score"])
-            parts.append(c.assign(score=c["score"] * similar_weight))
-        scores = pd.concat(parts).astype({"score": np.float64}).groupby("item")["score"].sum()
-        scores = scores[~scores.index.isin([r["item"] for r in seen])].reset_index()
-        top = scores.sort_values(["score", "item"], ascending=[False, True]).head(int(k))
-        return list(zip(top["item"].tolist(), top["score"].tolist()))
-
-    def explain_paths(self, user_id: str, item_id: str, limit: int = 5) -> list[dict[str, Any]]:
-        """Paths that connect a user to an item, strongest first, at most ``limit``.
-
-        ``{"kind": "similar", "path": [user, history item, item], "score": sim}`` come first
-        (highest similarity first), then ``{"kind": "co_user", "path": [user, shared item,
-        other user, item], "score": n}`` where ``n`` is how many items the other user shares
-        with the user.
-        """
-        iid = _key(item_id, "item_id", "explain_paths")
-        with self._lock:
-            uid = self._require_user(user_id, "explain_paths")
-            p = {"u": uid, "i": iid}
-            sim = self._run(_EXPLAIN_SIMILAR, p, write=False)
-            co = self._run(_EXPLAIN_COUSER, p, write=False)
-        out = [
-            {"kind": "similar", "path": [uid, r["via"], iid], "score": float(r["score"])}
-            for r in sorted(sim, key=lambda r: (-float(r["score"]), r["via"]))
-        ]
-        if co:
-            df = pd.DataFrame(co, columns=["shared", "other"]).drop_duplicates()
-            df["n"] = df.groupby("other")["shared"].transform("size")
-            df = df.sort_values(["n", "other", "shared"], ascending=[False, True, True])
-            out += [
-                {"kind": "co_user", "path": [uid, s, o, iid], "score": float(n)}
-                for s, o, n in zip(df["shared"], df["other"], df["n"])
-            ]
-        return out[: max(0, int(limit))]
-
     def interactions_coo(self) -> tuple[np.ndarray, np.ndarray]:
         """(user idx, item idx) int64 arrays of every ``INTERACTED_WITH`` edge, sorted.
 
@@ -490,27 +305,6 @@ def _sorted_pairs(u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 _USER_EDGES = "MATCH (u:User {id: $u}) OPTIONAL MATCH (u)-[r]-() RETURN count(r) AS n"
 COO_QUERY = "MATCH (u:User)-[r:INTERACTED_WITH]->(i:Item) RETURN u.idx AS u, i.idx AS i, r.ts AS ts"
-_SEEN = "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(i:Item) RETURN DISTINCT i.id AS item"
-_COLLAB = (
-    "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(i:Item) WITH DISTINCT i "
-    "MATCH (i)<-[:INTERACTED_WITH]-(v:User) WHERE v.id <> $u "
-    "WITH v, count(DISTINCT i) AS w <LIMIT>"
-    "MATCH (v)-[:INTERACTED_WITH]->(j:Item) WITH DISTINCT v, w, j "
-    "RETURN j.id AS item, sum(w) AS score"
-)
-_CONTENT = (
-    "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(h:Item) WITH DISTINCT h "
-    "MATCH (h)-[s:SIMILAR_TO]->(j:Item) RETURN j.id AS item, sum(s.score) AS score"
-)
-_EXPLAIN_SIMILAR = (
-    "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(h:Item) WITH DISTINCT h "
-    "MATCH (h)-[s:SIMILAR_TO]->(t:Item {id: $i}) RETURN h.id AS via, max(s.score) AS score"
-)
-_EXPLAIN_COUSER = (
-    "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(s:Item) WITH DISTINCT s "
-    "MATCH (s)<-[:INTERACTED_WITH]-(v:User)-[:INTERACTED_WITH]->(t:Item {id: $i}) "
-    "WHERE v.id <> $u AND s.id <> $i RETURN DISTINCT s.id AS shared, v.id AS other"
-)
 
 
 BACKENDS = ("ladybug", "falkordb", "bolt")

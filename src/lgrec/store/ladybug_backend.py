@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lgrec.errors import ConfigError, DataError
+from lgrec.store.cypher_text import tables_in_order
 from lgrec.store.graphdb import (
     COO_QUERY,
     GraphStore,
@@ -172,17 +173,8 @@ class LadybugGraphStore(GraphStore):
                 raise
 
     def _bulk_load(self, tables: GraphTables, batch_size: int) -> None:
-        order = (
-            ("User", tables.users),
-            ("Item", tables.items),
-            ("Category", tables.categories),
-            ("INTERACTED_WITH", tables.interacted),
-            ("SIMILAR_TO", tables.similar),
-            ("IN_CATEGORY", tables.in_category),
-            ("FRIEND", tables.friend),
-        )
         with self._lock, tempfile.TemporaryDirectory(dir=self.path, prefix=".load-") as tmp:
-            for name, df in order:
+            for name, df in tables_in_order(tables):
                 if not len(df):
                     continue
                 schema = pa.schema([(c, _ARROW_TYPES[c]) for c in df.columns])
@@ -233,6 +225,11 @@ def _error(cypher: str, params: dict[str, Any], e: Exception) -> Exception:
             f"LadybugDB could not compare a property with the numeric parameter(s) {numeric} "
             f"in {cypher[:120]!r} ({msg}): lgrec's ids (User.id, Item.id, Category.name) are "
             "strings; pass them as strings (--param name:str=VALUE)"
+        )
+    if "buffer pool is full" in msg:
+        return GraphStoreError(
+            f"LadybugDB ran out of its buffer pool on {cypher[:120]!r} ({msg}); give it more "
+            "page cache (--buffer-pool-mb, buffer_pool_size)"
         )
     return GraphStoreError(f"LadybugDB rejected {cypher[:200]!r}: {msg}")
 
