@@ -341,3 +341,59 @@ def test_open_graph_store_rejects_unknown_backend_and_file_path(tmp_path):
     store.close()
     with pytest.raises(GraphStoreError, match="closed"):
         store.query("MATCH (u:User) RETURN count(u) AS n")
+
+
+TWO_HOP = (
+    "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(:Item)<-[:INTERACTED_WITH]-(v:User)"
+    "-[:INTERACTED_WITH]->(j:Item) "
+)
+UNSEEN_FORMS = {  # three ways to ask for the unseen two-hop items
+    "pattern predicate": TWO_HOP + "WHERE NOT (u)-[:INTERACTED_WITH]->(j)",
+    "EXISTS subquery": TWO_HOP + "WHERE NOT EXISTS { MATCH (u)-[:INTERACTED_WITH]->(j) }",
+    "collected history": "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(h:Item) "
+    "WITH u, collect(h.id) AS seen "
+    + TWO_HOP.replace("MATCH (u:User {id: $u})", "MATCH (u)")
+    + "WHERE NOT j.id IN seen",
+}
+
+
+def test_unseen_item_filters_per_backend(graph_store, make_dataset):
+    """What docs/graph.md says about "unseen items" Cypher on each backend: the forms that
+    run give lgrec's answer; Neo4j 5's EXISTS subquery is a syntax error on FalkorDB."""
+    hand_graph(graph_store, make_dataset)
+    want = sorted(i for i, _ in graph_store.neighbors_two_hop("alice", similar_weight=0.0))
+    ran = {}
+    for name, cypher in UNSEEN_FORMS.items():
+        try:
+            rows = graph_store.query(cypher + " RETURN DISTINCT j.id AS j", {"u": "alice"})
+        except GraphStoreError:
+            ran[name] = False
+            continue
+        ran[name] = True
+        assert sorted(r["j"] for r in rows) == want == ["i3", "i4", "i5"], name
+    runs_everywhere = {"pattern predicate": True, "collected history": True}
+    expected = {
+        "ladybug": {**runs_everywhere, "EXISTS subquery": True},
+        "falkordb": {**runs_everywhere, "EXISTS subquery": False},
+    }
+    assert ran == expected[graph_store.backend]
+
+
+def test_filtered_chain_counts_match_brute_force(graph_store):
+    """docs/graph.md, "LadybugDB 0.21-0.22 miscount filtered chains": rows and count(*) of a
+    3-relationship chain with a relationship-property filter. LadybugDB 0.21.x and 0.22.0
+    give 2 rows or count 2 here (0.20.4, the pinned version, and FalkorDB give 4): this
+    fails if the pin moves to a version with the bug."""
+    for item in ("101", "103"):
+        graph_store.add_item(item)
+    for user, item, rating in (("1", "101", 4.0), ("2", "101", 3.0), ("2", "103", 5.0)):
+        graph_store.add_interaction(user, item, "rating", rating=rating)
+    chain = (
+        "MATCH (u:User)-[r1:INTERACTED_WITH]->(i:Item)<-[r2:INTERACTED_WITH]-(v:User)"
+        "-[r3:INTERACTED_WITH]->(j:Item) WHERE r2.rating >= 4 "
+    )
+    rows = graph_store.query(chain + "RETURN u.id AS u, i.id AS i, v.id AS v, j.id AS j")
+    got = sorted((r["u"], r["i"], r["v"], r["j"]) for r in rows)
+    want = [("1", "101", "1", "101"), ("2", "101", "1", "101"), ("2", "103", "2", "101")]
+    assert got == [*want, ("2", "103", "2", "103")]  # brute force (docs/graph.md)
+    assert graph_store.query(chain + "RETURN count(*) AS n") == [{"n": 4}]

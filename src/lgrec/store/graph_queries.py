@@ -134,5 +134,3 @@ _EXPLAIN_COUSER = (
     "WHERE v.id <> $u AND s.id <> $i RETURN DISTINCT s.id AS shared, v.id AS other"
 )
 
-
-BACKENDS = ("ladybug", "falkordb", "bolt")

@@ -114,7 +114,11 @@ class LadybugGraphStore(GraphStore):
             )
             self._conn = ladybug.Connection(self._db)
         except RuntimeError as e:
-            raise GraphStoreError(f"cannot open LadybugDB store in {self.path}: {e}") from e
+            hint = ""
+            if "different version" in str(e):  # written by another ladybug (pyproject pin)
+                hint = "; it was written by another LadybugDB version: export it again into a "
+                hint += "new directory (lgrec graph export --path NEW_DIR)"
+            raise GraphStoreError(f"cannot open LadybugDB store in {self.path}: {e}{hint}") from e
         if create_schema and not read_only:
             self.create_schema()
 
