@@ -133,4 +133,3 @@ _EXPLAIN_COUSER = (
     "MATCH (s)<-[:INTERACTED_WITH]-(v:User)-[:INTERACTED_WITH]->(t:Item {id: $i}) "
     "WHERE v.id <> $u AND s.id <> $i RETURN DISTINCT s.id AS shared, v.id AS other"
 )
-
