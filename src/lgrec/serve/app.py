@@ -274,10 +274,12 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         """Top-``k`` items for ``user``; ``query`` steers the list with free text; with
         ``explain`` every item carries a one-sentence reason. ``candidates=graph`` ranks only
         the items two hops from the user in the graph store (server run with
-        ``--graph-path``); a user the store lacks gets the full ranking (``candidates: all``)."""
+        ``--graph-path`` or ``--graph-uri``); a user the store lacks gets the full ranking
+        (``candidates: all``)."""
         if candidates == "graph" and graph is None:
             raise ConfigError(
-                "candidates=graph needs a graph store: start the server with --graph-path DIR"
+                "candidates=graph needs a graph store: start the server with --graph-path DIR "
+                "or --graph-uri URI"
             )
         st.sync()
         u = st.user_index(user)
