@@ -37,7 +37,7 @@ _OFF = {"rating_head": False, "category_head": False}
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "popularity": ("popularity", {}),
     "content kNN (max-similarity)": ("textknn", {"mode": "max"}),
-    "text kNN (lgrec, sum over 50 neighbours)": ("textknn", {}),
+    "text kNN (lgrec: sum over 50 neighbours)": ("textknn", {}),
     "graph filter": ("graphfilter", {}),
     "LMGCN (raw cold scores)": ("lmgcn", {**_OFF, "cold": "raw"}),
     "LMGCN (percentile-matched)": ("lmgcn", dict(_OFF)),
