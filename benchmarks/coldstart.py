@@ -147,6 +147,7 @@ def main() -> None:
             res_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     seeds = sorted({r["seed"] for r in rows})
     src = f" --cold-items {args.cold_items}" if args.cold_items else ""
+    src += f' --models "{args.models}"' if args.models else ""
     block = (f"Command: `python benchmarks/coldstart.py --dataset {args.dataset} --seeds "
              f"{args.seeds}{src}` (split seeds {seeds}; {rows[0]['n_cold']} cold items at seed "
              f"{seeds[0]}; mean ± std over seeds)\n\n{table(rows, list(MODELS))}")  # fmt: skip
@@ -155,13 +156,14 @@ def main() -> None:
     if args.write_docs:
         from lgrec.utils import atomic_write_text
 
-        start, end = f"<!-- coldstart:{args.dataset} -->", f"<!-- /coldstart:{args.dataset} -->"
+        key = args.dataset + ("-given" if args.cold_items else "")
+        start, end = f"<!-- coldstart:{key} -->", f"<!-- /coldstart:{key} -->"
         text = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Cold start\n"
         new = f"{start}\n{block}\n{end}"
         if start in text and end in text:
             text = text[: text.index(start)] + new + text[text.index(end) + len(end) :]
         else:
-            text = text.rstrip("\n") + f"\n\n### {args.dataset}\n\n{new}\n"
+            text = text.rstrip("\n") + f"\n\n### {key}\n\n{new}\n"
         atomic_write_text(DOCS, text)
 
 
