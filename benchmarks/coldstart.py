@@ -134,7 +134,8 @@ def main() -> None:
     labels = args.models.split(",") if args.models else list(MODELS)
     if unknown := [m for m in labels if m not in MODELS]:
         p.error(f"unknown model label(s) {unknown}; known: {list(MODELS)}")
-    out = Path(args.out or f"runs/coldstart/{args.dataset}")
+    given = f"-{Path(args.cold_items).stem}" if args.cold_items else ""  # never mixed with drawn
+    out = Path(args.out or f"runs/coldstart/{args.dataset}{given}")
     out.mkdir(parents=True, exist_ok=True)
     res_file = out / "results.jsonl"
     rows = [json.loads(x) for x in res_file.read_text().splitlines()] if res_file.is_file() else []
