@@ -47,10 +47,14 @@ def test_transform_turns_top_inner_products_into_nearest_neighbours():
         assert np.array_equal(np.argsort(dist)[:20], np.argsort(-score)[:20])
 
 
-@pytest.mark.parametrize("method", ["hnsw", "ivf"])
-def test_recall_of_top_100_against_exact(method, tmp_cache):
+@pytest.mark.parametrize(
+    "settings",
+    [IndexSettings(method="hnsw"), IndexSettings(method="ivf", nprobe=32), IndexSettings()],
+    ids=["hnsw", "ivf-nprobe-32", "default"],
+)
+def test_recall_of_top_100_against_exact(settings, tmp_cache):
     items, bias, users = clustered(20_000)
-    index = FaissIndex(items, bias, IndexSettings(method=method, nprobe=32), threads=1)
+    index = FaissIndex(items, bias, settings, threads=1)
     recalls = []
     for u in users:
         got, s = candidate_scores(index, u, items, bias, 100, np.empty(0, dtype=np.int64))

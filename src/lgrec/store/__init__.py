@@ -6,7 +6,8 @@
   :class:`FeedbackStoreProtocol`; :func:`open_feedback_store` opens a path or a
   ``postgresql://`` URL.
 * :class:`GraphStore`: the user–item property graph behind one interface, embedded LadybugDB
-  (default) or a Bolt server (Neo4j, FalkorDB); open one with :func:`open_graph_store`.
+  (default), FalkorDB over its Redis protocol, or a Bolt server (Neo4j); open one with
+  :func:`open_graph_store`.
 """
 
 from lgrec.store.base import FeedbackStoreProtocol, open_feedback_store
@@ -15,7 +16,6 @@ from lgrec.store.graphdb import (
     GraphStore,
     GraphStoreError,
     WriteQueryError,
-    check_read_only,
     graph_tables,
     open_graph_store,
 )
@@ -27,7 +27,6 @@ __all__ = [
     "GraphStore",
     "GraphStoreError",
     "WriteQueryError",
-    "check_read_only",
     "graph_tables",
     "open_feedback_store",
     "open_graph_store",
