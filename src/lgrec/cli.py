@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from lgrec.errors import LgrecError
+from lgrec.privacy.cli import add_pseudonym_args
 
 log = logging.getLogger("lgrec")
 
@@ -50,6 +51,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--cache-dir", help="embedding cache (default $LGREC_CACHE_DIR or ~/.cache/lgrec)"
     )
     g.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    add_pseudonym_args(p)
 
 
 def _cfg(args: argparse.Namespace, **extra):
@@ -71,6 +73,8 @@ def _cfg(args: argparse.Namespace, **extra):
         text_max_length=args.text_max_length,
         threads=args.threads,
         cache_dir=args.cache_dir,
+        pseudonymize=getattr(args, "pseudonymize", None),
+        pseudonym_key_file=getattr(args, "pseudonym_key_file", None),
     )
     over.update(extra)
     cfg = load_config(args.config, **over)
@@ -140,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--query", help="free-text request that steers the ranking")
     s.add_argument("--include-seen", action="store_true")
+    add_pseudonym_args(s)
     _graph_parsers(sub, s)  # graph export/query, recommend --friends (lgrec.graphcli)
 
     s = sub.add_parser("profile", help="a user's language profile: text, categories, history")
@@ -298,6 +303,7 @@ def cmd_recommend(args) -> int:
     import pandas as pd
 
     from lgrec.models import Recommender
+    from lgrec.privacy.cli import bundle_user_mapper
 
     if getattr(args, "friends", False):
         from lgrec.graphcli import cmd_friends
@@ -307,13 +313,14 @@ def cmd_recommend(args) -> int:
         raise LgrecError("--model is required (a saved model directory), unless --friends")
     path = Path(args.model)
     model = Recommender.load(path)
+    user = bundle_user_mapper(args, path)(args.user)
     users = pd.Index(model.user_ids_)
-    if args.user not in users:
+    if user not in users:
         raise LgrecError(
             f"unknown user {args.user!r} in model {path} "
             f"({len(users):,} users, e.g. {', '.join(users[:3])})"
         )
-    uid = users.get_loc(args.user)
+    uid = users.get_loc(user)
     items, scores = model.recommend(
         [uid], k=args.k, exclude_seen=not args.include_seen, query=args.query
     )
@@ -336,13 +343,14 @@ def _titles(path: Path, model) -> list[str]:
 
 def cmd_profile(args) -> int:
     from lgrec.pipeline import prepare, setup
+    from lgrec.privacy.cli import config_user_mapper
     from lgrec.text.profiles import profile_texts
 
     cfg = _cfg(args, valid_ratio=0.0)
     setup(cfg)
     prep = prepare(cfg)
     train = prep.split.train
-    u = prep.data.user_index(args.user)
+    u = prep.data.user_index(config_user_mapper(cfg)(args.user))
     text = profile_texts(train.subset(train.interactions["user"].to_numpy() == u))[u]
     hist = train.interactions[train.interactions["user"] == u].sort_values("timestamp")
     print(f"user {args.user}: {len(hist)} training interactions")
@@ -406,6 +414,7 @@ def _serve_parsers(sub) -> None:
         "--graph-path", metavar="DIR", help="LadybugDB graph store: /explain paths, candidates"
     )
     s.add_argument("-v", "--verbose", action="store_true")
+    add_pseudonym_args(s)
     s = sub.add_parser("retrain", help="refit a saved model on its data + stored feedback")
     s.add_argument("--model", required=True, help="saved model directory")
     s.add_argument("--store", help="feedback SQLite file (default: MODEL/feedback.sqlite)")
@@ -413,6 +422,7 @@ def _serve_parsers(sub) -> None:
     s.add_argument("--data-dir", help="root folder of the data sets")
     s.add_argument("--config", help="TOML configuration the model was trained with")
     s.add_argument("-v", "--verbose", action="store_true")
+    add_pseudonym_args(s)
 
 
 def cmd_serve(args) -> int:
@@ -429,7 +439,8 @@ def cmd_serve(args) -> int:
     settings = ServeSettings(
         model=args.model, store=args.store, api_key=key, protect_reads=args.protect_reads,
         max_body=args.max_body, online_lr=args.online_lr, text="off" if args.no_text else "auto",
-        threads=args.threads, graph_path=args.graph_path,
+        threads=args.threads, graph_path=args.graph_path, pseudonymize=bool(args.pseudonymize),
+        pseudonym_key_file=args.pseudonym_key_file,
     )  # fmt: skip
     if not key:
         log.warning("no API key (LGREC_API_KEY / --api-key): write endpoints are disabled")
@@ -450,7 +461,10 @@ def cmd_retrain(args) -> int:
     from lgrec.serve.online import retrain
 
     store = args.store or str(Path(args.model) / "feedback.sqlite")
-    out = retrain(args.model, store, args.out, data_dir=args.data_dir, config=args.config)
+    out = retrain(
+        args.model, store, args.out, data_dir=args.data_dir, config=args.config,
+        pseudonymize=bool(args.pseudonymize), pseudonym_key_file=args.pseudonym_key_file,
+    )  # fmt: skip
     print(f"retrained {args.model} + feedback from {store} → {out}")
     return 0
 

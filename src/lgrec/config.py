@@ -56,6 +56,8 @@ class RunConfig:
     out: str = "runs"
     threads: int | None = None
     cache_dir: str | None = None
+    pseudonymize: bool = False  # user ids → HMAC-SHA256 pseudonyms (lgrec.privacy.pseudonym)
+    pseudonym_key_file: str | None = None  # else the key comes from $LGREC_PSEUDONYM_KEY
 
     def validate(self) -> RunConfig:
         if self.split not in SPLITS:

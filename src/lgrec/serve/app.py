@@ -46,6 +46,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from lgrec.errors import ConfigError
+from lgrec.privacy.serving import user_mapper
 from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.explain import explain_items
@@ -92,6 +93,8 @@ class ServeSettings:
     metrics_dir: str | None = None
     metrics_interval: float = 2.0
     graph_path: str | None = None
+    pseudonymize: bool = False  # map client user ids with the key (lgrec.privacy.pseudonym)
+    pseudonym_key_file: str | None = None
 
     @property
     def store_path(self) -> Path:
@@ -117,6 +120,9 @@ class ServeSettings:
             env[f"{ENV_PREFIX}GRAPH_PATH"] = str(self.graph_path)
         if self.api_key:
             env["LGREC_API_KEY"] = self.api_key
+        env[f"{ENV_PREFIX}PSEUDONYMIZE"] = "1" if self.pseudonymize else "0"
+        if self.pseudonym_key_file:  # the key itself travels as LGREC_PSEUDONYM_KEY, if set
+            env["LGREC_PSEUDONYM_KEY_FILE"] = str(self.pseudonym_key_file)
         return env
 
     @classmethod
@@ -139,6 +145,8 @@ class ServeSettings:
                 metrics_dir=e.get(f"{ENV_PREFIX}METRICS_DIR") or None,
                 metrics_interval=float(e.get(f"{ENV_PREFIX}METRICS_INTERVAL", 2.0)),
                 graph_path=e.get(f"{ENV_PREFIX}GRAPH_PATH") or None,
+                pseudonymize=e.get(f"{ENV_PREFIX}PSEUDONYMIZE", "0") in ("1", "true", "yes"),
+                pseudonym_key_file=e.get("LGREC_PSEUDONYM_KEY_FILE") or None,
             )
         except ValueError as err:
             raise ConfigError(f"invalid {ENV_PREFIX}* environment value: {err}") from err
@@ -185,6 +193,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     """The FastAPI app serving ``settings.model`` (or an already built ``state``)."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    pid = user_mapper(settings.model, settings.pseudonymize, settings.pseudonym_key_file)
     metrics = Metrics(settings.metrics_dir, interval=settings.metrics_interval)
     graph = GraphCompanion(settings.graph_path) if settings.graph_path else None
     if state is None:
@@ -273,9 +282,9 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
                 "candidates=graph needs a graph store: start the server with --graph-path DIR"
             )
         st.sync()
-        u = st.user_index(user)
+        u = st.user_index(pid(user))
         kw: dict[str, Any] = dict(exclude_seen=exclude_seen, query=query, query_weight=query_weight)
-        got = _graph_top(st, graph, user, u, k, **kw) if candidates == "graph" else None
+        got = _graph_top(st, graph, pid(user), u, k, **kw) if candidates == "graph" else None
         if got is None:
             candidates = "all"
             got = st.recommend(u, k, **kw)
@@ -316,7 +325,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         and text), the categories they share, and one sentence; with a graph store, also its
         paths from the user to the item (strongest first)."""
         st.sync()
-        u, i = st.user_index(user), st.item_index(item)
+        u, i = st.user_index(pid(user)), st.item_index(item)
         V, _, T = st.snapshot()
         ut = st.encode(st.user_text[u]) if u in st.user_text and st.text_enabled else None
         ex = explain_items(
@@ -350,7 +359,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             sentence=ex.sentence,
             graph_paths=None
             if graph is None
-            else [S.GraphPath(**p) for p in graph.paths(user, item)],
+            else [S.GraphPath(**p) for p in graph.paths(pid(user), item)],
         )
 
     @app.get("/users", response_model=S.UserList, dependencies=[read])
@@ -368,7 +377,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     def profile(user_id: str, limit: Limit = 20) -> S.UserProfile:
         """A user's text and history (most recent online interactions last)."""
         st.sync()
-        u = st.user_index(user_id)
+        u = st.user_index(pid(user_id))
         hist = st.history(u)
         return S.UserProfile(
             user_id=user_id,
@@ -393,7 +402,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     )
     def create_user(body: S.UserIn) -> S.UserCreated:
         """A new user from ``liked_items`` and/or ``text``; recommendations work at once."""
-        st.add_user(body.user_id, body.text, body.liked_items)
+        st.add_user(pid(body.user_id), body.text, body.liked_items)
         return S.UserCreated(
             user_id=body.user_id, n_liked=len(set(body.liked_items)), has_text=bool(body.text)
         )
@@ -426,7 +435,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             if not lo <= body.value <= hi:
                 raise ConfigError(f"value: a rating must be within [{lo}, {hi}], got {body.value}")
         eid, created = st.add_feedback(
-            body.user, body.item, body.event, body.value, body.timestamp, body.idempotency_key
+            pid(body.user), body.item, body.event, body.value, body.timestamp, body.idempotency_key
         )
         response.status_code = 201 if created else 200
         return S.FeedbackOut(

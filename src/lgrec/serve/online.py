@@ -247,6 +247,8 @@ def retrain(
     *,
     data_dir: str | None = None,
     config: str | None = None,
+    pseudonymize: bool = False,
+    pseudonym_key_file: str | None = None,
 ) -> Path:
     """Refit a bundle's model — same class, :meth:`Recommender.refit_params` — on its training
     data plus every stored feedback event, runtime user and runtime item; save a new bundle.
@@ -262,14 +264,17 @@ def retrain(
     """
     from lgrec.models.base import Recommender
     from lgrec.pipeline import save_bundle
+    from lgrec.privacy.pseudonym import for_bundle
     from lgrec.store.feedback import FeedbackStore
     from lgrec.utils import atomic_write_text
 
     model_dir, out = Path(model_dir), Path(out)
+    pz = for_bundle(model_dir, pseudonymize, pseudonym_key_file)  # refuses a wrong key
     model = Recommender.load(model_dir)
     info_file = model_dir / "dataset.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
-    base = _training_data(model, model_dir, info, data_dir, config)
+    pseudo = {"pseudonymize": True, "pseudonym_key_file": pseudonym_key_file} if pz else {}
+    base = _training_data(model, model_dir, info, data_dir, config, **pseudo)
     with FeedbackStore(store_path) as store:
         events = store.events()
         users, items = store.list_users(), store.list_items()
@@ -285,11 +290,13 @@ def retrain(
         feedback_interactions=n_events,
         retrained_from=str(model_dir),
     )
+    if pz is not None:  # also when the data came from the model's own matrix (no meta)
+        info["pseudonym"] = pz.record()
     atomic_write_text(out / "dataset.json", json.dumps(info))
     return out
 
 
-def _training_data(model, model_dir: Path, info: dict, data_dir, config) -> Dataset:
+def _training_data(model, model_dir: Path, info: dict, data_dir, config, **pseudo) -> Dataset:
     seen = model.seen_.tocsr()
     name = info.get("dataset")
     if name:
@@ -297,7 +304,7 @@ def _training_data(model, model_dir: Path, info: dict, data_dir, config) -> Data
             from lgrec.config import load_config
             from lgrec.pipeline import prepare
 
-            cfg = load_config(config, dataset=name, data_dir=data_dir, valid_ratio=0.0)
+            cfg = load_config(config, dataset=name, data_dir=data_dir, valid_ratio=0.0, **pseudo)
             prep = prepare(cfg)
             train = prep.split.full_train
             same_ids = train.items["item_id"].astype(str).tolist() == list(

@@ -1,0 +1,81 @@
+"""Helpers of the privacy tests (a unique module name, importable from the tests): a CSV data set whose user ids are easy to grep for, and an
+``lgrec serve`` subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+API_KEY = "privacy-test-key-0123456789"
+PSEUDONYM_KEY = "pseudonym-test-key-3f9a1c7e5b2d4a68"
+
+
+def raw_user(k: int) -> str:
+    """A raw user id that appears nowhere by chance (grep target)."""
+    return f"rawuser-{k:03d}-qzx"
+
+
+def write_interactions(path: Path, n_users: int = 40, n_items: int = 30, seed: int = 0) -> Path:
+    """``user_id,item_id,rating,timestamp`` CSV: users of 3 taste groups, ~12 events each."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        group = np.arange(u % 3, n_items, 3)
+        items = rng.choice(group, 9, replace=False).tolist()
+        items += rng.choice(n_items, 3, replace=False).tolist()
+        for t, i in enumerate(dict.fromkeys(items)):
+            rows.append((raw_user(u), f"item{i}", int(rng.integers(3, 6)), 1000 * u + t))
+    df = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    df.to_csv(path, index=False)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def run_server(model: Path, store: Path, log_path: Path, *args: str, env: dict | None = None
+               ) -> Iterator[str]:  # fmt: skip
+    """``lgrec serve`` in a subprocess (output to ``log_path``); yields its base URL once
+    ``/health`` answers, and stops it (SIGTERM) afterwards."""
+    port = free_port()
+    env = {**os.environ, "LGREC_API_KEY": API_KEY, **(env or {})}
+    cmd = [sys.executable, "-m", "lgrec.cli", "serve", "--model", str(model), "--port", str(port),
+           "--store", str(store), *args]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            end = time.monotonic() + 120
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"lgrec serve exited:\n{log_path.read_text()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(url + "/health", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > end:
+                        pytest.fail(f"lgrec serve not up:\n{log_path.read_text()[-3000:]}")
+                    time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
