@@ -1,5 +1,5 @@
-"""Helpers of the privacy tests (a unique module name, importable from the tests): a CSV data set whose user ids are easy to grep for, and an
-``lgrec serve`` subprocess on a free loopback port."""
+"""Helpers of the privacy tests (a unique module name, importable from the tests): a CSV
+data set whose user ids are easy to grep for, and ``lgrec serve`` on a free loopback port."""
 
 from __future__ import annotations
 

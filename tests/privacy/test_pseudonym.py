@@ -98,12 +98,12 @@ def test_no_raw_user_id_in_any_file_the_pipeline_writes(tmp_path, pseudonym_env,
     with run_server(model, store, work / "server.log", "--pseudonymize", "-v") as url:
         h = {"X-API-Key": API_KEY}
         for u in range(5):
-            r = httpx.post(f"{url}/feedback", headers=h,
-                           json={"user": raw_user(u), "item": "item7", "event": "like"})  # fmt: skip
+            event = {"user": raw_user(u), "item": "item7", "event": "like"}
+            r = httpx.post(f"{url}/feedback", headers=h, json=event)
             assert r.status_code == 201, r.text
             assert r.json()["user"] == raw_user(u)  # the client sees its own id
-        r = httpx.post(f"{url}/users", headers=h,
-                       json={"user_id": "rawuser-new-qzx", "liked_items": ["item1", "item4"]})  # fmt: skip
+        new = {"user_id": "rawuser-new-qzx", "liked_items": ["item1", "item4"]}
+        r = httpx.post(f"{url}/users", headers=h, json=new)
         assert r.status_code == 201, r.text
         for u in (raw_user(0), "rawuser-new-qzx"):
             assert httpx.get(f"{url}/recommend", params={"user": u, "k": 3}).status_code == 200
@@ -112,7 +112,8 @@ def test_no_raw_user_id_in_any_file_the_pipeline_writes(tmp_path, pseudonym_env,
     retrained = work / "model2"
     assert main(["retrain", "--model", str(model), "--store", str(store),
                  "--out", str(retrained), "--pseudonymize"]) == 0  # fmt: skip
-    assert main(["recommend", "--model", str(retrained), "--user", raw_user(3), "--pseudonymize"]) == 0
+    rec = ["recommend", "--model", str(retrained), "--user", raw_user(3), "--pseudonymize"]
+    assert main(rec) == 0
     out = capsys.readouterr()
     (work / "console.txt").write_text(out.out + out.err)
     ours = [r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("lgrec", "uvicorn")]
