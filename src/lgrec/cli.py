@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from lgrec.errors import LgrecError
-from lgrec.privacy.cli import add_pseudonym_args
+from lgrec.privacy.cli import add_pseudonym_args, add_tombstone_args
+from lgrec.privacy.erasure import add_forget_parser, cmd_forget
 
 log = logging.getLogger("lgrec")
 
@@ -52,6 +53,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     add_pseudonym_args(p)
+    add_tombstone_args(g)
 
 
 def _cfg(args: argparse.Namespace, **extra):
@@ -75,6 +77,7 @@ def _cfg(args: argparse.Namespace, **extra):
         cache_dir=args.cache_dir,
         pseudonymize=getattr(args, "pseudonymize", None),
         pseudonym_key_file=getattr(args, "pseudonym_key_file", None),
+        tombstones=getattr(args, "tombstones", None),
     )
     over.update(extra)
     cfg = load_config(args.config, **over)
@@ -160,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--param", action="append", metavar="MODEL.NAME=VALUE")
     s.add_argument("-v", "--verbose", action="store_true")
     _serve_parsers(sub)  # serve, retrain (lgrec.serve)
+    add_forget_parser(sub)  # forget (lgrec.privacy.erasure)
     return p
 
 
@@ -444,6 +448,10 @@ def cmd_serve(args) -> int:
     )  # fmt: skip
     if not key:
         log.warning("no API key (LGREC_API_KEY / --api-key): write endpoints are disabled")
+    if args.graph_path:  # erased users leave the graph store before it is opened read-only
+        from lgrec.privacy.erasure import purge_graph_path
+
+        purge_graph_path(settings.store_path, args.graph_path)
     level = "info" if args.verbose else "warning"
     if args.workers > 1:
         os.environ.update(settings.to_env())
@@ -495,6 +503,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "retrain": cmd_retrain,
     "graph": cmd_graph,
+    "forget": cmd_forget,
 }
 
 

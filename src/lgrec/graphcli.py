@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from lgrec.errors import ConfigError, DataError
-from lgrec.privacy.cli import add_pseudonym_args
+from lgrec.privacy.cli import add_pseudonym_args, add_tombstone_args
 
 if TYPE_CHECKING:  # numpy/pandas load lazily: `lgrec --help` stays fast
     import numpy as np
@@ -56,6 +56,7 @@ def add_graph_parsers(sub: Any) -> None:
     s.add_argument("-v", "--verbose", action="store_true")
     _store_args(s)
     add_pseudonym_args(s)
+    add_tombstone_args(s)
     s = gsub.add_parser("query", help="run one read-only, parameterised Cypher query")
     s.add_argument("cypher", help="the query; values as $name, given with --param")
     s.add_argument(
@@ -232,6 +233,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from lgrec.privacy.pseudonym import load_key, pseudonymize_dataset
 
         ds = pseudonymize_dataset(ds, load_key(args.pseudonym_key_file))
+    if args.tombstones:  # users erased since (lgrec.privacy.tombstones)
+        from lgrec.privacy.tombstones import drop_erased, read_tombstones
+
+        ds = drop_erased(ds, read_tombstones(args.tombstones))
     read_s = time.perf_counter() - t0
     store = open_store(args)
     try:

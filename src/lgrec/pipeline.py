@@ -68,6 +68,10 @@ def prepare(cfg: RunConfig) -> Prepared:
         from lgrec.privacy.pseudonym import load_key, pseudonymize_dataset
 
         ds = pseudonymize_dataset(ds, load_key(cfg.pseudonym_key_file))
+    if cfg.tombstones:  # users erased since (lgrec.privacy.tombstones)
+        from lgrec.privacy.tombstones import drop_erased, read_tombstones
+
+        ds = drop_erased(ds, read_tombstones(cfg.tombstones))
     if cfg.split == "fixed":
         split = split_fixed(ds)
     elif cfg.split == "random":

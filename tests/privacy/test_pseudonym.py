@@ -109,6 +109,8 @@ def test_no_raw_user_id_in_any_file_the_pipeline_writes(tmp_path, pseudonym_env,
             assert httpx.get(f"{url}/recommend", params={"user": u, "k": 3}).status_code == 200
             assert httpx.get(f"{url}/users/{u}").json()["n_history"] >= 2
         assert httpx.get(f"{url}/recommend", params={"user": "nobody"}).status_code == 404
+        assert httpx.delete(f"{url}/users/{raw_user(4)}", headers=h).json()["events_deleted"] == 1
+        assert httpx.get(f"{url}/users/{raw_user(4)}").status_code == 404
     retrained = work / "model2"
     assert main(["retrain", "--model", str(model), "--store", str(store),
                  "--out", str(retrained), "--pseudonymize"]) == 0  # fmt: skip

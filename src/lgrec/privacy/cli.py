@@ -28,6 +28,15 @@ def add_pseudonym_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tombstone_args(p: argparse.ArgumentParser) -> None:
+    """``--tombstones STORE``: leave out the users erased in that feedback store."""
+    p.add_argument(
+        "--tombstones",
+        metavar="STORE",
+        help="feedback store whose erased users (lgrec forget, DELETE /users) are left out",
+    )
+
+
 def bundle_user_mapper(args: argparse.Namespace, model_dir: str | Path) -> Callable[[str], str]:
     """How a raw user id given to a command on ``model_dir`` becomes the id the bundle uses
     (identity for a plain bundle), after checking the flags against the bundle."""

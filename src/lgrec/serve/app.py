@@ -46,7 +46,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from lgrec.errors import ConfigError
-from lgrec.privacy.serving import user_mapper
+from lgrec.privacy.serving import ErasureAwareGraph, install_erasure, user_mapper
 from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.explain import explain_items
@@ -200,6 +200,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         store = FeedbackStore(settings.store_path)
         state = ServeState(settings.model, store, text=settings.text, online_lr=settings.online_lr)
     st = state
+    if graph is not None:  # leaves out erased users still in the read-only store
+        graph = ErasureAwareGraph(graph, st)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -369,7 +371,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     ) -> S.UserList:
         """User ids (trained users first, then users created at run time)."""
         st.sync()
-        return S.UserList(total=st.n_users, users=st.user_ids[offset : offset + limit])
+        ids = st.listed_user_ids()  # erased users left out
+        return S.UserList(total=len(ids), users=ids[offset : offset + limit])
 
     @app.get(
         "/users/{user_id:path}", response_model=S.UserProfile, responses=errs, dependencies=[read]
@@ -406,6 +409,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         return S.UserCreated(
             user_id=body.user_id, n_liked=len(set(body.liked_items)), has_text=bool(body.text)
         )
+
+    install_erasure(app, st, pid, write, graph)  # DELETE /users/{id} (lgrec.privacy)
 
     @app.post(
         "/items",
@@ -452,6 +457,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
 
     def protect(method: str, path: str) -> bool:
         if method not in ("GET", "HEAD"):
+            if method == "DELETE":
+                return path.startswith("/users/")
             return method == "POST" and path in ("/feedback", "/users", "/items")
         return settings.protect_reads and path != "/" and not path.startswith(open_paths)
 

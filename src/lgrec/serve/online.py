@@ -265,6 +265,7 @@ def retrain(
     from lgrec.models.base import Recommender
     from lgrec.pipeline import save_bundle
     from lgrec.privacy.pseudonym import for_bundle
+    from lgrec.privacy.tombstones import drop_erased
     from lgrec.store.feedback import FeedbackStore
     from lgrec.utils import atomic_write_text
 
@@ -278,6 +279,8 @@ def retrain(
     with FeedbackStore(store_path) as store:
         events = store.events()
         users, items = store.list_users(), store.list_items()
+        erased = store.tombstones()
+    base = drop_erased(base, erased)  # erased users' training interactions (lgrec.privacy)
     data, n_events = _with_feedback(base, events, users, items)
     log.info(
         "retraining %s on %s (+%d feedback interactions)", model.name, data.summary(), n_events

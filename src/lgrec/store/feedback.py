@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from lgrec.errors import DataError
+from lgrec.privacy.store import ErasureStoreMixin, refuse_erased
 
 try:
     import fcntl
@@ -80,6 +81,13 @@ _MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    # version 1 -> 2: erased users (lgrec.privacy.tombstones: hashes, never the ids)
+    """
+    CREATE TABLE tombstones (
+        user_hash TEXT PRIMARY KEY CHECK (length(user_hash) = 64),
+        erased_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -115,7 +123,7 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     return found
 
 
-class FeedbackStore:
+class FeedbackStore(ErasureStoreMixin):
     """Events, users and items in a SQLite file (see module docstring for durability/threads).
 
     Args:
@@ -150,6 +158,7 @@ class FeedbackStore:
                 raise DataError(f"feedback store {self.path}: cannot enable WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # erased rows are zeroed, not just freed
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
@@ -210,6 +219,7 @@ class FeedbackStore:
             user_id, item_id, event, value, ts, idempotency_key, where="add_event"
         )
         with self._write() as conn:
+            refuse_erased(conn, row[0])
             return _insert(conn, row)
 
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, bool]]:
@@ -239,6 +249,8 @@ class FeedbackStore:
         if not rows:
             return []
         with self._write() as conn:
+            for uid in {row[0] for row in rows}:
+                refuse_erased(conn, uid)
             return [_insert(conn, row) for row in rows]
 
     def events(
@@ -297,6 +309,7 @@ class FeedbackStore:
         uid = _check_id(user_id, "user_id", "add_user")
         attrs = _to_json(dict(attributes or {}), "attributes", "add_user")
         with self._write() as conn:
+            refuse_erased(conn, uid)
             known = conn.execute("SELECT 1 FROM users WHERE user_id = ?", (uid,)).fetchone()
             conn.execute(
                 "INSERT INTO users (user_id, text, created_at, attributes) VALUES (?, ?, ?, ?) "
