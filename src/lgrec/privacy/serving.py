@@ -220,3 +220,6 @@ class ErasureAwareGraph:
 
     def close(self) -> None:
         self.graph.close()
+
+    def __getattr__(self, name: str) -> Any:  # everything else: the companion's own
+        return getattr(self.graph, name)
