@@ -112,8 +112,7 @@ class SyncMixin:
         grow (only erasure deletes rows, and it adds a tombstone)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            uri = f"file:{self.store.path.resolve()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+            conn = self.store.read_only_connection()  # with the key when encrypted
             self._local.conn = conn
             with self.lock:
                 self._conns.append(conn)

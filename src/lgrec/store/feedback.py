@@ -11,6 +11,9 @@ writers queue on a thread lock and an ``flock`` of ``<file>.lock`` (shared by ev
 then take the database lock with ``BEGIN IMMEDIATE`` (SQLite waits up to ``timeout`` seconds
 for writers that do not use the lock file). One ``FeedbackStore`` object may be shared by all
 threads of a process, and several processes may open the same file.
+
+Encryption at rest: with ``LGREC_FEEDBACK_KEY`` set (or ``key=``) the file is an SQLCipher
+database (:mod:`lgrec.privacy.encryption`); everything above holds unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from lgrec.errors import DataError
+from lgrec.privacy.encryption import connect, feedback_key, row_class
 from lgrec.privacy.store import ErasureStoreMixin, refuse_erased
 
 try:
@@ -131,9 +135,10 @@ class FeedbackStore(ErasureStoreMixin):
         timeout: seconds a writer waits for another writer's lock before failing.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, key: str | None = None) -> None:
         self.path = Path(path)
         self.timeout = timeout
+        self._key = feedback_key(key)  # None: plain SQLite (lgrec.privacy.encryption)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -149,10 +154,8 @@ class FeedbackStore(ErasureStoreMixin):
             raise DataError(f"feedback store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
+            conn = connect(self.path, self._key, timeout=self.timeout)
+            conn.row_factory = row_class(conn)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise DataError(f"feedback store {self.path}: cannot enable WAL mode (got {mode})")
@@ -163,6 +166,16 @@ class FeedbackStore(ErasureStoreMixin):
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
+
+    def read_only_connection(self) -> sqlite3.Connection:
+        """A new read-only connection to the file (with the key, if encrypted); the caller
+        closes it."""
+        return connect(self.path, self._key, timeout=self.timeout, read_only=True)
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the file is SQLCipher-encrypted."""
+        return self._key is not None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
