@@ -275,11 +275,11 @@ def retrain(
     info_file = model_dir / "dataset.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     pseudo = {"pseudonymize": True, "pseudonym_key_file": pseudonym_key_file} if pz else {}
-    base = _training_data(model, model_dir, info, data_dir, config, **pseudo)
     with FeedbackStore(store_path) as store:
         events = store.events()
         users, items = store.list_users(), store.list_items()
         erased = store.tombstones()
+    base = _training_data(model, model_dir, info, data_dir, config, erased, **pseudo)
     base = drop_erased(base, erased)  # erased users' training interactions (lgrec.privacy)
     data, n_events = _with_feedback(base, events, users, items)
     log.info(
@@ -299,8 +299,13 @@ def retrain(
     return out
 
 
-def _training_data(model, model_dir: Path, info: dict, data_dir, config, **pseudo) -> Dataset:
+def _training_data(
+    model, model_dir: Path, info: dict, data_dir, config, erased=frozenset(), **pseudo
+) -> Dataset:
+    from lgrec.privacy.tombstones import drop_erased, erased_mask
+
     seen = model.seen_.tocsr()
+    alive = ~erased_mask(model.user_ids_, erased)  # compare without the erased users
     name = info.get("dataset")
     if name:
         try:
@@ -309,11 +314,13 @@ def _training_data(model, model_dir: Path, info: dict, data_dir, config, **pseud
 
             cfg = load_config(config, dataset=name, data_dir=data_dir, valid_ratio=0.0, **pseudo)
             prep = prepare(cfg)
-            train = prep.split.full_train
+            train = drop_erased(prep.split.full_train, erased)
             same_ids = train.items["item_id"].astype(str).tolist() == list(
                 model.item_ids_
-            ) and train.users["user_id"].astype(str).tolist() == list(model.user_ids_)
-            if same_ids and (train.matrix("binary") != seen).nnz == 0:
+            ) and train.users["user_id"].astype(str).tolist() == list(
+                np.asarray(model.user_ids_, dtype=object)[alive]
+            )
+            if same_ids and (train.matrix("binary") != seen[alive]).nnz == 0:
                 return train
             log.warning("retrain: %s rebuilt differs from the model's training data", name)
         except LgrecError as e:
