@@ -3,6 +3,9 @@
     python benchmarks/privacy_dp.py --seeds 0 1 2 --out docs/privacy_dp.json \
         --chart docs/privacy_dp.png
 
+Each finished fit is added to ``--out`` at once, and the runs already there are skipped, so
+an interrupted run resumes where it stopped (and seeds can be added one run at a time).
+
 For every seed: DP-BPR-MF and DP-LightGCN (user-local propagation) trained on all of
 u1.base at each ε (``inf`` = the same training without noise), and the non-private
 BPR-MF, LightGCN and popularity trained as ``lgrec evaluate`` does (epochs chosen on a 10 %
@@ -28,31 +31,41 @@ DP_MODELS = ("dp-bprmf", "dp-lightgcn")
 PLAIN_MODELS = ("popularity", "bprmf", "lightgcn")
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: argparse.Namespace, rows: list[dict], save) -> list[dict]:
+    """Fit and score every (model, ε, seed) not in ``rows``; ``save(rows)`` after each."""
     from lgrec.config import load_config
     from lgrec.eval import evaluate_model
     from lgrec.pipeline import build_model, fit_model, prepare, setup
 
-    rows = []
+    def done(name, eps, seed) -> bool:
+        eps = None if eps is None or math.isinf(eps) else eps
+        return any((r["model"], r["target_epsilon"], r["seed"]) == (name, eps, seed) for r in rows)
+
     for seed in args.seeds:
-        for name in PLAIN_MODELS:
-            cfg = load_config(dataset="ml-100k", seed=seed, threads=args.threads)
-            setup(cfg)
-            prep = prepare(cfg)
-            model, fit_s = fit_model(build_model(name, cfg), prep, cfg)
-            res = evaluate_model(model, prep.split, ks=(10, 20), seed=seed)
-            rows.append(_row(name, None, seed, res, fit_s, None))
         cfg = load_config(dataset="ml-100k", seed=seed, threads=args.threads, valid_ratio=0.0)
         setup(cfg)
         prep = prepare(cfg)
         for name in args.models:
             for eps in args.eps:
+                if done(name, eps, seed):
+                    continue
                 model = build_model(name, cfg, epsilon=None if math.isinf(eps) else eps)
                 t0 = time.perf_counter()
                 model.fit(prep.split.train)
                 fit_s = time.perf_counter() - t0
                 res = evaluate_model(model, prep.split, ks=(10, 20), seed=seed)
                 rows.append(_row(name, eps, seed, res, fit_s, model.budget_))
+                save(rows)
+        for name in args.plain:
+            if done(name, None, seed):
+                continue
+            cfg = load_config(dataset="ml-100k", seed=seed, threads=args.threads)
+            setup(cfg)
+            prep = prepare(cfg)
+            model, fit_s = fit_model(build_model(name, cfg), prep, cfg)
+            res = evaluate_model(model, prep.split, ks=(10, 20), seed=seed)
+            rows.append(_row(name, None, seed, res, fit_s, None))
+            save(rows)
     return rows
 
 
@@ -64,6 +77,7 @@ def _row(name, eps, seed, res, fit_s, budget) -> dict:
         "NDCG@10": res["NDCG@10"],
         "Recall@20": res["Recall@20"],
         "fit_s": round(fit_s, 2),
+        "load": [round(x, 2) for x in os.getloadavg()],
     }
     if budget is not None:
         e = budget.epsilon
@@ -151,23 +165,48 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--eps", type=float, nargs="+", default=[1.0, 4.0, 8.0, math.inf])
     p.add_argument("--models", default=",".join(DP_MODELS))
+    p.add_argument("--plain", default=",".join(PLAIN_MODELS), help="non-private references")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("docs/privacy_dp.json"))
     p.add_argument("--chart", type=Path, default=Path("docs/privacy_dp.png"))
     args = p.parse_args()
     args.models = [m for m in args.models.split(",") if m]
+    args.plain = [m for m in args.plain.split(",") if m]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    load0 = os.getloadavg()
-    rows = run(args)
-    summ = summary(rows)
     from lgrec.utils import atomic_write_text
 
-    clean = [{**s, "epsilon": None if math.isinf(s["epsilon"]) else s["epsilon"]} for s in summ]
-    meta = {"command": " ".join(sys.argv), "load_before": load0, "load_after": os.getloadavg()}
-    doc = {"meta": meta, "runs": rows, "summary": clean}
-    atomic_write_text(args.out, json.dumps(doc, indent=1))
+    old = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
+    meta = old.get("meta", [])
+    meta = meta if isinstance(meta, list) else [meta]
+    meta.append({"command": " ".join(sys.argv), "commit": _commit(),
+                 "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                 "load_before": os.getloadavg()})  # fmt: skip
+
+    def save(rows: list[dict]) -> None:
+        meta[-1]["load_after"] = os.getloadavg()
+        clean = [
+            {**s, "epsilon": None if math.isinf(s["epsilon"]) else s["epsilon"]}
+            for s in summary(rows)
+        ]
+        doc = {"meta": meta, "runs": rows, "summary": clean}
+        atomic_write_text(args.out, json.dumps(doc, indent=1))
+
+    rows = run(args, list(old.get("runs", [])), save)
+    save(rows)
+    summ = summary(rows)
     chart(summ, args.chart, args.eps)
     print(table(summ))
+
+
+def _commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True, cwd=Path(__file__).parent)  # fmt: skip
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 if __name__ == "__main__":

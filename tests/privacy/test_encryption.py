@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 import torch
@@ -118,3 +119,41 @@ def test_server_state_on_an_encrypted_store_converges_and_replays(tmp_path, monk
     assert torch.allclose(c.user_vector(u), a.user_vector(u)) and not c.has_user("u5")
     c.close()
     assert is_encrypted(path)
+
+
+COUNTER = textwrap.dedent(
+    """
+    import sys
+    from lgrec.store import FeedbackStore
+
+    with FeedbackStore(sys.argv[1]) as s:
+        print(s.count())
+    """
+)
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "encrypted"])
+def test_a_new_connection_keeps_the_process_locks_so_the_wal_survives(tmp_path, monkeypatch, key):
+    """Opening a connection must not drop the process's SQLite locks on the file (closing any
+    descriptor of a file drops them all): another process that opens and closes the store
+    would otherwise delete the WAL under the first process, whose later commits were lost."""
+    if key:
+        monkeypatch.setenv(KEY_ENV, key)
+    else:
+        monkeypatch.delenv(KEY_ENV, raising=False)
+    path = tmp_path / "f.sqlite"
+
+    def count() -> str:
+        run = subprocess.run([sys.executable, "-c", COUNTER, str(path)], capture_output=True)
+        assert run.returncode == 0, run.stderr.decode()
+        return run.stdout.decode().strip()
+
+    with FeedbackStore(path) as s:
+        s.add_event("u1", "i1", "click")
+        worker = threading.Thread(target=s.count)  # a second connection, as a server thread
+        worker.start()
+        worker.join()
+        assert count() == "1"  # another process opens and closes the store
+        s.add_event("u1", "i2", "click")
+        assert any(f.name.endswith("-wal") for f in tmp_path.iterdir())
+        assert count() == "2"  # the commit went to the WAL that everyone reads

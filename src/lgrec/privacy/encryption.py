@@ -30,6 +30,7 @@ KEY_ENV = "LGREC_FEEDBACK_KEY"
 KDF_ITERATIONS = 256_000
 SQLITE_HEADER = b"SQLite format 3\x00"
 _DERIVED: dict[tuple[bytes, bytes], bytes] = {}
+_HEADERS: dict[tuple[int, int], bytes] = {}  # (device, inode) -> first 16 bytes (_header)
 _DERIVED_LOCK = threading.Lock()
 
 
@@ -39,14 +40,41 @@ def feedback_key(explicit: str | None = None) -> str | None:
     return key or None
 
 
-def _header(path: Path) -> bytes | None:
-    """The first 16 bytes of ``path``; None when the file is missing or still empty."""
+def _header(path: Path, *, fresh: bool = False) -> bytes | None:
+    """The first 16 bytes of ``path``; None when the file is missing or still empty.
+
+    Read once per file (device, inode) and process, then remembered (``fresh`` reads again).
+    Closing *any* descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+    locks of the process's open connections included; another process would then take the
+    database for unused and delete its write-ahead log under those connections, whose later
+    commits nobody else would ever see. A database's first 16 bytes never change, so one read,
+    before this process opens any connection to the file, is enough; :func:`connect` records
+    the header of a file it creates itself."""
+    try:
+        st = os.stat(path)  # no descriptor: locks kept
+    except FileNotFoundError:
+        return None
+    tag = (st.st_dev, st.st_ino)
+    with _DERIVED_LOCK:
+        if not fresh and tag in _HEADERS:
+            return _HEADERS[tag]
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
     except FileNotFoundError:
         return None
-    return head if len(head) == 16 else None
+    if len(head) != 16:
+        return None
+    with _DERIVED_LOCK:
+        _HEADERS[tag] = head
+    return head
+
+
+def _remember_header(path: Path, head: bytes) -> None:
+    """Record the header of a file this process has just created (see :func:`_header`)."""
+    st = os.stat(path)
+    with _DERIVED_LOCK:
+        _HEADERS.setdefault((st.st_dev, st.st_ino), head)
 
 
 def is_encrypted(path: str | Path) -> bool:
@@ -88,15 +116,10 @@ def connect(
         target, kw = f"file:{path.resolve()}?mode=ro", {"uri": True}
     opts = dict(timeout=timeout, isolation_level=None, check_same_thread=False, **kw)
     if key is None:
-        if is_encrypted(path):
-            raise DataError(
-                f"feedback store {path} is encrypted (or is not a SQLite file): set {KEY_ENV} "
-                "to its key to open it"
-            )
-        return sqlite3.connect(target, **opts)
+        return _connect_plain(path, target, opts)
     dbapi2 = _sqlcipher()
-    for _ in range(3):  # a new file's salt may be written by another process meanwhile
-        head = _header(path)
+    for attempt in range(3):  # a new file's salt may be written by another process meanwhile
+        head = _header(path, fresh=attempt > 0)
         if head == SQLITE_HEADER:
             raise DataError(
                 f"feedback store {path} is not encrypted, but {KEY_ENV} is set: unset it to "
@@ -110,6 +133,8 @@ def connect(
         conn.execute(f"PRAGMA key = \"x'{raw}'\"")
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if head is None:
+                _remember_header(path, salt)
             return conn
         except dbapi2.DatabaseError:
             conn.close()
@@ -119,6 +144,24 @@ def connect(
                     "(wrong key, or a damaged file)"
                 ) from None
     raise DataError(f"feedback store {path}: cannot open it with the key (salt changed)")
+
+
+def _connect_plain(path: Path, target: str, opts: dict[str, Any]) -> sqlite3.Connection:
+    """A plain SQLite connection; an encrypted file (SQLite reads it as "not a database")
+    raises :class:`DataError` naming the key variable. The file's header is not read here:
+    see :func:`_header`."""
+    conn = sqlite3.connect(target, **opts)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        if "not a database" not in str(e):
+            raise
+        raise DataError(
+            f"feedback store {path} is encrypted (or is not a SQLite file): set {KEY_ENV} "
+            "to its key to open it"
+        ) from None
+    return conn
 
 
 def row_class(conn: Any) -> Any:
