@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
+
+from tests.serve.serve_fixtures import free_port, wait_up
 
 API_KEY = "privacy-test-key-0123456789"
 PSEUDONYM_KEY = "pseudonym-test-key-3f9a1c7e5b2d4a68"
@@ -41,12 +39,6 @@ def write_interactions(path: Path, n_users: int = 40, n_items: int = 30, seed: i
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def run_server(model: Path, store: Path, log_path: Path, *args: str, env: dict | None = None
                ) -> Iterator[str]:  # fmt: skip
@@ -60,17 +52,7 @@ def run_server(model: Path, store: Path, log_path: Path, *args: str, env: dict |
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            end = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"lgrec serve exited:\n{log_path.read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(url + "/health", timeout=2):
-                        break
-                except OSError:
-                    if time.monotonic() > end:
-                        pytest.fail(f"lgrec serve not up:\n{log_path.read_text()[-3000:]}")
-                    time.sleep(0.3)
+            wait_up(proc, url, log_path)
             yield url
         finally:
             proc.terminate()
