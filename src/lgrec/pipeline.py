@@ -62,7 +62,7 @@ def setup(cfg: RunConfig) -> None:
 def prepare(cfg: RunConfig) -> Prepared:
     """Load, clean and split ``cfg.dataset``; carve the validation split from training data."""
     kw = {"fold": cfg.fold} if cfg.dataset in ("ml-100k",) else {}
-    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **kw)
+    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **{**kw, **cfg.loader})
     ds, report = clean(ds, k_core=cfg.k_core)
     if cfg.split == "fixed":
         split = split_fixed(ds)

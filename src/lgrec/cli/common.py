@@ -21,6 +21,18 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--fold", help="MovieLens-100K fold (u1..u5, ua, ub); default u1")
     g.add_argument("--split", choices=["fixed", "random", "temporal", "cold"])
+    g.add_argument(
+        "--cold-items",
+        metavar="FILE",
+        help="with --split cold: these items are the cold ones (one external item id per line)",
+    )
+    g.add_argument(
+        "--loader-arg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="argument of the data set's loader (repeatable), e.g. text_key=mapped for a "
+        "CoLaKG folder whose llm_response_item.json is keyed by the mapped index",
+    )
     g.add_argument("--valid-ratio", type=float, help="share of training data used for validation")
     g.add_argument("--k-core", type=int, help="drop users/items with fewer interactions")
     g.add_argument("--seed", type=int)
@@ -59,11 +71,13 @@ def run_config(args: argparse.Namespace, **extra: Any) -> Any:
     for text in getattr(args, "param", None) or []:
         model, name, value = parse_param(text)
         params.setdefault(model, {})[name] = value
+    loader = parse_loader_args(getattr(args, "loader_arg", None))
     over = dict(
         dataset=args.dataset,
         data_dir=args.data_dir,
         fold=args.fold,
         split=args.split,
+        cold_items=getattr(args, "cold_items", None),
         valid_ratio=args.valid_ratio,
         k_core=args.k_core,
         seed=args.seed,
@@ -76,4 +90,24 @@ def run_config(args: argparse.Namespace, **extra: Any) -> Any:
     cfg = load_config(args.config, **over)
     for model, kv in params.items():
         cfg.params.setdefault(model, {}).update(kv)
+    cfg.loader.update(loader)
     return cfg
+
+
+def parse_loader_args(items: list[str] | None) -> dict[str, Any]:
+    """``["text_key=mapped", "fold=u2"]`` → {"text_key": "mapped", "fold": "u2"} (values read
+    as TOML scalars, else plain text)."""
+    import tomllib
+
+    from lgrec.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for text in items or []:
+        name, sep, raw = text.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise ConfigError(f"--loader-arg {text!r}: expected NAME=VALUE, e.g. text_key=mapped")
+        try:
+            out[name.strip()] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[name.strip()] = raw.strip()
+    return out
