@@ -15,6 +15,7 @@ from lgrec.data.recbole import load_recbole
 from lgrec.data.registry import DATASETS, load_dataset
 from lgrec.data.split import (
     carve_valid,
+    read_item_ids,
     split_cold_items,
     split_fixed,
     split_random,
@@ -37,6 +38,7 @@ __all__ = [
     "load_movielens",
     "load_recbole",
     "load_tabular",
+    "read_item_ids",
     "split_cold_items",
     "split_fixed",
     "split_random",

@@ -244,8 +244,8 @@ def text_notes(ds: Dataset) -> list[str]:
     src = ds.meta.get("text_source")
     if isinstance(src, dict):
         notes.append(
-            f"text from {Path(src['file']).name}, keyed by {src['key']} item ids "
-            f"({src['decided']}): {src['items_with_text']:,} of {src['n_items']:,} items got text"
+            f"text from {Path(src['file']).name}, keyed by {src['how']}: "
+            f"{src['items_with_text']:,} of {src['n_items']:,} items got text"
         )
     return notes
 

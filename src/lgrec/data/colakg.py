@@ -158,6 +158,7 @@ def load_colakg(
             "file": str(desc_f),
             "key": key,
             "decided": how,
+            "how": f"{key} item ids ({how})",
             "items_with_text": got,
             "n_items": len(items),
         }
