@@ -59,7 +59,7 @@ def add_param_arg(p: argparse.ArgumentParser, help: str | None = None) -> None:
         "--param",
         action="append",
         metavar="MODEL.NAME=VALUE",
-        help=help or "model hyper-parameter, e.g. lmgcn.dim=32 (repeatable)",
+        help=help or "model hyper-parameter, e.g. lmgcn.spectral_k=128 (repeatable)",
     )
 
 
