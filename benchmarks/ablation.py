@@ -261,9 +261,11 @@ def main() -> None:
         res_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     order = [c for c in CONFIGS if any(r["config"] == c for r in rows)]
     summary = summarise(rows, order)
-    n_seeds = max(s["n_seeds"] for s in summary)
+    lo, hi = min(s["n_seeds"] for s in summary), max(s["n_seeds"] for s in summary)
+    n_seeds = str(hi) if lo == hi else f"{lo}–{hi}"
     cmd = f"python benchmarks/ablation.py --dataset {args.dataset} --seeds {args.seeds}"
-    block = (f"Command: `{cmd}` ({n_seeds} seeds; test split after refit on train + valid; "
+    cmd += f' --configs "{args.configs}"' if args.configs else ""
+    block = (f"Command: `{cmd}` ({n_seeds} seeds per row; test split after refit on train + valid; "
              f"mean ± std over seeds)\n\n{table(summary)}\n\nValidation (fitted on train, "
              f"before the refit):\n\n{table(summary, 'valid')}\n\n"
              f"![ablation {args.dataset}](ablation_{args.dataset}.png)")  # fmt: skip
