@@ -199,16 +199,9 @@ def write_docs(dataset: str, block: str, png: Path) -> None:
     """Replace the data set's marked block in docs/ablation.md and copy its chart."""
     import shutil
 
-    from lgrec.utils import atomic_write_text
+    from bench_setup import replace_docs_block
 
-    start, end = f"<!-- ablation:{dataset} -->", f"<!-- /ablation:{dataset} -->"
-    text = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Ablation\n"
-    new = f"{start}\n{block}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + new + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + f"\n\n### {dataset}\n\n{new}\n"
-    atomic_write_text(DOCS, text)
+    replace_docs_block(DOCS, f"ablation:{dataset}", block, dataset, "Ablation")
     shutil.copyfile(png, DOCS.parent / f"ablation_{dataset}.png")
 
 
