@@ -89,6 +89,7 @@ def add_forget_parser(sub: Any) -> None:
     s.add_argument("--graph-path", metavar="DIR", help="LadybugDB graph store to purge too")
     s.add_argument("-v", "--verbose", action="store_true")
     add_pseudonym_args(s)
+    s.set_defaults(run=cmd_forget)
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
