@@ -1,6 +1,7 @@
 """Feedback stores: validation, idempotency, users/items, schema version, threads, kill -9.
 
-Every test taking ``store`` or ``store_spec`` runs on both backends: the SQLite file and a
+Every test taking ``store`` or ``store_spec`` runs on three backends: a plain SQLite file, an
+SQLCipher-encrypted one (``LGREC_FEEDBACK_KEY`` set, :mod:`lgrec.privacy.encryption`) and a
 real PostgreSQL server (``postgres_url`` in ``tests/conftest.py``).
 """
 
@@ -19,16 +20,38 @@ import time
 import pytest
 
 from lgrec.errors import DataError
+from lgrec.privacy.encryption import connect, feedback_key
 from lgrec.store import FeedbackStore, open_feedback_store
 from lgrec.store.feedback import SCHEMA_VERSION
 
+TEST_KEY = "a test passphrase"
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_spec(request, tmp_path) -> str:
-    """Where a store lives: a SQLite file path, or the URL of a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "fb" / "feedback.sqlite")
-    return request.getfixturevalue("postgres_url")
+
+@pytest.fixture(params=["sqlite", "sqlcipher", "postgresql"])
+def store_spec(request, tmp_path, monkeypatch) -> str:
+    """Where a store lives: a SQLite file path (plain, or encrypted with the key from the
+    environment, which subprocesses inherit), or the URL of a fresh PostgreSQL database."""
+    monkeypatch.delenv("LGREC_FEEDBACK_KEY", raising=False)
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    if request.param == "sqlcipher":
+        monkeypatch.setenv("LGREC_FEEDBACK_KEY", TEST_KEY)
+    return str(tmp_path / "fb" / "feedback.sqlite")
+
+
+@pytest.fixture(params=["plain", "encrypted"])
+def sqlite_key(request, monkeypatch) -> str:
+    """For SQLite-only tests: plain file, or encrypted with the key from the environment."""
+    if request.param == "encrypted":
+        monkeypatch.setenv("LGREC_FEEDBACK_KEY", TEST_KEY)
+    else:
+        monkeypatch.delenv("LGREC_FEEDBACK_KEY", raising=False)
+    return request.param
+
+
+def raw_connect(path) -> sqlite3.Connection:
+    """A plain connection to the file, with the key when the test's store is encrypted."""
+    return connect(path, feedback_key())
 
 
 @pytest.fixture
@@ -126,18 +149,41 @@ def test_users_and_items(store):
         store.add_item("i3", categories="Drama")
 
 
-def test_schema_version_and_reopen(tmp_path):
+def test_erasure_deletes_keeps_a_tombstone_and_refuses_the_id(store):
+    from lgrec.privacy.tombstones import ErasedUserError, tombstone_hash
+
+    store.add_user("gone", text="private")
+    store.add_event("gone", "i1", "click")
+    store.add_event("stay", "i1", "click")
+    marks = store.watermarks()
+    assert store.delete_user("gone") == {"events": 1, "user": 1, "tombstone": 1}
+    assert store.watermarks()[3] > marks[3]  # readers learn of the erasure
+    assert store.events()["user_id"].tolist() == ["stay"] and store.get_user("gone") is None
+    assert store.is_erased("gone") and not store.is_erased("stay")
+    assert store.tombstones() == {tombstone_hash("gone")}
+    for write in (
+        lambda: store.add_event("gone", "i2", "like"),
+        lambda: store.add_events([{"user_id": "gone", "item_id": "i2", "event": "like"}]),
+        lambda: store.add_user("gone"),
+    ):
+        with pytest.raises(ErasedUserError, match="erased"):
+            write()
+    assert store.delete_user("gone") == {"events": 0, "user": 0, "tombstone": 0}  # idempotent
+    assert store.count() == 1
+
+
+def test_schema_version_and_reopen(tmp_path, sqlite_key):
     path = tmp_path / "f.sqlite"
     with FeedbackStore(path) as s:
         s.add_event("u", "i", "like", idempotency_key="k")
-    conn = sqlite3.connect(path)
+    conn = raw_connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(DataError, match="newer"):
         FeedbackStore(path)
-    conn = sqlite3.connect(path)
+    conn = raw_connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     conn.close()
     with FeedbackStore(path) as s:  # data survives reopening; the key still deduplicates

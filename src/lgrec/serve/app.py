@@ -47,6 +47,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from lgrec.errors import ConfigError
+from lgrec.privacy.serving import ErasureAwareGraph, install_erasure, user_mapper
 from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.explain import explain_items
@@ -100,6 +101,8 @@ class ServeSettings:
     sync_interval: float | None = None
     index: str = "exact"
     index_options: str | None = None
+    pseudonymize: bool = False  # map client user ids with the key (lgrec.privacy.pseudonym)
+    pseudonym_key_file: str | None = None
 
     def __post_init__(self) -> None:
         if is_postgres_url(self.store_path):
@@ -149,6 +152,9 @@ class ServeSettings:
             env[f"{ENV_PREFIX}INDEX_OPTIONS"] = self.index_options
         if self.api_key:
             env["LGREC_API_KEY"] = self.api_key
+        env[f"{ENV_PREFIX}PSEUDONYMIZE"] = "1" if self.pseudonymize else "0"
+        if self.pseudonym_key_file:  # the key itself travels as LGREC_PSEUDONYM_KEY, if set
+            env["LGREC_PSEUDONYM_KEY_FILE"] = str(self.pseudonym_key_file)
         return env
 
     @classmethod
@@ -176,6 +182,8 @@ class ServeSettings:
                 sync_interval=float(sync) if sync else None,
                 index=e.get(f"{ENV_PREFIX}INDEX", "exact"),
                 index_options=e.get(f"{ENV_PREFIX}INDEX_OPTIONS") or None,
+                pseudonymize=e.get(f"{ENV_PREFIX}PSEUDONYMIZE", "0") in ("1", "true", "yes"),
+                pseudonym_key_file=e.get("LGREC_PSEUDONYM_KEY_FILE") or None,
             )
         except ValueError as err:
             raise ConfigError(f"invalid {ENV_PREFIX}* environment value: {err}") from err
@@ -222,6 +230,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     """The FastAPI app serving ``settings.model`` (or an already built ``state``)."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    pid = user_mapper(settings.model, settings.pseudonymize, settings.pseudonym_key_file)
     metrics = Metrics(settings.metrics_dir, interval=settings.metrics_interval)
     graph = None
     if settings.graph_path or settings.graph_uri:
@@ -234,6 +243,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             index_settings=parse_index_options(settings.index_options),
         )  # fmt: skip
     st = state
+    if graph is not None:  # leaves out erased users still in the read-only store
+        graph = ErasureAwareGraph(graph, st)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -318,9 +329,9 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
                 "or --graph-uri URI"
             )
         st.sync()
-        u = st.user_index(user)
+        u = st.user_index(pid(user))
         kw: dict[str, Any] = dict(exclude_seen=exclude_seen, query=query, query_weight=query_weight)
-        got = _graph_top(st, graph, user, u, k, **kw) if candidates == "graph" else None
+        got = _graph_top(st, graph, pid(user), u, k, **kw) if candidates == "graph" else None
         if got is None:
             candidates = "all"
             got = st.recommend(u, k, **kw)
@@ -361,7 +372,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         and text), the categories they share, and one sentence; with a graph store, also its
         paths from the user to the item (strongest first)."""
         st.sync()
-        u, i = st.user_index(user), st.item_index(item)
+        u, i = st.user_index(pid(user)), st.item_index(item)
         V, _, T = st.snapshot()
         ut = st.encode(st.user_text[u]) if u in st.user_text and st.text_enabled else None
         ex = explain_items(
@@ -395,7 +406,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             sentence=ex.sentence,
             graph_paths=None
             if graph is None
-            else [S.GraphPath(**p) for p in graph.paths(user, item)],
+            else [S.GraphPath(**p) for p in graph.paths(pid(user), item)],
         )
 
     @app.get("/users", response_model=S.UserList, dependencies=[read])
@@ -405,7 +416,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     ) -> S.UserList:
         """User ids (trained users first, then users created at run time)."""
         st.sync()
-        return S.UserList(total=st.n_users, users=st.user_ids[offset : offset + limit])
+        ids = st.listed_user_ids()  # erased users left out
+        return S.UserList(total=len(ids), users=ids[offset : offset + limit])
 
     @app.get(
         "/users/{user_id:path}", response_model=S.UserProfile, responses=errs, dependencies=[read]
@@ -413,7 +425,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     def profile(user_id: str, limit: Limit = 20) -> S.UserProfile:
         """A user's text and history (most recent online interactions last)."""
         st.sync()
-        u = st.user_index(user_id)
+        u = st.user_index(pid(user_id))
         hist = st.history(u)
         return S.UserProfile(
             user_id=user_id,
@@ -438,10 +450,12 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     )
     def create_user(body: S.UserIn) -> S.UserCreated:
         """A new user from ``liked_items`` and/or ``text``; recommendations work at once."""
-        st.add_user(body.user_id, body.text, body.liked_items)
+        st.add_user(pid(body.user_id), body.text, body.liked_items)
         return S.UserCreated(
             user_id=body.user_id, n_liked=len(set(body.liked_items)), has_text=bool(body.text)
         )
+
+    install_erasure(app, st, pid, write, graph)  # DELETE /users/{id} (lgrec.privacy)
 
     @app.post(
         "/items",
@@ -471,7 +485,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             if not lo <= body.value <= hi:
                 raise ConfigError(f"value: a rating must be within [{lo}, {hi}], got {body.value}")
         eid, created = st.add_feedback(
-            body.user, body.item, body.event, body.value, body.timestamp, body.idempotency_key
+            pid(body.user), body.item, body.event, body.value, body.timestamp, body.idempotency_key
         )
         response.status_code = 201 if created else 200
         return S.FeedbackOut(
@@ -488,6 +502,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
 
     def protect(method: str, path: str) -> bool:
         if method not in ("GET", "HEAD"):
+            if method == "DELETE":
+                return path.startswith("/users/")
             return method == "POST" and path in ("/feedback", "/users", "/items")
         return settings.protect_reads and path != "/" and not path.startswith(open_paths)
 

@@ -11,8 +11,8 @@ has not seen (:mod:`lgrec.serve.catalog`). One event of type ``ε`` by user ``u`
 
 and marks ``i`` seen. Several server processes sharing one store therefore converge to the same
 state, and a restarted server replays the store and loses nothing acknowledged. A request
-looks for news with one indexed read of the store's watermarks (max event id, max user/item
-rowid): microseconds on SQLite, no DataFrame. With ``sync_interval`` > 0 (the default for
+looks for news with one indexed read of the store's watermarks (max event id, max user/item/
+tombstone rowid): microseconds on SQLite, no DataFrame. With ``sync_interval`` > 0 (the default for
 PostgreSQL, where each look is a network round trip) a request looks only when the last look
 is older than that: an event written through another server is served here within one
 interval; this server's own writes are applied before their response, as always.
@@ -46,6 +46,7 @@ class SyncMixin:
     _catalog_mark: tuple[int, int]
     sync_interval: float
     _last_look: float
+    _tomb_mark: int
     last_event: int
     online_lr: float
     rating_scale: tuple[float, float]
@@ -60,6 +61,7 @@ class SyncMixin:
     user_index: Callable[[str], int]
     item_index: Callable[[str], int]
     _load_catalog: Callable[[], None]
+    _apply_tombstones: Callable[[], int]
 
     # ---- writes: store durably, then sync ----------------------------------------------------
     def add_feedback(
@@ -93,7 +95,10 @@ class SyncMixin:
             return 0
         with self._sync_lock:
             self._last_look = now
-            ev_max, users_max, items_max = self.store.watermarks()
+            ev_max, users_max, items_max, tomb_max = self.store.watermarks()
+            if tomb_max != self._tomb_mark:  # users erased (lgrec.privacy.serving)
+                self._apply_tombstones()
+                self._tomb_mark = tomb_max
             if force_catalog or (users_max, items_max) != self._catalog_mark:
                 self._load_catalog()
                 self._catalog_mark = (users_max, items_max)

@@ -17,6 +17,8 @@ The guarantees the server relies on (:mod:`lgrec.serve.sync`):
    with id ``n``, no event with an id ``≤ n`` can appear later. A server applying events with
    ``id > last applied`` in id order therefore misses none; :meth:`watermarks` gives the
    current maxima in one cheap read, so every request can look for news.
+4. **Erasure** — ``delete_user`` removes a user's events and record and leaves a tombstone in
+   the same transaction; both backends then refuse that id (:mod:`lgrec.privacy.tombstones`).
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ class FeedbackStoreProtocol(Protocol):
     Events: ``add_event`` / ``add_events`` (validated, durable, idempotent), ``events`` (a
     DataFrame), ``event_rows`` (plain tuples, the fast path), ``count``. Users and items:
     ``add_user`` / ``add_item`` (insert or update; True when new), ``get_*``, ``list_*``.
-    ``watermarks`` is ``(max event id, max users seq, max items seq)``; the last two grow
-    whenever a user/item is added, so a reader learns that it must re-read the catalogue.
+    ``watermarks`` is ``(max event id, max users seq, max items seq, max tombstones seq)``;
+    the middle two grow whenever a user/item is added, so a reader learns that it must re-read
+    the catalogue, and the last whenever a user is erased (``delete_user``, ``tombstones``,
+    ``is_erased``: :mod:`lgrec.privacy.tombstones`).
     """
 
     location: str
@@ -71,7 +75,13 @@ class FeedbackStoreProtocol(Protocol):
 
     def count(self, user_id: str | None = None) -> int: ...
 
-    def watermarks(self) -> tuple[int, int, int]: ...
+    def watermarks(self) -> tuple[int, int, int, int]: ...
+
+    def delete_user(self, user_id: str) -> dict[str, int]: ...
+
+    def tombstones(self) -> frozenset[str]: ...
+
+    def is_erased(self, user_id: str) -> bool: ...
 
     def add_user(
         self, user_id: str, text: str | None = None, attributes: Mapping[str, Any] | None = None

@@ -11,6 +11,9 @@ writers queue on a thread lock and an ``flock`` of ``<file>.lock`` (shared by ev
 then take the database lock with ``BEGIN IMMEDIATE`` (SQLite waits up to ``timeout`` seconds
 for writers that do not use the lock file). One ``FeedbackStore`` object may be shared by all
 threads of a process, and several processes may open the same file.
+
+Encryption at rest: with ``LGREC_FEEDBACK_KEY`` set (or ``key=``) the file is an SQLCipher
+database (:mod:`lgrec.privacy.encryption`); everything above holds unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from typing import Any
 import pandas as pd
 
 from lgrec.errors import DataError
+from lgrec.privacy.encryption import connect, feedback_key, row_class
+from lgrec.privacy.store import ErasureStoreMixin, refuse_erased
 
 try:
     import fcntl
@@ -80,6 +85,13 @@ _MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    # version 1 -> 2: erased users (lgrec.privacy.tombstones: hashes, never the ids)
+    """
+    CREATE TABLE tombstones (
+        user_hash TEXT PRIMARY KEY CHECK (length(user_hash) = 64),
+        erased_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -115,7 +127,7 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     return found
 
 
-class FeedbackStore:
+class FeedbackStore(ErasureStoreMixin):
     """Events, users and items in a SQLite file (see module docstring for durability/threads).
 
     Args:
@@ -123,10 +135,11 @@ class FeedbackStore:
         timeout: seconds a writer waits for another writer's lock before failing.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, key: str | None = None) -> None:
         self.path = Path(path)
         self.location = str(self.path)
         self.timeout = timeout
+        self._key = feedback_key(key)  # None: plain SQLite (lgrec.privacy.encryption)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -142,19 +155,28 @@ class FeedbackStore:
             raise DataError(f"feedback store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
+            conn = connect(self.path, self._key, timeout=self.timeout)
+            conn.row_factory = row_class(conn)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise DataError(f"feedback store {self.path}: cannot enable WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # erased rows are zeroed, not just freed
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
+
+    def read_only_connection(self) -> sqlite3.Connection:
+        """A new read-only connection to the file (with the key, if encrypted); the caller
+        closes it."""
+        return connect(self.path, self._key, timeout=self.timeout, read_only=True)
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the file is SQLCipher-encrypted."""
+        return self._key is not None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -211,6 +233,7 @@ class FeedbackStore:
             user_id, item_id, event, value, ts, idempotency_key, where="add_event"
         )
         with self._write() as conn:
+            refuse_erased(conn, row[0])
             return _insert(conn, row)
 
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, bool]]:
@@ -223,6 +246,8 @@ class FeedbackStore:
         if not rows:
             return []
         with self._write() as conn:
+            for uid in {row[0] for row in rows}:
+                refuse_erased(conn, uid)
             return [_insert(conn, row) for row in rows]
 
     def events(
@@ -266,15 +291,16 @@ class FeedbackStore:
         sql = "SELECT count(*) FROM events WHERE user_id = ?"
         return int(self._conn().execute(sql, (str(user_id),)).fetchone()[0])
 
-    def watermarks(self) -> tuple[int, int, int]:
-        """``(max event id, max users rowid, max items rowid)`` in one indexed read
-        (microseconds); rowids only grow (rows are never deleted)."""
+    def watermarks(self) -> tuple[int, int, int, int]:
+        """``(max event id, max users rowid, max items rowid, max tombstones rowid)`` in one
+        indexed read (microseconds); ids and rowids only grow (only an erasure deletes rows,
+        and it adds a tombstone)."""
         sql = (
             "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
-            "(SELECT max(rowid) FROM items)"
+            "(SELECT max(rowid) FROM items), (SELECT max(rowid) FROM tombstones)"
         )
         row = self._conn().execute(sql).fetchone()
-        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
 
     # ---- users and items ---------------------------------------------------------------
     def add_user(
@@ -287,6 +313,7 @@ class FeedbackStore:
         uid = _check_id(user_id, "user_id", "add_user")
         attrs = _to_json(dict(attributes or {}), "attributes", "add_user")
         with self._write() as conn:
+            refuse_erased(conn, uid)
             known = conn.execute("SELECT 1 FROM users WHERE user_id = ?", (uid,)).fetchone()
             conn.execute(
                 "INSERT INTO users (user_id, text, created_at, attributes) VALUES (?, ?, ?, ?) "

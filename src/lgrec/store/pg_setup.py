@@ -1,8 +1,9 @@
 """Setting up the PostgreSQL feedback store: the driver, URL checks, schema migrations.
 
 The store itself is :class:`lgrec.store.postgres.PostgresFeedbackStore`. Its tables are
-``lgrec_events``, ``lgrec_users``, ``lgrec_items`` (the SQLite store's schema, with a ``seq``
-identity column standing in for SQLite's rowid) and ``lgrec_schema`` (the schema version).
+``lgrec_events``, ``lgrec_users``, ``lgrec_items``, ``lgrec_tombstones`` (the SQLite store's
+schema, with a ``seq`` identity column standing in for SQLite's rowid) and ``lgrec_schema``
+(the schema version).
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             description text,
             categories jsonb NOT NULL DEFAULT '[]',
             created_at double precision NOT NULL
+        )""",
+    ),
+    # version 1 -> 2: erased users (lgrec.privacy.tombstones: hashes, never the ids)
+    (
+        """CREATE TABLE lgrec_tombstones (
+            seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+            user_hash text PRIMARY KEY CHECK (length(user_hash) = 64),
+            erased_at double precision NOT NULL
         )""",
     ),
 )

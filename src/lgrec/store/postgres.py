@@ -7,9 +7,15 @@ Same interface and guarantees as the SQLite :class:`~lgrec.store.feedback.Feedba
 * **Password** — never in the URL (refused, so it cannot leak through a command line or a
   process list): libpq reads it from ``PGPASSWORD`` or a password file (``PGPASSFILE``,
   ``~/.pgpass``, or ``passfile=`` in the URL's query).
-* **Tables** — ``lgrec_events``, ``lgrec_users``, ``lgrec_items`` and ``lgrec_schema`` (the
-  schema version, upgraded by :func:`migrate` when the store is opened) in the connection's
-  ``search_path``; pick a PostgreSQL schema with ``?options=-csearch_path%3Dname``.
+* **Tables** — ``lgrec_events``, ``lgrec_users``, ``lgrec_items``, ``lgrec_tombstones`` and
+  ``lgrec_schema`` (the schema version, upgraded by :func:`migrate` when the store is opened)
+  in the connection's ``search_path``; pick a PostgreSQL schema with
+  ``?options=-csearch_path%3Dname``.
+* **Erasure** — :meth:`~PostgresFeedbackStore.delete_user` deletes a user's events and record
+  and adds a tombstone in one transaction, like the SQLite store
+  (:mod:`lgrec.privacy.tombstones`); the deleted rows stay in PostgreSQL's dead tuples and
+  write-ahead log until ``VACUUM`` and WAL recycling remove them (the SQLite store overwrites
+  them at once with ``secure_delete``).
 * **Durability** — every write is one transaction; ``COMMIT`` returns after the write-ahead
   log is flushed (``synchronous_commit`` is raised to ``on`` for this session when the
   server's default is ``off``), so an acknowledged event survives ``kill -9`` of any client
@@ -163,6 +169,7 @@ class PostgresFeedbackStore:
             user_id, item_id, event, value, ts, idempotency_key, where="add_event"
         )
         with self._write() as conn:
+            _refuse_erased(conn, row[0])
             return _insert(conn, row)
 
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, bool]]:
@@ -171,6 +178,8 @@ class PostgresFeedbackStore:
         if not rows:
             return []
         with self._write() as conn:
+            for uid in {row[0] for row in rows}:
+                _refuse_erased(conn, uid)
             return [_insert(conn, row) for row in rows]
 
     def events(
@@ -206,13 +215,44 @@ class PostgresFeedbackStore:
         sql = "SELECT count(*) FROM lgrec_events WHERE user_id = %s"
         return int(self._read(sql, (str(user_id),))[0][0])
 
-    def watermarks(self) -> tuple[int, int, int]:
-        """``(max event id, max users seq, max items seq)`` in one read of three indexes."""
+    def watermarks(self) -> tuple[int, int, int, int]:
+        """``(max event id, max users seq, max items seq, max tombstones seq)`` in one read of
+        four indexes."""
         row = self._read(
             "SELECT (SELECT max(id) FROM lgrec_events), (SELECT max(seq) FROM lgrec_users), "
-            "(SELECT max(seq) FROM lgrec_items)"
+            "(SELECT max(seq) FROM lgrec_items), (SELECT max(seq) FROM lgrec_tombstones)"
         )[0]
-        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
+
+    # ---- erasure (lgrec.privacy.tombstones) ----------------------------------------------
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Erase a user in one transaction (same contract as the SQLite store's
+        :meth:`~lgrec.privacy.store.ErasureStoreMixin.delete_user`)."""
+        from lgrec.privacy.tombstones import tombstone_hash
+
+        uid = str(user_id)
+        if not uid.strip():
+            raise DataError(f"delete_user: user_id must be a non-empty string, got {user_id!r}")
+        with self._write() as conn:
+            n_ev = conn.execute("DELETE FROM lgrec_events WHERE user_id = %s", (uid,)).rowcount
+            n_user = conn.execute("DELETE FROM lgrec_users WHERE user_id = %s", (uid,)).rowcount
+            new = conn.execute(
+                "INSERT INTO lgrec_tombstones (user_hash, erased_at) "
+                f"VALUES (%s, {_NOW}) ON CONFLICT (user_hash) DO NOTHING",
+                (tombstone_hash(uid),),
+            ).rowcount
+        log.info("feedback store %s: erased a user (%d events)", self.location, n_ev)
+        return {"events": int(n_ev), "user": int(n_user), "tombstone": int(new)}
+
+    def tombstones(self) -> frozenset[str]:
+        """Hashes of every erased user id."""
+        return frozenset(r[0] for r in self._read("SELECT user_hash FROM lgrec_tombstones"))
+
+    def is_erased(self, user_id: str) -> bool:
+        """Whether ``user_id`` has a tombstone."""
+        from lgrec.privacy.tombstones import tombstone_hash
+
+        return bool(self._read(_TOMB_SQL, (tombstone_hash(str(user_id)),)))
 
     # ---- users and items ---------------------------------------------------------------
     def add_user(
@@ -222,6 +262,7 @@ class PostgresFeedbackStore:
         uid = _check_id(user_id, "user_id", "add_user")
         attrs = _to_json(dict(attributes or {}), "attributes", "add_user")
         with self._write() as conn:
+            _refuse_erased(conn, uid)
             known = conn.execute("SELECT 1 FROM lgrec_users WHERE user_id = %s", (uid,)).fetchone()
             conn.execute(
                 "INSERT INTO lgrec_users (user_id, text, created_at, attributes) "
@@ -282,6 +323,17 @@ class PostgresFeedbackStore:
 
 _USER_SELECT = "SELECT user_id, text, created_at, attributes FROM lgrec_users"
 _ITEM_SELECT = "SELECT item_id, title, description, categories, created_at FROM lgrec_items"
+_TOMB_SQL = "SELECT 1 FROM lgrec_tombstones WHERE user_hash = %s"
+
+
+def _refuse_erased(conn: Any, user_id: str) -> None:
+    """:class:`~lgrec.privacy.tombstones.ErasedUserError` when ``user_id`` has a tombstone."""
+    from lgrec.privacy.tombstones import ErasedUserError, tombstone_hash
+
+    if conn.execute(_TOMB_SQL, (tombstone_hash(user_id),)).fetchone() is not None:
+        raise ErasedUserError(
+            f"user {user_id!r} was erased (right to be forgotten); its id cannot be used again"
+        )
 
 
 def _configure(conn: Any) -> None:
