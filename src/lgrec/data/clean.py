@@ -141,6 +141,16 @@ def k_core_mask(
     return keep, (du >= max(k_user, 1)), (di >= max(k_item, 1))
 
 
+def clean_args(dedupe: str | None, k_core: int | tuple[int, int] | None) -> tuple[int, int]:
+    """Check ``dedupe`` and ``k_core`` of :func:`clean`; returns (k_user, k_item)."""
+    if dedupe not in ("latest", "first", None):
+        raise ConfigError(f"clean(dedupe={dedupe!r}): expected 'latest', 'first' or None")
+    k_user, k_item = (k_core, k_core) if isinstance(k_core, int) else (k_core or (0, 0))
+    if min(k_user, k_item) < 0:
+        raise ConfigError(f"clean(k_core={k_core!r}): expected non-negative counts")
+    return k_user, k_item
+
+
 def clean(
     ds: Dataset,
     *,
@@ -159,11 +169,7 @@ def clean(
     keeps the latest by timestamp, ``"first"`` the earliest, ``None`` keeps all); the
     iterative k-core (``k_core=k`` or ``(k_user, k_item)``).
     """
-    if dedupe not in ("latest", "first", None):
-        raise ConfigError(f"clean(dedupe={dedupe!r}): expected 'latest', 'first' or None")
-    k_user, k_item = (k_core, k_core) if isinstance(k_core, int) else (k_core or (0, 0))
-    if min(k_user, k_item) < 0:
-        raise ConfigError(f"clean(k_core={k_core!r}): expected non-negative counts")
+    k_user, k_item = clean_args(dedupe, k_core)
     df = ds.interactions
     rep = CleanReport(ds.name, len(df), users=(ds.n_users, 0), items=(ds.n_items, 0))
     items, users = ds.items, ds.users

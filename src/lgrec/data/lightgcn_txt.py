@@ -135,16 +135,25 @@ def load_colakg_ml1m(path: str | Path, movies_dat: str | Path | None = None) -> 
     and genres come from ``movies_dat`` (default: ``../ml-1m/movies.dat`` beside ``path``) and
     user attributes from ``users.dat`` in the same folder, when present.
     """
+    path = Path(path)
+    ds = load_lightgcn(path, name="colakg-ml-1m")
+    items, users = colakg_tables(path, len(ds.items), len(ds.users), movies_dat)
+    return Dataset(ds.interactions, items, users, name="colakg-ml-1m", meta={"source": str(path)})
+
+
+def colakg_tables(
+    path: Path, n_items: int, n_users: int, movies_dat: str | Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """CoLaKG's item and user tables for ``n_items``/``n_users`` ids (see load_colakg_ml1m)."""
     from lgrec.data.movielens import read_movies_dat, read_users_dat
 
     path = Path(path)
-    ds = load_lightgcn(path, name="colakg-ml-1m")
-    items, users = ds.items, ds.users
+    items = users = pd.DataFrame()
     for fname, key in (("item_map.txt", "item_id"), ("user_map.txt", "user_id")):
         f = need_file(path / fname, dataset="colakg-ml-1m")
         mapping = read_delimited(f, ["org", "idx"], sep=" ", ints=["idx"])
         table = _id_table(
-            len(items if key == "item_id" else users),
+            n_items if key == "item_id" else n_users,
             key,
             (mapping["org"].astype(str).to_numpy(dtype=object), mapping["idx"].to_numpy()),
             f,
@@ -178,7 +187,7 @@ def load_colakg_ml1m(path: str | Path, movies_dat: str | Path | None = None) -> 
         raise DatasetNotFoundError(f"movies_dat={str(movies_dat)!r}: file not found")
     else:
         log.info("%s not found; CoLaKG items get no titles/genres", movies)
-    return Dataset(ds.interactions, items, users, name="colakg-ml-1m", meta={"source": str(path)})
+    return items, users
 
 
 def load_lastfm(path: str | Path) -> Dataset:
