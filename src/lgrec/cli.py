@@ -49,6 +49,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--cache-dir", help="embedding cache (default $LGREC_CACHE_DIR or ~/.cache/lgrec)"
     )
+    g.add_argument(
+        "--prepared",
+        metavar="DIR",
+        help="use the cleaned data and split in DIR (written by `lgrec prepare --out`, pandas "
+        "or Spark) instead of --dataset/--split",
+    )
     g.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
 
@@ -71,7 +77,15 @@ def _cfg(args: argparse.Namespace, **extra):
         text_max_length=args.text_max_length,
         threads=args.threads,
         cache_dir=args.cache_dir,
+        prepared=getattr(args, "prepared", None),
     )
+    if over["prepared"]:  # the folder fixes data and split: refuse flags it would ignore
+        given = [k for k in ("dataset", "fold", "split", "valid_ratio", "k_core") if over[k]]
+        if given:
+            raise LgrecError(
+                f"--prepared {over['prepared']} already fixes the data and split; drop "
+                + ", ".join("--" + k.replace("_", "-") for k in given)
+            )
     over.update(extra)
     cfg = load_config(args.config, **over)
     for model, kv in params.items():
@@ -88,7 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("prepare", help="load, clean and split a data set; print the report")
     _common(s)
-    s.add_argument("--out", help="write the cleaned tables as Parquet here")
+    s.add_argument(
+        "--out",
+        help="write the cleaned, split data here (partitioned Parquet; --prepared reads it)",
+    )
+    s.add_argument(
+        "--engine",
+        choices=["pandas", "spark"],
+        default="pandas",
+        help="ETL engine (default pandas)",
+    )
+    s.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="Spark master (default $LGREC_SPARK_MASTER or local[*]), e.g. spark://host:7077",
+    )
 
     s = sub.add_parser("embed", help="encode item texts with the language model (cached)")
     _common(s)
@@ -164,7 +192,11 @@ def cmd_prepare(args) -> int:
 
     cfg = _cfg(args)
     setup(cfg)
-    prep = prepare(cfg)
+    if args.engine == "spark":
+        from lgrec.data.spark.cli import prepare_command
+
+        return prepare_command(cfg, out=args.out, master=args.spark_master)
+    prep = prepare(cfg, row_column=bool(args.out))
     print(prep.report)
     sp = prep.split
     print(prep.data.summary())
@@ -174,15 +206,9 @@ def cmd_prepare(args) -> int:
         + (f"  cold items {len(sp.cold_items):,}" if len(sp.cold_items) else "")
     )
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        for part in ("train", "valid", "test"):
-            d = getattr(sp, part)
-            if d is not None:
-                d.interactions.to_parquet(out / f"{part}.parquet", index=False)
-        prep.data.items.to_parquet(out / "items.parquet", index=False)
-        prep.data.users.to_parquet(out / "users.parquet", index=False)
-        print(f"wrote {out}")
+        from lgrec.data.prepared import write_prepared
+
+        print(f"wrote {write_prepared(prep.data, sp, prep.report, args.out)}")
     return 0
 
 

@@ -56,6 +56,7 @@ class RunConfig:
     out: str = "runs"
     threads: int | None = None
     cache_dir: str | None = None
+    prepared: str | None = None  # a folder written by `lgrec prepare --out` (pandas or Spark)
 
     def validate(self) -> RunConfig:
         if self.split not in SPLITS:

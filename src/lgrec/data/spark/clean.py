@@ -62,14 +62,20 @@ def clean_spark(
         rep.add("normalize_text", 0, "NFKC, HTML tags/entities, whitespace (tables only)")
     u, i, r = F.col("user"), F.col("item"), F.col("rating")
     bad_id = u.isNull() | i.isNull() | (u < 0) | (u >= raw.n_users) | (i < 0) | (i >= raw.n_items)
-    why = f"missing ids or outside 0..{raw.n_users - 1} / 0..{raw.n_items - 1}"
-    df = _drop(df, bad_id, rep, "invalid_ids", why)
-    finite = r.isNotNull() & ~F.isnan(r) & (F.abs(r) != float("inf"))
-    df = _drop(df, ~finite, rep, "invalid_rating", "missing or non-finite rating")
+    bad_r = ~bad_id & (r.isNull() | F.isnan(r) | (F.abs(r) == float("inf")))
     lo_hi = rating_range if rating_range is not None else raw.rating_scale
+    out_r = F.lit(False)
     if lo_hi is not None:
-        out = (r < float(lo_hi[0])) | (r > float(lo_hi[1]))
-        df = _drop(df, out, rep, "rating_range", f"rating outside {list(lo_hi)}")
+        out_r = ~bad_id & ~bad_r & ((r < float(lo_hi[0])) | (r > float(lo_hi[1])))
+    flags = [F.sum(F.when(c, 1).otherwise(0)) for c in (bad_id, bad_r, out_r)]
+    n_ids, n_r, n_range = (int(x or 0) for x in df.agg(*flags).first())  # one pass, three steps
+    rep.add("invalid_ids", n_ids, f"missing ids or outside 0..{raw.n_users - 1} / "
+            f"0..{raw.n_items - 1}")  # fmt: skip
+    rep.add("invalid_rating", n_r, "missing or non-finite rating")
+    if lo_hi is not None:
+        rep.add("rating_range", n_range, f"rating outside {list(lo_hi)}")
+    if n_ids + n_r + n_range:
+        df = df.filter(~(bad_id | bad_r | out_r)).persist()
     keep_items = np.ones(raw.n_items, dtype=bool)
     keep_users = np.ones(raw.n_users, dtype=bool)
     if drop_empty_text:

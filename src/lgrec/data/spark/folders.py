@@ -176,7 +176,8 @@ def read_movielens(spark: SparkSession, path: Path, *, fold: str | None = "u1") 
         raise DataError(f"{path}: a rating line has a missing or non-numeric field: {bad}")
     if items is None or users is None:
         raise DataError(f"{path}: the Spark engine needs u.item and u.user beside u.data")
-    df = _map(_map(df, "item", items), "user", users)
+    where = ", ".join(str(f) for f, _ in parts)
+    df = _map(_map(df, "item", items, where=where), "user", users, where=where)
     name = "ml-100k" if is_100k else "ml-1m"
     return RawLogs(
         df, items, users, len(items), len(users), name=name, rating_scale=(1.0, 5.0),

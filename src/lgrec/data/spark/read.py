@@ -33,7 +33,7 @@ from lgrec.errors import DataError, DatasetNotFoundError
 from lgrec.utils import data_dir as resolve_data_dir
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +115,15 @@ def _read_any(spark: SparkSession, path: Path, sep: str | None) -> DataFrame:
     )
 
 
-def _first_bad(df: DataFrame, cond, what: str, path: Path) -> None:
-    """Raise a DataError naming the data row (1-based, header excluded) of the first match."""
+def _first_bad(df: DataFrame, checks: list[tuple[Column, str]], path: Path) -> None:
+    """Raise a DataError naming the data row (1-based, header excluded) of the first row that
+    fails a check; all checks run in one pass."""
     from pyspark.sql import functions as F
 
-    bad = df.filter(cond).agg(F.min("row")).first()[0]
-    if bad is not None:
+    firsts = df.agg(*[F.min(F.when(c, F.col("row"))) for c, _ in checks]).first()
+    hits = [(r, what) for r, (_, what) in zip(firsts, checks) if r is not None]
+    if hits:
+        bad, what = min(hits)
         k = df.filter(F.col("row") < bad).count()
         raise DataError(f"{path}, data row {k + 1}: {what}")
 
@@ -164,22 +167,23 @@ def read_tabular(
     if "fold" in raw.columns:
         sel["fold"] = F.lower(F.trim(F.col("fold").cast("string")))
     out = raw.select(*[c.alias(k) for k, c in sel.items()])
-    for c, what in ((user_col, "user_ext"), (item_col, "item_ext")):
-        _first_bad(out, F.col(what).isNull(), f"column {c!r} is empty; expected an id", path)
+    checks = [
+        (F.col(what).isNull(), f"column {c!r} is empty; expected an id")
+        for c, what in ((user_col, "user_ext"), (item_col, "item_ext"))
+    ]
     if rating_col:
-        _first_bad(out, F.col("rating").isNull(), f"column {rating_col!r} is not a number", path)
+        checks.append((F.col("rating").isNull(), f"column {rating_col!r} is not a number"))
     if "fold" in out.columns:
-        _first_bad(
-            out, ~F.col("fold").isin(*FOLDS), f"column 'fold' is not one of {list(FOLDS)}", path
-        )
+        checks.append((~F.col("fold").isin(*FOLDS), f"column 'fold' is not one of {list(FOLDS)}"))
+    _first_bad(out, checks, path)
     if not time_col:  # pandas uses the row position (np.arange) as the timestamp
         out = with_position(out.drop("timestamp"), ["row"], "timestamp")
     out = out.persist()
     items = _ids_table(out, "item", item_col, items_path, item_cols, sep)
     users = _ids_table(out, "user", user_col, users_path, None, sep)
-    if isinstance(users, pd.DataFrame) and "text" not in users.columns:
-        if {"age", "gender", "occupation"} <= set(users.columns):
-            users["text"] = user_text(users["age"], users["gender"], users["occupation"])
+    attrs = set(users.columns) if isinstance(users, pd.DataFrame) else set()
+    if "text" not in attrs and {"age", "gender", "occupation"} <= attrs:
+        users["text"] = user_text(users["age"], users["gender"], users["occupation"])
     df = _map(_map(out, "item", items), "user", users)
     scale = None
     if rating_col:  # the scale from the file's numbers, the ratings stored as float32
@@ -231,12 +235,8 @@ def _time(df: DataFrame, col: str, path: Path):
     if all_num:
         return F.round(num).cast("long")
     ts = F.to_timestamp(c)
-    _first_bad(
-        df.select("row", ts.alias("t")),
-        F.col("t").isNull(),
-        f"column {col!r} is not an integer timestamp or an ISO 8601 date/time",
-        path,
-    )
+    what = f"column {col!r} is not an integer timestamp or an ISO 8601 date/time"
+    _first_bad(df.select("row", ts.alias("t")), [(F.col("t").isNull(), what)], path)
     return F.floor(F.unix_micros(ts) / 1_000_000).cast("long")
 
 
@@ -264,25 +264,25 @@ def _ids_table(out: DataFrame, key: str, col: str, side_path, side_cols, sep):
     return ids.persist()
 
 
-def _map(df: DataFrame, key: str, table) -> DataFrame:
-    """Replace ``<key>_ext`` by the integer id from ``table``; unknown ids raise."""
+def _map(df: DataFrame, key: str, table, *, where: str = "") -> DataFrame:
+    """Replace ``<key>_ext`` by the integer id from ``table``.
+
+    A driver-side table is broadcast; with ``where`` (the files read) ids missing from it
+    raise a DataError, as the loaders do (tables built from the logs hold every id).
+    """
     from pyspark.sql import functions as F
 
     ext = f"{key}_ext"
     if isinstance(table, pd.DataFrame):
-        spark = df.sparkSession
-        table = spark.createDataFrame(
-            pd.DataFrame(
-                {key: np.arange(len(table), dtype=np.int64), f"{key}_id": table[f"{key}_id"]}
-            )
+        ids = table[f"{key}_id"].astype(str).to_numpy(dtype=object)
+        m = df.sparkSession.createDataFrame(
+            pd.DataFrame({ext: ids, key: np.arange(len(table), dtype=np.int64)})
         )
-    m = table.select(F.col(f"{key}_id").alias(ext), key)
-    joined = df.join(F.broadcast(m) if _small(m) else m, on=ext, how="left")
-    bad = joined.filter(F.col(key).isNull()).select(ext, "row").orderBy("row").first()
-    if bad is not None:
-        raise DataError(f"{key} id {bad[0]!r} is not in the {key} table")
+        joined = df.join(F.broadcast(m), on=ext, how="left")
+    else:
+        joined = df.join(table.select(F.col(f"{key}_id").alias(ext), key), on=ext, how="left")
+    if where:
+        bad = joined.filter(F.col(key).isNull()).select(ext).first()
+        if bad is not None:
+            raise DataError(f"{where}: {key} id {bad[0]!r} is not in the {key} table")
     return joined.drop(ext)
-
-
-def _small(df: DataFrame) -> bool:
-    return df.count() <= 2_000_000
