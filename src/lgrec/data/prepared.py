@@ -48,21 +48,30 @@ def report_from_dict(d: dict) -> CleanReport:
 
 
 def meta_dict(
-    data: Dataset, split: Split, report: CleanReport, *, engine: str, has_fold: bool
+    *,
+    engine: str,
+    name: str,
+    rating_scale: tuple[float, float] | None,
+    kind: str,
+    has_fold: bool,
+    source: str,
+    n_users: int,
+    n_items: int,
+    sizes: dict[str, int],
+    report: CleanReport,
 ) -> dict:
-    """The ``meta.json`` content (JSON-safe; the source path is kept, other meta dropped)."""
-    sizes = {p: len(getattr(split, p)) for p in FOLDS if getattr(split, p) is not None}
+    """The ``meta.json`` content (JSON-safe), the same for both engines."""
     return {
         "format": FORMAT,
         "engine": engine,
-        "name": data.name,
-        "rating_scale": list(data.rating_scale) if data.rating_scale else None,
-        "kind": split.kind,
+        "name": name,
+        "rating_scale": list(rating_scale) if rating_scale else None,
+        "kind": kind,
         "has_fold": has_fold,
-        "source": str(data.meta.get("source", "")),
-        "n_users": data.n_users,
-        "n_items": data.n_items,
-        "sizes": sizes,
+        "source": source,
+        "n_users": n_users,
+        "n_items": n_items,
+        "sizes": {p: sizes[p] for p in FOLDS if p in sizes},
         "report": report_to_dict(report),
     }
 
@@ -129,7 +138,11 @@ def write_prepared(
         t.to_parquet(out / f"{key}s" / "part-00000.parquet", index=False)
     cold = pd.DataFrame({"item": np.asarray(split.cold_items, dtype=np.int64)})
     cold.to_parquet(out / "cold_items.parquet", index=False)
-    meta = meta_dict(data, split, report, engine=engine, has_fold=has_fold)
+    meta = meta_dict(
+        engine=engine, name=data.name, rating_scale=data.rating_scale, kind=split.kind,
+        has_fold=has_fold, source=str(data.meta.get("source", "")), n_users=data.n_users,
+        n_items=data.n_items, sizes={p: len(d) for p, d in parts.items()}, report=report,
+    )  # fmt: skip
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
     return out
 

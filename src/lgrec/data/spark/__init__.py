@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lgrec.data.clean import CleanReport
-from lgrec.data.prepared import FORMAT, check_out_dir, clear_prepared, report_to_dict
+from lgrec.data.prepared import check_out_dir, clear_prepared, meta_dict
 from lgrec.data.spark.clean import clean_spark
 from lgrec.data.spark.session import java_status, spark_session
 from lgrec.data.spark.split import split_spark
@@ -100,19 +100,11 @@ def prepare_spark(
     for key, table in (("item", c.items), ("user", c.users)):
         _write_table(table, key, out / f"{key}s")
     pd.DataFrame({"item": cold}).to_parquet(out / "cold_items.parquet", index=False)
-    meta = {
-        "format": FORMAT,
-        "engine": "spark",
-        "name": c.name,
-        "rating_scale": list(c.rating_scale) if c.rating_scale else None,
-        "kind": kind,
-        "has_fold": c.has_fold,
-        "source": str(c.meta.get("source", "")),
-        "n_users": c.n_users,
-        "n_items": c.n_items,
-        "sizes": {p: sizes[p] for p in ("train", "valid", "test") if p in sizes},
-        "report": report_to_dict(cleaned.report),
-    }
+    meta = meta_dict(
+        engine="spark", name=c.name, rating_scale=c.rating_scale, kind=kind,
+        has_fold=c.has_fold, source=str(c.meta.get("source", "")), n_users=c.n_users,
+        n_items=c.n_items, sizes=sizes, report=cleaned.report,
+    )  # fmt: skip
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
     secs["write"] = time.perf_counter() - t0
     return SparkPrepared(
