@@ -103,19 +103,19 @@ def logs_csv(tmp_path: Path) -> Path:
 TAB = {"user_col": "uid", "item_col": "iid", "rating_col": "stars", "time_col": "when"}
 
 
-@pytest.mark.parametrize("kind", ["random", "temporal", "cold"])
-def test_table_logs_equal_pandas(spark, tmp_path, logs_csv, kind):
-    sp, res = check_same(spark, tmp_path, logs_csv, kind, k_core=2, load_kw=TAB, read_kw=TAB)
-    assert res.report.removed > 0 and sum(res.sizes.values()) == sum(
-        len(getattr(sp, p)) for p in ("train", "valid", "test")
-    )
-
-
-def test_parquet_logs_without_time_equal_pandas(spark, tmp_path, logs_csv):
-    f = tmp_path / "logs.parquet"
-    pd.read_csv(logs_csv).drop(columns="when").to_parquet(f)
-    kw = {"user_col": "uid", "item_col": "iid"}
-    check_same(spark, tmp_path, f, "random", load_kw=kw, read_kw=kw)
+@pytest.mark.parametrize("kind, fmt", [("random", "csv"), ("temporal", "jsonl"), ("cold", "pq")])
+def test_table_logs_equal_pandas(spark, tmp_path, logs_csv, kind, fmt):
+    """CSV with ISO times, JSON lines, Parquet without a time column (row order)."""
+    src, kw = logs_csv, dict(TAB)
+    if fmt == "jsonl":
+        src = tmp_path / "logs.jsonl"
+        pd.read_csv(logs_csv).to_json(src, orient="records", lines=True)
+    elif fmt == "pq":
+        src, kw = tmp_path / "logs.parquet", {"user_col": "uid", "item_col": "iid"}
+        pd.read_csv(logs_csv).drop(columns=["when", "stars"]).to_parquet(src)
+    sp, res = check_same(spark, tmp_path, src, kind, k_core=2, load_kw=kw, read_kw=kw)
+    assert res.report.removed > 0  # duplicates and the k-core removed rows
+    assert res.sizes == {p: len(getattr(sp, p)) for p in ("train", "valid", "test")}
 
 
 def _real(name: str) -> Path:

@@ -36,7 +36,8 @@ def with_position(
     from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 
     spark = df.sparkSession
-    n_parts = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    # one range partition per core: each is numbered by one Python worker in a single pass
+    n_parts = max(1, spark.sparkContext.defaultParallelism)
     cols = [F.col(c) if isinstance(c, str) else c for c in order]
     ranged = (
         df.repartitionByRange(n_parts, *cols)

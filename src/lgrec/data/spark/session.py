@@ -58,8 +58,8 @@ def spark_session(
     Args:
         master: ``local[2]``, ``spark://host:7077``, ``yarn``, ``k8s://...``; default
             ``$LGREC_SPARK_MASTER`` or ``local[*]``.
-        shuffle_partitions: ``spark.sql.shuffle.partitions`` (small data: a few; default 200 is
-            for clusters).
+        shuffle_partitions: ``spark.sql.shuffle.partitions`` (default: 4 per core for a local
+            master, Spark's 200 otherwise).
         driver_memory: e.g. ``"8g"`` (only takes effect when this call starts the JVM).
         conf: any further Spark settings.
     """
@@ -83,6 +83,8 @@ def spark_session(
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.ansi.enabled": "false",
     }
+    if not shuffle_partitions and master.startswith("local"):
+        shuffle_partitions = 4 * (os.cpu_count() or 2)  # not Spark's cluster-sized 200
     if shuffle_partitions:
         settings["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
     if driver_memory:
