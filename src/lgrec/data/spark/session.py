@@ -83,8 +83,13 @@ def spark_session(
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.ansi.enabled": "false",
     }
-    if not shuffle_partitions and master.startswith("local"):
-        shuffle_partitions = 4 * (os.cpu_count() or 2)  # not Spark's cluster-sized 200
+    if master.startswith("local"):
+        # a local session listens on loopback only, and tolerates a busy machine's pauses
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        settings["spark.driver.host"] = settings["spark.driver.bindAddress"] = "127.0.0.1"
+        settings["spark.network.timeout"] = "600s"
+        settings["spark.executor.heartbeatInterval"] = "60s"
+        shuffle_partitions = shuffle_partitions or 4 * (os.cpu_count() or 2)  # not 200
     if shuffle_partitions:
         settings["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
     if driver_memory:
