@@ -18,8 +18,8 @@ runs):
 
 A step is skipped (with the reason recorded) when the estimate says it cannot fit in memory or
 time; ``--timeout`` kills a step that runs too long. Results accumulate in
-``runs/scale/scale.json`` (finished steps are kept; ``--force`` reruns them); ``--report``
-prints the Markdown table and draws ``docs/scaling.png``.
+``runs/scale/scale.json`` (finished runs are kept; ``--force`` reruns them); ``--report``
+prints the Markdown table, puts it into ``docs/scaling.md`` and draws ``docs/scaling.png``.
 
     nice -n 10 .venv/bin/python benchmarks/scale.py --scales 1 --repeat 3
     nice -n 10 .venv/bin/python benchmarks/scale.py --scales 10 --repeat 1
@@ -349,9 +349,23 @@ def main(argv: list[str] | None = None) -> int:
                     if rec["code"] != 0:
                         break
                 res_f.write_text(json.dumps(results, indent=1))
-    print(report(results))
-    chart(results, DOCS / "scaling.png")
+    table = report(results)
+    print(table)
+    if args.report:
+        write_table(table, DOCS / "scaling.md")
+        chart(results, DOCS / "scaling.png")
     return 0
+
+
+def write_table(table: str, doc: Path) -> None:
+    """Put ``table`` between the ``<!-- scale table -->`` markers of ``doc`` (if present)."""
+    from lgrec.utils import atomic_write_text
+
+    start, end = "<!-- scale table -->", "<!-- /scale table -->"
+    text = doc.read_text(encoding="utf-8")
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        atomic_write_text(doc, f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")
 
 
 if __name__ == "__main__":
