@@ -37,25 +37,29 @@ LOG = logging.getLogger("bench.ablation")
 _OFF = {"rating_head": False, "category_head": False}
 _CORE = {**_OFF, "filter_weight": 0.0}
 _NO_TEXT = {"text": False, "profiles": False, "semantic_k": 0}
-#: label → (model, parameters, uses the knowledge graph)
-CONFIGS: dict[str, tuple[str, dict[str, Any], bool]] = {
-    "LightGCN": ("lightgcn", {}, False),
-    "graph filter alone": ("graphfilter", {}, False),
-    "core, text off": (
+_TITLES = {"text_fields": ("title", "categories")}
+#: label → (model, parameters, what it needs: "" always runs, "kg" a knowledge graph,
+#: "descriptions" item descriptions to leave out)
+CONFIGS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "LightGCN": ("lightgcn", {}, ""),
+    "graph filter alone": ("graphfilter", {}, ""),
+    "core without text": (
         "lmgcn",
         {**_CORE, **_NO_TEXT},
-        False,
+        "",
     ),
-    "+ item text": ("lmgcn", {**_CORE, "semantic_k": 0}, False),
-    "+ semantic graph": ("lmgcn", dict(_CORE), False),
-    "+ user profiles": ("lmgcn", {**_CORE, "profiles": True}, False),
-    "+ KG": ("lmgcn", dict(_CORE), True),
-    "blend, text off": (
+    "+ item text": ("lmgcn", {**_CORE, "semantic_k": 0}, ""),
+    "+ item text (titles only)": ("lmgcn", {**_CORE, "semantic_k": 0, **_TITLES}, "descriptions"),
+    "+ semantic graph": ("lmgcn", dict(_CORE), ""),
+    "+ user profiles": ("lmgcn", {**_CORE, "profiles": True}, ""),
+    "+ KG": ("lmgcn", dict(_CORE), "kg"),
+    "blend without text": (
         "lmgcn",
         {**_OFF, **_NO_TEXT},
-        False,
+        "",
     ),
-    "full model": ("lmgcn", dict(_OFF), False),
+    "full model": ("lmgcn", dict(_OFF), ""),
+    "full model (titles only)": ("lmgcn", {**_OFF, **_TITLES}, "descriptions"),
 }
 KG_DATA = {"ml-100k": "ml-100k-kg"}
 METRICS = ("Recall@20", "NDCG@20", "<=5:Recall@20", "6-20:Recall@20", ">20:Recall@20",
@@ -73,7 +77,7 @@ def run_one(label: str, dataset: str, seed: int, args: argparse.Namespace) -> di
     from lgrec.eval.strata import evaluate_strata
     from lgrec.pipeline import build_model, encode_items, prepare, setup
 
-    model_name, params, use_kg = CONFIGS[label]
+    model_name, params, needs = CONFIGS[label]
     vr = 0.0 if dataset == "amazon-videogames" else 0.1  # amazon has its own valid fold
     cfg = load_config(dataset=dataset, seed=seed, threads=args.threads, data_dir=args.data_dir,
                       valid_ratio=vr, models=[model_name])  # fmt: skip
@@ -83,7 +87,7 @@ def run_one(label: str, dataset: str, seed: int, args: argparse.Namespace) -> di
         _PREPARED[dataset, seed] = prepare(cfg)
     prep = _PREPARED[dataset, seed]
     fit_kw: dict[str, Any] = {}
-    if use_kg:
+    if needs == "kg":
         from lgrec.graph.knowledge import collapse_item_graph, item_entity_matrix, load_kg
         from lgrec.utils import data_dir
 
@@ -91,7 +95,12 @@ def run_one(label: str, dataset: str, seed: int, args: argparse.Namespace) -> di
         b, _ = item_entity_matrix(prep.data, kg, hops=1, max_items=200)
         fit_kw["item_graph"] = collapse_item_graph(b, k=20)
     model = build_model(model_name, cfg, **params)
-    if model_name != "lightgcn":
+    if "text_fields" in params:  # the same encoder on fewer fields
+        from lgrec.text.encoder import TextEncoder
+
+        enc = TextEncoder(cfg.text_model, max_length=cfg.text_max_length)
+        fit_kw["item_emb"] = enc.encode(prep.data.item_text(tuple(params["text_fields"])))
+    elif model_name != "lightgcn":
         fit_kw["item_emb"] = encode_items(prep, cfg)
     accepted = inspect.signature(model.fit).parameters
     fit_kw = {k: v for k, v in fit_kw.items() if k in accepted}
@@ -144,6 +153,9 @@ def table(summary: list[dict[str, Any]], part: str = "test") -> str:
             "tail:Recall@20"]  # fmt: skip
     names = ["R@20", "NDCG@20", "R@20 users ≤ 5", "R@20 users 6–20", "R@20 users > 20",
              "R@20 long-tail items"]  # fmt: skip
+    sizes = {m: summary[0].get(f"{part}:{m}:n_users", (np.nan,))[0] for m in ("<=5", "tail")}
+    names[2] += f" (n = {sizes['<=5']:.0f} users)" if not np.isnan(sizes["<=5"]) else ""
+    names[5] += f" (n = {sizes['tail']:.0f} users)" if not np.isnan(sizes["tail"]) else ""
     best = {c: max((s[f"{part}:{c}"][0] for s in summary
                     if not np.isnan(s[f"{part}:{c}"][0])), default=None) for c in cols}  # fmt: skip
     lines = ["| configuration | " + " | ".join(names) + " | fit s (median) |",
@@ -200,6 +212,15 @@ def write_docs(dataset: str, block: str, png: Path) -> None:
     shutil.copyfile(png, DOCS.parent / f"ablation_{dataset}.png")
 
 
+def _applies(need: str, dataset: str) -> bool:
+    """Whether a configuration that needs ``need`` runs on ``dataset`` by default."""
+    return (
+        not need
+        or (need == "kg" and dataset in KG_DATA)
+        or (need == "descriptions" and dataset == "colakg-ml-1m")
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True)
@@ -216,7 +237,7 @@ def main() -> None:
     labels = (
         args.configs.split(",")
         if args.configs
-        else [c for c, (_, _, kg) in CONFIGS.items() if not kg or args.dataset in KG_DATA]
+        else [c for c, (_, _, need) in CONFIGS.items() if _applies(need, args.dataset)]
     )
     unknown = [c for c in labels if c not in CONFIGS]
     if unknown:

@@ -431,6 +431,12 @@ def _serve_parsers(sub) -> None:
     s.add_argument(
         "--graph-path", metavar="DIR", help="LadybugDB graph store: /explain paths, candidates"
     )
+    s.add_argument(
+        "--graph-uri",
+        metavar="URI",
+        help="graph store on a server instead: redis://HOST:PORT (FalkorDB) or bolt://HOST:PORT "
+        "(Neo4j); user/password/database from $LGREC_GRAPH_USER/PASSWORD/DATABASE",
+    )
     s.add_argument("-v", "--verbose", action="store_true")
     s = sub.add_parser("retrain", help="refit a saved model on its data + stored feedback")
     s.add_argument("--model", required=True, help="saved model directory")
@@ -455,7 +461,7 @@ def cmd_serve(args) -> int:
     settings = ServeSettings(
         model=args.model, store=args.store, api_key=key, protect_reads=args.protect_reads,
         max_body=args.max_body, online_lr=args.online_lr, text="off" if args.no_text else "auto",
-        threads=args.threads, graph_path=args.graph_path,
+        threads=args.threads, graph_path=args.graph_path, graph_uri=args.graph_uri,
     )  # fmt: skip
     if not key:
         log.warning("no API key (LGREC_API_KEY / --api-key): write endpoints are disabled")

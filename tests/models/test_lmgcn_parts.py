@@ -107,12 +107,10 @@ def test_fold_in_from_text_alone_finds_the_users_topic(planted_text_emb):
 def test_percentile_matching_places_cold_items_on_the_warm_scale():
     final = torch.tensor([[10.0, 20.0, 30.0, 40.0, -5.0, -5.0]])
     side = torch.tensor([[1.0, 2.0, 3.0, 4.0, 3.5, 0.5]])  # cold item 4 is between warm 2 and 3
-    warm, cold = torch.arange(4), torch.tensor([4, 5])
-    out = match_percentiles(final, side, warm, cold)
-    assert out[0, 4] == 40.0  # three warm items below it: the warm score at rank 3 (of 0..3)
-    assert out[0, 5] == 10.0  # below every warm item: the lowest warm score
-    assert torch.equal(out[0, :4], final[0, :4])
-    assert match_percentiles(final, side, warm, cold, offset=-0.25)[0, 4] == 30.0
+    out = match_percentiles(final[:, :4], side[:, :4], side[:, 4:])
+    assert out[0, 0] == 40.0  # three warm items below it: the warm score at rank 3 (of 0..3)
+    assert out[0, 1] == 10.0  # below every warm item: the lowest warm score
+    assert match_percentiles(final[:, :4], side[:, :4], side[:, 4:], offset=-0.25)[0, 0] == 30.0
 
 
 def test_cold_items_compete_with_warm_ones(planted, planted_text_emb):
@@ -131,3 +129,13 @@ def test_cold_items_compete_with_warm_ones(planted, planted_text_emb):
         if mode == "percentile":  # and they go to the right users
             assert ((top[is_cold] // 20) == np.repeat(users % 3, is_cold.sum(1))).mean() > 0.8
     assert share["percentile"] >= share["raw"] and share["percentile"] > 0.1
+
+
+def test_items_without_text_fields_leave_the_text_blocks_out(planted_split, caplog):
+    train = planted_split.train
+    bare = type(train)(train.interactions, train.items[["item_id"]], train.users, name="ids")
+    emb = np.random.default_rng(0).standard_normal((bare.n_items, 8)).astype(np.float32)
+    m = LMGCN(**PARTS, filter_weight=0.0).fit(bare, item_emb=emb)  # "text" of the ids
+    assert not m.text_used_ and "none of the text fields" in caplog.text
+    assert set(m.blocks_) == {"spectral"}
+    assert set(LMGCN(**PARTS, filter_weight=0.0).fit(train, item_emb=emb).blocks_) > {"text"}

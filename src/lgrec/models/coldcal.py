@@ -24,7 +24,8 @@ catalogue, ranked by the model — the fair competition content kNN gets for fre
 model's cold ranking. ``offset`` (in percentile points) lets an operator favour (> 0) or hold
 back (< 0) new items deliberately, e.g. to explore; it is 0 by default.
 
-Cost: two sorts of the B × I_warm score block per block of users, only when cold items exist.
+Cost: two sorts of a B × W block per block of B users (W ≤ 4,096 reference warm items), only
+when cold items exist.
 """
 
 from __future__ import annotations
@@ -37,22 +38,20 @@ __all__ = ["match_percentiles"]
 
 
 def match_percentiles(
-    final: Tensor, side: Tensor, warm: Tensor, cold: Tensor, offset: float = 0.0
+    final_warm: Tensor, side_warm: Tensor, side_cold: Tensor, offset: float = 0.0
 ) -> Tensor:
-    """``final`` (B × I) with the ``cold`` columns replaced by percentile-matched scores.
+    """Percentile-matched scores of the cold items (B × C).
 
-    ``side`` (B × I) holds the side-feature-only scores c_ui (module docstring), ``warm`` and
-    ``cold`` are index tensors of the two item groups. Returns a new tensor.
+    ``final_warm`` (B × W) holds the final scores s_uj of the warm (reference) items,
+    ``side_warm`` (B × W) and ``side_cold`` (B × C) the side-feature-only scores c_uj and c_ui
+    (module docstring). Only these columns are touched, so the cost is two sorts of B × W.
     """
-    out = final.clone()
-    if len(cold) == 0 or len(warm) == 0:
-        return out
-    ref = torch.sort(side[:, warm], dim=1).values  # B × W
-    rank = torch.searchsorted(ref, side[:, cold].contiguous())  # warm items strictly below
-    n = len(warm)
+    b, n = final_warm.shape
+    if n == 0:
+        return side_cold.new_zeros((b, side_cold.shape[1]))
+    ref = torch.sort(side_warm, dim=1).values
+    rank = torch.searchsorted(ref, side_cold.contiguous())  # warm items strictly below
     if offset:
         rank = rank + round(offset * n)
-    idx = rank.clamp(0, n - 1)
-    target = torch.sort(final[:, warm], dim=1).values
-    out[:, cold] = torch.gather(target, 1, idx)
-    return out
+    target = torch.sort(final_warm, dim=1).values
+    return torch.gather(target, 1, rank.clamp(0, n - 1))

@@ -205,10 +205,15 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
             )
         self.text_emb_ = torch.from_numpy(item_emb)
         self.text_model_ = self.text_model
+        # items described by ids alone (e.g. check-in data): their "text" embeds the ids
+        self.text_used_ = self.text and any(f in data.items.columns for f in self.text_fields)
+        if self.text and not self.text_used_:
+            log.warning("lmgcn: the items have none of the text fields %s; the text blocks are "
+                        "left out", list(self.text_fields))  # fmt: skip
         clock = _Clock()
         feats, _ = item_features(
             x,
-            item_emb if self.text else None,
+            item_emb if self.text_used_ else None,
             semantic_k=self.semantic_k,
             semantic_threshold=self.semantic_threshold,
             item_graph=item_graph,
@@ -244,7 +249,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         """H = [h_u (history aggregation), p_u (profile, optional), 1]; also keeps c_i."""
         hist, self._loo_c = user_history_features(self.seen_, fx)
         parts = [hist]
-        if self.profiles and self.text:
+        if self.profiles and self.text_used_:
             if user_profiles is None:
                 from lgrec.text.profiles import history_profiles
 
@@ -351,11 +356,9 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         s = blend(vecs @ self.item_emb_.T, filt, self.filter_weight_)
         cold = np.flatnonzero(~self.warm_)
         if self.cold == "percentile" and len(cold) and self.side_emb_ is not None:
-            ref = self._reference_items()
-            cols = torch.from_numpy(np.concatenate([ref, cold]))
-            side = torch.zeros_like(s)
-            side[:, cols] = vecs @ self.side_emb_[cols].T  # only the columns compared
-            s = match_percentiles(s, side, torch.from_numpy(ref), torch.from_numpy(cold))
+            ref, cold = torch.from_numpy(self._reference_items()), torch.from_numpy(cold)
+            side_ref, side_cold = vecs @ self.side_emb_[ref].T, vecs @ self.side_emb_[cold].T
+            s[:, cold] = match_percentiles(s[:, ref], side_ref, side_cold)
         return s
 
     def _reference_items(self, n: int = 4096) -> np.ndarray:

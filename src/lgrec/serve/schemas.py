@@ -143,7 +143,8 @@ class ExplainResponse(BaseModel):
     text_match: float | None = Field(None, description="cosine of the user's text and the item")
     sentence: str
     graph_paths: list[GraphPath] | None = Field(
-        None, description="paths in the graph store (server started with --graph-path)"
+        None,
+        description="paths in the graph store (server started with --graph-path or --graph-uri)",
     )
 
 
