@@ -43,8 +43,9 @@ def report_to_dict(report: CleanReport) -> dict:
 def report_from_dict(d: dict) -> CleanReport:
     steps = [CleanStep(**s) for s in d.get("steps", [])]
     return CleanReport(
-        d["name"], d["n_before"], d["n_after"], tuple(d["users"]), tuple(d["items"]), steps
-    )
+        d["name"], d["n_before"], d["n_after"], tuple(d["users"]), tuple(d["items"]), steps,
+        list(d.get("notes", [])),
+    )  # fmt: skip
 
 
 def meta_dict(

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from lgrec.data.clean import CleanReport, _empty_text_items, _normalize_table, clean_args
+from lgrec.data.clean import (
+    CleanReport,
+    _empty_text_items,
+    _normalize_table,
+    clean_args,
+    text_notes,
+)
 from lgrec.data.spark.read import RawLogs
 
 if TYPE_CHECKING:
@@ -124,6 +130,9 @@ def clean_spark(
         (raw.n_items, int(keep_items.sum())),
     )
     assert rep.n_before - rep.n_after == rep.removed, "clean report does not add up"
+    n_items = int(keep_items.sum())
+    table = items if isinstance(items, pd.DataFrame) else pd.DataFrame({"item_id": []})
+    rep.notes.extend(text_notes(table, n_items, raw.meta))
     out = RawLogs(
         df, items, users, int(keep_items.sum()), int(keep_users.sum()), raw.name,
         raw.rating_scale, raw.meta,

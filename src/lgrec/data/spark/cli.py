@@ -7,10 +7,16 @@ from pathlib import Path
 
 from lgrec.config import RunConfig
 from lgrec.data.spark import prepare_spark, spark_session
+from lgrec.errors import ConfigError
 
 
 def prepare_command(cfg: RunConfig, *, out: str | None, master: str | None) -> int:
     """Prepare ``cfg.dataset`` with Spark; print the report and the split sizes like pandas."""
+    if cfg.cold_items:
+        raise ConfigError(
+            f"--cold-items {cfg.cold_items}: the Spark engine draws the cold items itself; "
+            "use --engine pandas for a given list"
+        )
     spark = spark_session(master)
     with tempfile.TemporaryDirectory(prefix="lgrec-spark-") as tmp:
         res = prepare_spark(
@@ -25,6 +31,7 @@ def prepare_command(cfg: RunConfig, *, out: str | None, master: str | None) -> i
             k_core=cfg.k_core,
             fold=cfg.fold,
             data_dir=cfg.data_dir,
+            read_kw=dict(cfg.loader),
         )
     print(res.report)
     n = sum(res.sizes.values())

@@ -14,6 +14,7 @@ import pandas as pd
 
 from lgrec.data import lightgcn_txt, movielens
 from lgrec.data._io import read_delimited
+from lgrec.data.colakg import colakg_tables
 from lgrec.data.spark.read import FILE_SHIFT, PART_SHIFT, RawLogs, _map, _row
 from lgrec.errors import ConfigError, DataError
 
@@ -80,9 +81,16 @@ def _first_bad_line(path: Path) -> int:
 
 
 def read_lightgcn(
-    spark: SparkSession, path: Path, *, name: str | None = None, colakg: bool = False
+    spark: SparkSession,
+    path: Path,
+    *,
+    name: str | None = None,
+    colakg: bool = False,
+    text_key: str = "auto",
+    movies_dat: str | Path | None = None,
 ) -> RawLogs:
-    """A LightGCN folder (ids kept as integers, ``n = max id + 1``), or CoLaKG's ML-1M."""
+    """A LightGCN folder (ids kept as integers, ``n = max id + 1``), or a CoLaKG folder
+    (``text_key``/``movies_dat`` as :func:`lgrec.data.load_colakg`)."""
     from pyspark.sql import functions as F
 
     train_f = path / "train.txt"
@@ -108,11 +116,15 @@ def read_lightgcn(
         lists[key] = lightgcn_txt._read_id_list(f) if f.is_file() else None
     n_users = lightgcn_txt._size(pd.Series([max_u]), np.zeros(0, np.int64), lists["user"])
     n_items = lightgcn_txt._size(pd.Series([max_i]), np.zeros(0, np.int64), lists["item"])
+    name = name or path.name
+    meta: dict = {"source": str(path)}
     if colakg:
-        items, users = lightgcn_txt.colakg_tables(path, n_items, n_users)
+        items, users, meta = colakg_tables(
+            path, n_items, n_users, name=name, text_key=text_key, movies_dat=movies_dat
+        )
     else:
-        users = lightgcn_txt._id_table(n_users, "user_id", lists["user"], path / "user_list.txt")
-        items = lightgcn_txt._id_table(n_items, "item_id", lists["item"], path / "item_list.txt")
+        users = lightgcn_txt.id_table(n_users, "user_id", lists["user"], path / "user_list.txt")
+        items = lightgcn_txt.id_table(n_items, "item_id", lists["item"], path / "item_list.txt")
     df = df.filter(F.col("item") >= 0).select(
         "row",
         "user",
@@ -122,8 +134,7 @@ def read_lightgcn(
         F.lit("click").alias("event"),
         "fold",
     )
-    name = "colakg-ml-1m" if colakg else (name or path.name)
-    return RawLogs(df, items, users, n_items, n_users, name=name, meta={"source": str(path)})
+    return RawLogs(df, items, users, n_items, n_users, name=name, meta=meta)
 
 
 def read_movielens(spark: SparkSession, path: Path, *, fold: str | None = "u1") -> RawLogs:

@@ -17,6 +17,7 @@ ML-1M ``ratings.dat``). RecBole and Last.fm folders are small; use the pandas en
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from lgrec.data import tabular
 from lgrec.data._io import FOLDS, user_text
 from lgrec.data.registry import DATASETS, detect
 from lgrec.data.spark.positions import with_position
-from lgrec.errors import DataError, DatasetNotFoundError
+from lgrec.errors import ConfigError, DataError, DatasetNotFoundError
 from lgrec.utils import data_dir as resolve_data_dir
 
 if TYPE_CHECKING:
@@ -86,10 +87,17 @@ def read_logs(spark: SparkSession, source: str, *, data_dir=None, fold: str | No
     from lgrec.data.spark.folders import read_lightgcn, read_movielens
 
     kind = detect(path)
+    allowed = {"colakg": {"text_key", "movies_dat"}, "lightgcn": set(), "movielens": set()}
+    allowed["tabular"] = set(inspect.signature(read_tabular).parameters) - {"spark", "path"}
+    extra = set(kw) - allowed.get(kind, set(kw))
+    if extra:
+        raise ConfigError(
+            f"{path}: the {kind} reader takes no argument {sorted(extra)} (loader arguments)"
+        )
     if kind == "tabular":
         raw = read_tabular(spark, path, **kw)
     elif kind in ("lightgcn", "colakg"):
-        raw = read_lightgcn(spark, path, name=name, colakg=kind == "colakg")
+        raw = read_lightgcn(spark, path, name=name, colakg=kind == "colakg", **kw)
     elif kind == "movielens":
         raw = read_movielens(spark, path, fold=fold)
     else:
