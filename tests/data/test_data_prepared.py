@@ -57,3 +57,19 @@ def test_never_overwrites_foreign_folders_and_checks_input(ml100k, tmp_path):
         read_prepared(out)
     assert main(["train", "--prepared", str(out), "--split", "random", "--model", "popularity",
                  "--out", str(tmp_path / "m")]) == 2  # fmt: skip
+
+
+def test_pseudonymised_folder_keeps_its_record(ml100k, tmp_path, monkeypatch):
+    monkeypatch.setenv("LGREC_PSEUDONYM_KEY", "a-test-key-of-sufficient-length-123")
+    out = str(tmp_path / "p")
+    assert main(["prepare", "--dataset", str(ml100k), "--pseudonymize", "--out", out]) == 0
+    data, _, _ = read_prepared(out)
+    assert data.meta["pseudonym"]["scheme"].startswith("hmac")
+    assert not set(data.users["user_id"].astype(str)) & {str(u) for u in range(1, 944)}
+    # the folder already fixes the pseudonyms: a second --pseudonymize is refused, not ignored
+    assert main(["train", "--prepared", out, "--pseudonymize", "--model", "popularity",
+                 "--out", str(tmp_path / "m")]) == 2  # fmt: skip
+    # the Spark engine has no pseudonymiser: refused before Spark starts, never silently skipped
+    assert main(["prepare", "--engine", "spark", "--dataset", str(ml100k), "--pseudonymize",
+                 "--out", str(tmp_path / "s")]) == 2  # fmt: skip
+    assert not (tmp_path / "s").exists()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lgrec.privacy.cli import add_pseudonym_args, add_tombstone_args
+
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     """The data, split, text and cache options of prepare/embed/train/evaluate/tune/profile."""
@@ -57,6 +59,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         "or Spark) instead of --dataset/--split",
     )
     g.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    add_pseudonym_args(p)
+    add_tombstone_args(g)
 
 
 def add_param_arg(p: argparse.ArgumentParser, help: str | None = None) -> None:
@@ -93,9 +97,13 @@ def run_config(args: argparse.Namespace, **extra: Any) -> Any:
         threads=args.threads,
         cache_dir=args.cache_dir,
         prepared=getattr(args, "prepared", None),
+        pseudonymize=getattr(args, "pseudonymize", None),
+        pseudonym_key_file=getattr(args, "pseudonym_key_file", None),
+        tombstones=getattr(args, "tombstones", None),
     )
     if over["prepared"]:  # the folder fixes data and split: refuse flags it would ignore
         fixed = ("dataset", "fold", "split", "cold_items", "valid_ratio", "k_core")
+        fixed += ("pseudonymize", "tombstones")  # `lgrec prepare` applied (and records) them
         given = [k for k in fixed if over[k] is not None] + (["loader_arg"] if loader else [])
         if given:
             raise ConfigError(

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from lgrec.privacy.cli import add_pseudonym_args
+
 log = logging.getLogger("lgrec")
 
 
@@ -34,6 +36,7 @@ def add_parsers(sub: Any) -> None:
         "(Neo4j); user/password/database from $LGREC_GRAPH_USER/PASSWORD/DATABASE",
     )
     s.add_argument("-v", "--verbose", action="store_true")
+    add_pseudonym_args(s)
     s.set_defaults(run=cmd_serve)
     s = sub.add_parser("retrain", help="refit a saved model on its data + stored feedback")
     s.add_argument("--model", required=True, help="saved model directory")
@@ -42,6 +45,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--data-dir", help="root folder of the data sets")
     s.add_argument("--config", help="TOML configuration the model was trained with")
     s.add_argument("-v", "--verbose", action="store_true")
+    add_pseudonym_args(s)
     s.set_defaults(run=cmd_retrain)
 
 
@@ -60,9 +64,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         model=args.model, store=args.store, api_key=key, protect_reads=args.protect_reads,
         max_body=args.max_body, online_lr=args.online_lr, text="off" if args.no_text else "auto",
         threads=args.threads, graph_path=args.graph_path, graph_uri=args.graph_uri,
+        pseudonymize=bool(args.pseudonymize), pseudonym_key_file=args.pseudonym_key_file,
     )  # fmt: skip
     if not key:
         log.warning("no API key (LGREC_API_KEY / --api-key): write endpoints are disabled")
+    if args.graph_path:  # erased users leave the graph store before it is opened read-only
+        from lgrec.privacy.erasure import purge_graph_path
+
+        purge_graph_path(settings.store_path, args.graph_path)
     level = "info" if args.verbose else "warning"
     if args.workers > 1:
         os.environ.update(settings.to_env())
@@ -80,6 +89,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from lgrec.serve.online import retrain
 
     store = args.store or str(Path(args.model) / "feedback.sqlite")
-    out = retrain(args.model, store, args.out, data_dir=args.data_dir, config=args.config)
+    out = retrain(
+        args.model, store, args.out, data_dir=args.data_dir, config=args.config,
+        pseudonymize=bool(args.pseudonymize), pseudonym_key_file=args.pseudonym_key_file,
+    )  # fmt: skip
     print(f"retrained {args.model} + feedback from {store} → {out}")
     return 0

@@ -60,8 +60,13 @@ def meta_dict(
     n_items: int,
     sizes: dict[str, int],
     report: CleanReport,
+    pseudonym: dict | None = None,
 ) -> dict:
-    """The ``meta.json`` content (JSON-safe), the same for both engines."""
+    """The ``meta.json`` content (JSON-safe), the same for both engines.
+
+    ``pseudonym`` is the record of :func:`lgrec.privacy.pseudonym.pseudonymize_dataset`, kept
+    so that a bundle trained from the folder knows its user ids are pseudonyms.
+    """
     return {
         "format": FORMAT,
         "engine": engine,
@@ -74,6 +79,7 @@ def meta_dict(
         "n_items": n_items,
         "sizes": {p: sizes[p] for p in FOLDS if p in sizes},
         "report": report_to_dict(report),
+        **({"pseudonym": pseudonym} if pseudonym else {}),
     }
 
 
@@ -143,6 +149,7 @@ def write_prepared(
         engine=engine, name=data.name, rating_scale=data.rating_scale, kind=split.kind,
         has_fold=has_fold, source=str(data.meta.get("source", "")), n_users=data.n_users,
         n_items=data.n_items, sizes={p: len(d) for p, d in parts.items()}, report=report,
+        pseudonym=data.meta.get("pseudonym"),
     )  # fmt: skip
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
     return out
@@ -185,7 +192,11 @@ def read_prepared(path: str | Path) -> tuple[Dataset, Split, CleanReport]:
         users,
         name=meta["name"],
         rating_scale=scale,
-        meta={"source": meta.get("source", ""), "prepared": str(path)},
+        meta={
+            "source": meta.get("source", ""),
+            "prepared": str(path),
+            **({"pseudonym": meta["pseudonym"]} if meta.get("pseudonym") else {}),
+        },
     )
     parts = {n: data.subset(fold == n) for n in FOLDS if (fold == n).any() or n == "test"}
     cold = pd.read_parquet(path / "cold_items.parquet")["item"].to_numpy(dtype=np.int64)

@@ -47,6 +47,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from lgrec.errors import ConfigError
+from lgrec.privacy.serving import ErasureAwareGraph, install_erasure, user_mapper
 from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.explain import explain_items
@@ -94,6 +95,8 @@ class ServeSettings:
     metrics_interval: float = 2.0
     graph_path: str | None = None
     graph_uri: str | None = None
+    pseudonymize: bool = False  # map client user ids with the key (lgrec.privacy.pseudonym)
+    pseudonym_key_file: str | None = None
 
     @property
     def store_path(self) -> Path:
@@ -121,6 +124,9 @@ class ServeSettings:
             env[f"{ENV_PREFIX}GRAPH_URI"] = self.graph_uri
         if self.api_key:
             env["LGREC_API_KEY"] = self.api_key
+        env[f"{ENV_PREFIX}PSEUDONYMIZE"] = "1" if self.pseudonymize else "0"
+        if self.pseudonym_key_file:  # the key itself travels as LGREC_PSEUDONYM_KEY, if set
+            env["LGREC_PSEUDONYM_KEY_FILE"] = str(self.pseudonym_key_file)
         return env
 
     @classmethod
@@ -144,6 +150,8 @@ class ServeSettings:
                 metrics_interval=float(e.get(f"{ENV_PREFIX}METRICS_INTERVAL", 2.0)),
                 graph_path=e.get(f"{ENV_PREFIX}GRAPH_PATH") or None,
                 graph_uri=e.get(f"{ENV_PREFIX}GRAPH_URI") or None,
+                pseudonymize=e.get(f"{ENV_PREFIX}PSEUDONYMIZE", "0") in ("1", "true", "yes"),
+                pseudonym_key_file=e.get("LGREC_PSEUDONYM_KEY_FILE") or None,
             )
         except ValueError as err:
             raise ConfigError(f"invalid {ENV_PREFIX}* environment value: {err}") from err
@@ -190,6 +198,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     """The FastAPI app serving ``settings.model`` (or an already built ``state``)."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    pid = user_mapper(settings.model, settings.pseudonymize, settings.pseudonym_key_file)
     metrics = Metrics(settings.metrics_dir, interval=settings.metrics_interval)
     graph = None
     if settings.graph_path or settings.graph_uri:
@@ -198,6 +207,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         store = FeedbackStore(settings.store_path)
         state = ServeState(settings.model, store, text=settings.text, online_lr=settings.online_lr)
     st = state
+    if graph is not None:  # leaves out erased users still in the read-only store
+        graph = ErasureAwareGraph(graph, st)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -282,9 +293,9 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
                 "or --graph-uri URI"
             )
         st.sync()
-        u = st.user_index(user)
+        u = st.user_index(pid(user))
         kw: dict[str, Any] = dict(exclude_seen=exclude_seen, query=query, query_weight=query_weight)
-        got = _graph_top(st, graph, user, u, k, **kw) if candidates == "graph" else None
+        got = _graph_top(st, graph, pid(user), u, k, **kw) if candidates == "graph" else None
         if got is None:
             candidates = "all"
             got = st.recommend(u, k, **kw)
@@ -325,7 +336,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         and text), the categories they share, and one sentence; with a graph store, also its
         paths from the user to the item (strongest first)."""
         st.sync()
-        u, i = st.user_index(user), st.item_index(item)
+        u, i = st.user_index(pid(user)), st.item_index(item)
         V, _, T = st.snapshot()
         ut = st.encode(st.user_text[u]) if u in st.user_text and st.text_enabled else None
         ex = explain_items(
@@ -359,7 +370,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             sentence=ex.sentence,
             graph_paths=None
             if graph is None
-            else [S.GraphPath(**p) for p in graph.paths(user, item)],
+            else [S.GraphPath(**p) for p in graph.paths(pid(user), item)],
         )
 
     @app.get("/users", response_model=S.UserList, dependencies=[read])
@@ -369,7 +380,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     ) -> S.UserList:
         """User ids (trained users first, then users created at run time)."""
         st.sync()
-        return S.UserList(total=st.n_users, users=st.user_ids[offset : offset + limit])
+        ids = st.listed_user_ids()  # erased users left out
+        return S.UserList(total=len(ids), users=ids[offset : offset + limit])
 
     @app.get(
         "/users/{user_id:path}", response_model=S.UserProfile, responses=errs, dependencies=[read]
@@ -377,7 +389,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     def profile(user_id: str, limit: Limit = 20) -> S.UserProfile:
         """A user's text and history (most recent online interactions last)."""
         st.sync()
-        u = st.user_index(user_id)
+        u = st.user_index(pid(user_id))
         hist = st.history(u)
         return S.UserProfile(
             user_id=user_id,
@@ -402,10 +414,12 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     )
     def create_user(body: S.UserIn) -> S.UserCreated:
         """A new user from ``liked_items`` and/or ``text``; recommendations work at once."""
-        st.add_user(body.user_id, body.text, body.liked_items)
+        st.add_user(pid(body.user_id), body.text, body.liked_items)
         return S.UserCreated(
             user_id=body.user_id, n_liked=len(set(body.liked_items)), has_text=bool(body.text)
         )
+
+    install_erasure(app, st, pid, write, graph)  # DELETE /users/{id} (lgrec.privacy)
 
     @app.post(
         "/items",
@@ -435,7 +449,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             if not lo <= body.value <= hi:
                 raise ConfigError(f"value: a rating must be within [{lo}, {hi}], got {body.value}")
         eid, created = st.add_feedback(
-            body.user, body.item, body.event, body.value, body.timestamp, body.idempotency_key
+            pid(body.user), body.item, body.event, body.value, body.timestamp, body.idempotency_key
         )
         response.status_code = 201 if created else 200
         return S.FeedbackOut(
@@ -452,6 +466,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
 
     def protect(method: str, path: str) -> bool:
         if method not in ("GET", "HEAD"):
+            if method == "DELETE":
+                return path.startswith("/users/")
             return method == "POST" and path in ("/feedback", "/users", "/items")
         return settings.protect_reads and path != "/" and not path.startswith(open_paths)
 

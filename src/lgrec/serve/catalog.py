@@ -97,6 +97,8 @@ class CatalogMixin:
         """Create a user from liked items and/or text; usable as soon as this returns."""
         if self.has_user(user_id) or self.store.get_user(user_id) is not None:
             raise AlreadyExistsError(f"user {user_id!r} already exists")
+        if self.store.is_erased(user_id):
+            raise AlreadyExistsError(f"user {user_id!r} was erased; its id cannot be reused")
         for i in liked:
             self.item_index(i)
         if text and not self.text_enabled:

@@ -247,6 +247,8 @@ def retrain(
     *,
     data_dir: str | None = None,
     config: str | None = None,
+    pseudonymize: bool = False,
+    pseudonym_key_file: str | None = None,
 ) -> Path:
     """Refit a bundle's model — same class, :meth:`Recommender.refit_params` — on its training
     data plus every stored feedback event, runtime user and runtime item; save a new bundle.
@@ -262,17 +264,23 @@ def retrain(
     """
     from lgrec.models.base import Recommender
     from lgrec.pipeline import save_bundle
+    from lgrec.privacy.pseudonym import for_bundle
+    from lgrec.privacy.tombstones import drop_erased
     from lgrec.store.feedback import FeedbackStore
     from lgrec.utils import atomic_write_text
 
     model_dir, out = Path(model_dir), Path(out)
+    pz = for_bundle(model_dir, pseudonymize, pseudonym_key_file)  # refuses a wrong key
     model = Recommender.load(model_dir)
     info_file = model_dir / "dataset.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
-    base = _training_data(model, model_dir, info, data_dir, config)
+    pseudo = {"pseudonymize": True, "pseudonym_key_file": pseudonym_key_file} if pz else {}
     with FeedbackStore(store_path) as store:
         events = store.events()
         users, items = store.list_users(), store.list_items()
+        erased = store.tombstones()
+    base = _training_data(model, model_dir, info, data_dir, config, erased, **pseudo)
+    base = drop_erased(base, erased)  # erased users' training interactions (lgrec.privacy)
     data, n_events = _with_feedback(base, events, users, items)
     log.info(
         "retraining %s on %s (+%d feedback interactions)", model.name, data.summary(), n_events
@@ -285,25 +293,34 @@ def retrain(
         feedback_interactions=n_events,
         retrained_from=str(model_dir),
     )
+    if pz is not None:  # also when the data came from the model's own matrix (no meta)
+        info["pseudonym"] = pz.record()
     atomic_write_text(out / "dataset.json", json.dumps(info))
     return out
 
 
-def _training_data(model, model_dir: Path, info: dict, data_dir, config) -> Dataset:
+def _training_data(
+    model, model_dir: Path, info: dict, data_dir, config, erased=frozenset(), **pseudo
+) -> Dataset:
+    from lgrec.privacy.tombstones import drop_erased, erased_mask
+
     seen = model.seen_.tocsr()
+    alive = ~erased_mask(model.user_ids_, erased)  # compare without the erased users
     name = info.get("dataset")
     if name:
         try:
             from lgrec.config import load_config
             from lgrec.pipeline import prepare
 
-            cfg = load_config(config, dataset=name, data_dir=data_dir, valid_ratio=0.0)
+            cfg = load_config(config, dataset=name, data_dir=data_dir, valid_ratio=0.0, **pseudo)
             prep = prepare(cfg)
-            train = prep.split.full_train
+            train = drop_erased(prep.split.full_train, erased)
             same_ids = train.items["item_id"].astype(str).tolist() == list(
                 model.item_ids_
-            ) and train.users["user_id"].astype(str).tolist() == list(model.user_ids_)
-            if same_ids and (train.matrix("binary") != seen).nnz == 0:
+            ) and train.users["user_id"].astype(str).tolist() == list(
+                np.asarray(model.user_ids_, dtype=object)[alive]
+            )
+            if same_ids and (train.matrix("binary") != seen[alive]).nnz == 0:
                 return train
             log.warning("retrain: %s rebuilt differs from the model's training data", name)
         except LgrecError as e:

@@ -11,6 +11,9 @@ writers queue on a thread lock and an ``flock`` of ``<file>.lock`` (shared by ev
 then take the database lock with ``BEGIN IMMEDIATE`` (SQLite waits up to ``timeout`` seconds
 for writers that do not use the lock file). One ``FeedbackStore`` object may be shared by all
 threads of a process, and several processes may open the same file.
+
+Encryption at rest: with ``LGREC_FEEDBACK_KEY`` set (or ``key=``) the file is an SQLCipher
+database (:mod:`lgrec.privacy.encryption`); everything above holds unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from typing import Any
 import pandas as pd
 
 from lgrec.errors import DataError
+from lgrec.privacy.encryption import connect, feedback_key, row_class
+from lgrec.privacy.store import ErasureStoreMixin, refuse_erased
 
 try:
     import fcntl
@@ -80,6 +85,13 @@ _MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    # version 1 -> 2: erased users (lgrec.privacy.tombstones: hashes, never the ids)
+    """
+    CREATE TABLE tombstones (
+        user_hash TEXT PRIMARY KEY CHECK (length(user_hash) = 64),
+        erased_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -115,7 +127,7 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     return found
 
 
-class FeedbackStore:
+class FeedbackStore(ErasureStoreMixin):
     """Events, users and items in a SQLite file (see module docstring for durability/threads).
 
     Args:
@@ -123,9 +135,10 @@ class FeedbackStore:
         timeout: seconds a writer waits for another writer's lock before failing.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, key: str | None = None) -> None:
         self.path = Path(path)
         self.timeout = timeout
+        self._key = feedback_key(key)  # None: plain SQLite (lgrec.privacy.encryption)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -141,19 +154,28 @@ class FeedbackStore:
             raise DataError(f"feedback store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
+            conn = connect(self.path, self._key, timeout=self.timeout)
+            conn.row_factory = row_class(conn)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise DataError(f"feedback store {self.path}: cannot enable WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # erased rows are zeroed, not just freed
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
+
+    def read_only_connection(self) -> sqlite3.Connection:
+        """A new read-only connection to the file (with the key, if encrypted); the caller
+        closes it."""
+        return connect(self.path, self._key, timeout=self.timeout, read_only=True)
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the file is SQLCipher-encrypted."""
+        return self._key is not None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -210,6 +232,7 @@ class FeedbackStore:
             user_id, item_id, event, value, ts, idempotency_key, where="add_event"
         )
         with self._write() as conn:
+            refuse_erased(conn, row[0])
             return _insert(conn, row)
 
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, bool]]:
@@ -239,6 +262,8 @@ class FeedbackStore:
         if not rows:
             return []
         with self._write() as conn:
+            for uid in {row[0] for row in rows}:
+                refuse_erased(conn, uid)
             return [_insert(conn, row) for row in rows]
 
     def events(
@@ -297,6 +322,7 @@ class FeedbackStore:
         uid = _check_id(user_id, "user_id", "add_user")
         attrs = _to_json(dict(attributes or {}), "attributes", "add_user")
         with self._write() as conn:
+            refuse_erased(conn, uid)
             known = conn.execute("SELECT 1 FROM users WHERE user_id = ?", (uid,)).fetchone()
             conn.execute(
                 "INSERT INTO users (user_id, text, created_at, attributes) VALUES (?, ?, ?, ?) "

@@ -17,6 +17,12 @@ def prepare_command(cfg: RunConfig, *, out: str | None, master: str | None) -> i
             f"--cold-items {cfg.cold_items}: the Spark engine draws the cold items itself; "
             "use --engine pandas for a given list"
         )
+    for flag, given in (("--pseudonymize", cfg.pseudonymize), ("--tombstones", cfg.tombstones)):
+        if given:
+            raise ConfigError(
+                f"{flag}: not implemented by the Spark engine; use --engine pandas "
+                "(`lgrec prepare --out DIR` records it for --prepared)"
+            )
     spark = spark_session(master)
     with tempfile.TemporaryDirectory(prefix="lgrec-spark-") as tmp:
         res = prepare_spark(
