@@ -62,6 +62,7 @@ class RunConfig:
     out: str = "runs"
     threads: int | None = None
     cache_dir: str | None = None
+    prepared: str | None = None  # a folder written by `lgrec prepare --out` (pandas or Spark)
     pseudonymize: bool = False  # user ids → HMAC-SHA256 pseudonyms (lgrec.privacy.pseudonym)
     pseudonym_key_file: str | None = None  # else the key comes from $LGREC_PSEUDONYM_KEY
     tombstones: str | None = None  # feedback store whose erased users data loading drops

@@ -60,8 +60,16 @@ def setup(cfg: RunConfig) -> None:
         os.environ["LGREC_CACHE_DIR"] = str(cfg.cache_dir)
 
 
-def prepare(cfg: RunConfig) -> Prepared:
-    """Load, clean and split ``cfg.dataset``; carve the validation split from training data."""
+def prepare(cfg: RunConfig, *, row_column: bool = False) -> Prepared:
+    """Load, clean and split ``cfg.dataset``; carve the validation split from training data.
+
+    With ``cfg.prepared`` the cleaned data and split are read from that folder instead.
+    ``row_column`` gives every split part a ``row`` column (for :func:`write_prepared`).
+    """
+    if cfg.prepared:
+        from lgrec.data.prepared import read_prepared
+
+        return Prepared(*read_prepared(cfg.prepared))
     kw = {"fold": cfg.fold} if cfg.dataset in ("ml-100k",) else {}
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **{**kw, **cfg.loader})
     ds, report = clean(ds, k_core=cfg.k_core)
@@ -73,6 +81,11 @@ def prepare(cfg: RunConfig) -> Prepared:
         from lgrec.privacy.tombstones import drop_erased, read_tombstones
 
         ds = drop_erased(ds, read_tombstones(cfg.tombstones))
+    data = ds
+    if row_column:
+        from lgrec.data.prepared import with_row_column
+
+        ds = with_row_column(ds)
     if cfg.split == "fixed":
         split = split_fixed(ds)
     elif cfg.split == "random":
@@ -84,7 +97,7 @@ def prepare(cfg: RunConfig) -> Prepared:
         split = split_cold_items(ds, item_frac=cfg.cold_item_frac, seed=cfg.seed, items=given)
     if cfg.valid_ratio > 0:
         split = carve_valid(split, ratio=cfg.valid_ratio, seed=cfg.seed)
-    return Prepared(ds, split, report)
+    return Prepared(data, split, report)
 
 
 def encode_items(prep: Prepared, cfg: RunConfig) -> np.ndarray:

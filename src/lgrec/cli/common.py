@@ -52,6 +52,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--cache-dir", help="embedding cache (default $LGREC_CACHE_DIR or ~/.cache/lgrec)"
     )
+    g.add_argument(
+        "--prepared",
+        metavar="DIR",
+        help="use the cleaned data and split in DIR (written by `lgrec prepare --out`, pandas "
+        "or Spark) instead of --dataset/--split",
+    )
     g.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     add_pseudonym_args(p)
     add_tombstone_args(g)
@@ -70,6 +76,7 @@ def add_param_arg(p: argparse.ArgumentParser, help: str | None = None) -> None:
 def run_config(args: argparse.Namespace, **extra: Any) -> Any:
     """The :class:`~lgrec.config.RunConfig` of ``--config`` + flags (+ ``extra``)."""
     from lgrec.config import load_config, parse_param
+    from lgrec.errors import ConfigError
 
     params: dict = {}
     for text in getattr(args, "param", None) or []:
@@ -89,10 +96,20 @@ def run_config(args: argparse.Namespace, **extra: Any) -> Any:
         text_max_length=args.text_max_length,
         threads=args.threads,
         cache_dir=args.cache_dir,
+        prepared=getattr(args, "prepared", None),
         pseudonymize=getattr(args, "pseudonymize", None),
         pseudonym_key_file=getattr(args, "pseudonym_key_file", None),
         tombstones=getattr(args, "tombstones", None),
     )
+    if over["prepared"]:  # the folder fixes data and split: refuse flags it would ignore
+        fixed = ("dataset", "fold", "split", "cold_items", "valid_ratio", "k_core")
+        fixed += ("pseudonymize", "tombstones")  # `lgrec prepare` applied (and records) them
+        given = [k for k in fixed if over[k] is not None] + (["loader_arg"] if loader else [])
+        if given:
+            raise ConfigError(
+                f"--prepared {over['prepared']} already fixes the data and split; drop "
+                + ", ".join("--" + k.replace("_", "-") for k in given)
+            )
     over.update(extra)
     cfg = load_config(args.config, **over)
     for model, kv in params.items():

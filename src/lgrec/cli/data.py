@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from lgrec.cli.common import add_data_args, run_config
@@ -13,7 +12,16 @@ def add_parsers(sub: Any) -> None:
     """Register ``prepare`` and ``embed`` (``profile`` comes later, see :func:`add_profile`)."""
     s = sub.add_parser("prepare", help="load, clean and split a data set; print the report")
     add_data_args(s)
-    s.add_argument("--out", help="write the cleaned tables as Parquet here")
+    s.add_argument(
+        "--out",
+        help="write the cleaned, split data here (partitioned Parquet; --prepared reads it)",
+    )
+    s.add_argument("--engine", choices=["pandas", "spark"], default="pandas", help="ETL engine")
+    s.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="Spark master (default $LGREC_SPARK_MASTER or local[*]), e.g. spark://host:7077",
+    )
     s.set_defaults(run=cmd_prepare)
 
     s = sub.add_parser("embed", help="encode item texts with the language model (cached)")
@@ -34,7 +42,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     cfg = run_config(args)
     setup(cfg)
-    prep = prepare(cfg)
+    if args.engine == "spark":
+        from lgrec.data.spark.cli import prepare_command
+
+        return prepare_command(cfg, out=args.out, master=args.spark_master)
+    prep = prepare(cfg, row_column=bool(args.out))
     print(prep.report)
     sp = prep.split
     print(prep.data.summary())
@@ -44,15 +56,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         + (f"  cold items {len(sp.cold_items):,}" if len(sp.cold_items) else "")
     )
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        for part in ("train", "valid", "test"):
-            d = getattr(sp, part)
-            if d is not None:
-                d.interactions.to_parquet(out / f"{part}.parquet", index=False)
-        prep.data.items.to_parquet(out / "items.parquet", index=False)
-        prep.data.users.to_parquet(out / "users.parquet", index=False)
-        print(f"wrote {out}")
+        from lgrec.data.prepared import write_prepared
+
+        print(f"wrote {write_prepared(prep.data, sp, prep.report, args.out)}")
     return 0
 
 

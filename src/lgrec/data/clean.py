@@ -144,6 +144,16 @@ def k_core_mask(
     return keep, (du >= max(k_user, 1)), (di >= max(k_item, 1))
 
 
+def clean_args(dedupe: str | None, k_core: int | tuple[int, int] | None) -> tuple[int, int]:
+    """Check ``dedupe`` and ``k_core`` of :func:`clean`; returns (k_user, k_item)."""
+    if dedupe not in ("latest", "first", None):
+        raise ConfigError(f"clean(dedupe={dedupe!r}): expected 'latest', 'first' or None")
+    k_user, k_item = (k_core, k_core) if isinstance(k_core, int) else (k_core or (0, 0))
+    if min(k_user, k_item) < 0:
+        raise ConfigError(f"clean(k_core={k_core!r}): expected non-negative counts")
+    return k_user, k_item
+
+
 def clean(
     ds: Dataset,
     *,
@@ -162,11 +172,7 @@ def clean(
     keeps the latest by timestamp, ``"first"`` the earliest, ``None`` keeps all); the
     iterative k-core (``k_core=k`` or ``(k_user, k_item)``).
     """
-    if dedupe not in ("latest", "first", None):
-        raise ConfigError(f"clean(dedupe={dedupe!r}): expected 'latest', 'first' or None")
-    k_user, k_item = (k_core, k_core) if isinstance(k_core, int) else (k_core or (0, 0))
-    if min(k_user, k_item) < 0:
-        raise ConfigError(f"clean(k_core={k_core!r}): expected non-negative counts")
+    k_user, k_item = clean_args(dedupe, k_core)
     df = ds.interactions
     rep = CleanReport(ds.name, len(df), users=(ds.n_users, 0), items=(ds.n_items, 0))
     items, users = ds.items, ds.users
@@ -229,19 +235,19 @@ def clean(
         (ds.n_items, out.n_items),
     )
     assert rep.n_before - rep.n_after == rep.removed, "clean report does not add up"
-    rep.notes.extend(text_notes(out))
+    rep.notes.extend(text_notes(out.items, out.n_items, out.meta))
     return out, rep
 
 
-def text_notes(ds: Dataset) -> list[str]:
+def text_notes(items: pd.DataFrame, n_items: int, meta: dict) -> list[str]:
     """Report lines on item text: how many items have a title or description, and where a
     loader's text came from (``meta["text_source"]``, e.g. which key a CoLaKG file used)."""
-    empty = _empty_text_items(ds.items)
+    empty = _empty_text_items(items)
     if empty is None:
         return ["items with text: none (no title/description column)"]
-    cols = "/".join(c for c in TEXT_FIELDS if c in ds.items.columns)
-    notes = [f"items with text ({cols}): {int((~empty).sum()):,} of {ds.n_items:,}"]
-    src = ds.meta.get("text_source")
+    cols = "/".join(c for c in TEXT_FIELDS if c in items.columns)
+    notes = [f"items with text ({cols}): {int((~empty).sum()):,} of {n_items:,}"]
+    src = meta.get("text_source")
     if isinstance(src, dict):
         notes.append(
             f"text from {Path(src['file']).name}, keyed by {src['how']}: "

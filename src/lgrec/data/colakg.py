@@ -119,17 +119,35 @@ def load_colakg(
     The chosen key and the number of items that got text are logged and kept in
     ``meta["text_source"]`` (the cleaning report prints them).
     """
+    path = Path(path)
+    name = name or path.name
+    ds = load_lightgcn(path, name=name)
+    items, users, meta = colakg_tables(
+        path, ds.n_items, ds.n_users, name=name, text_key=text_key, movies_dat=movies_dat
+    )
+    return Dataset(ds.interactions, items, users, name=name, meta=meta)
+
+
+def colakg_tables(
+    path: Path,
+    n_items: int,
+    n_users: int,
+    *,
+    name: str,
+    text_key: str = "auto",
+    movies_dat: str | Path | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The item and user tables of a CoLaKG folder for ``n_items``/``n_users`` ids, and the
+    data set's ``meta`` (see :func:`load_colakg`; the Spark engine reads the logs itself)."""
     from lgrec.data.movielens import read_movies_dat, read_users_dat
 
     if text_key not in TEXT_KEYS:
         raise ConfigError(f"load_colakg(text_key={text_key!r}): expected one of {TEXT_KEYS}")
     path = Path(path)
-    name = name or path.name
-    ds = load_lightgcn(path, name=name)
     maps = {}
     for fname, key, n in (
-        ("item_map.txt", "item_id", ds.n_items),
-        ("user_map.txt", "user_id", ds.n_users),
+        ("item_map.txt", "item_id", n_items),
+        ("user_map.txt", "user_id", n_users),
     ):
         f = need_file(path / fname, dataset=name, source="colakg-ml-1m")
         m = read_delimited(f, ["org", "idx"], sep=" ", ints=["idx"])
@@ -174,7 +192,7 @@ def load_colakg(
         if users_dat.is_file():
             u = read_users_dat(users_dat).set_index("user_id")
             users = users.join(u, on="user_id")
-    return Dataset(ds.interactions, items, users, name=name, meta=meta)
+    return items, users, meta
 
 
 def _movies_file(path: Path, movies_dat: str | Path | None) -> Path | None:
