@@ -18,9 +18,9 @@ lies on the sphere of radius ``M``; scaling the query onto it changes no ranking
 look like a data point to the index). The index is IVF (the default: ``IndexIVFFlat``,
 k-means cells of the ``x̃_i``; the ``nprobe`` cells nearest to ``q̃`` are scanned) or HNSW
 (``IndexHNSWFlat``: a layered proximity graph; ``ef_search`` candidates kept while walking
-it). On the synthetic catalogues of ``benchmarks/serve_index.py`` IVF scanning 20 % of its
-cells reached recall 0.9935 of the exact top-100 at 10⁵ items and HNSW 0.64
-(``docs/serving.md``).
+it). On the synthetic catalogues of ``benchmarks/serve_index.py`` IVF scanning 35 % of its
+cells (the default) reached recall 0.9936 of the exact top-100 at 10⁶ items, and HNSW 0.64
+at 10⁵ (``docs/serving.md``).
 
 A request asks for ``max(candidates, k) + |seen|`` neighbours, drops the seen items, adds the
 items created at run time (appended after the index was built; scored exactly), re-scores all
@@ -53,10 +53,10 @@ from lgrec.utils import cache_dir, progress
 
 log = logging.getLogger(__name__)
 INDEX_KINDS = ("exact", "faiss")
-PROBE_SHARE = 0.25
+PROBE_SHARE = 0.35
 """Share of the IVF cells scanned per search by default (``nprobe=0``): recall is set by the
-share scanned; on ``benchmarks/serve_index.py`` 20 % reached recall@100 0.9935 at 10⁵ items and
-12.8 % 0.973 at 10⁶ (docs/serving.md)."""
+share scanned. On ``benchmarks/serve_index.py`` a quarter of the cells gave recall@100 0.9958
+at 10⁵ items but 0.9891 at 10⁶; 35 % gave 0.9936 at 10⁶ (docs/serving.md)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class IndexSettings:
         m, ef_construction, ef_search: HNSW links per node, and the candidate lists kept
             while building and while searching.
         nlist, nprobe: IVF cells (0: ``2·√n``, trained on ``64·nlist`` sampled items) and
-            cells scanned per search (0: a quarter of the cells, :data:`PROBE_SHARE`).
+            cells scanned per search (0: 35 % of the cells, :data:`PROBE_SHARE`).
     """
 
     method: str = "ivf"
