@@ -412,6 +412,12 @@ def _serve_parsers(sub) -> None:
     s.add_argument("--out", required=True, help="directory of the retrained model")
     s.add_argument("--data-dir", help="root folder of the data sets")
     s.add_argument("--config", help="TOML configuration the model was trained with")
+    s.add_argument(
+        "--seen-only",
+        action="store_true",
+        help="when the data set cannot be rebuilt, refit a model that did not learn from "
+        "ratings on its saved binary interaction matrix (no ratings, no timestamps)",
+    )
     s.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -447,10 +453,13 @@ def cmd_serve(args) -> int:
 
 
 def cmd_retrain(args) -> int:
-    from lgrec.serve.online import retrain
+    from lgrec.serve.retrain import retrain
 
     store = args.store or str(Path(args.model) / "feedback.sqlite")
-    out = retrain(args.model, store, args.out, data_dir=args.data_dir, config=args.config)
+    out = retrain(
+        args.model, store, args.out, data_dir=args.data_dir, config=args.config,
+        seen_only=args.seen_only,
+    )  # fmt: skip
     print(f"retrained {args.model} + feedback from {store} → {out}")
     return 0
 

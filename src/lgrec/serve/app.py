@@ -415,12 +415,16 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         "/feedback",
         status_code=201,
         response_model=S.FeedbackOut,
-        responses=errs,
+        responses={
+            200: {"model": S.FeedbackOut, "description": "replay: the key's stored event"},
+            **errs,
+        },
         dependencies=[write],
     )
     def feedback(body: S.FeedbackIn, response: Response) -> S.FeedbackOut:
-        """Store the event durably (201), then fold it into the user's vector; a repeated
-        ``idempotency_key`` returns the first event's id with 200 and changes nothing."""
+        """Store the event durably (201), then fold it into the user's vector. A repeated
+        ``idempotency_key`` with the same event is a replay: 200 with the stored event, and
+        nothing changes; the key with another event is refused (409)."""
         if body.event == "rating":
             lo, hi = st.rating_scale
             if not lo <= body.value <= hi:
@@ -429,8 +433,16 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             body.user, body.item, body.event, body.value, body.timestamp, body.idempotency_key
         )
         response.status_code = 201 if created else 200
+        ev = st.store.get_event(eid)
+        value = ev["value"]
         return S.FeedbackOut(
-            id=eid, created=created, user=body.user, item=body.item, event=body.event
+            id=eid,
+            created=created,
+            user=ev["user_id"],
+            item=ev["item_id"],
+            event=ev["event"],
+            value=None if value is None or value != value else value,
+            timestamp=ev["ts"],
         )
 
     @app.get("/ui", include_in_schema=False)

@@ -25,16 +25,12 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lgrec.errors import ConfigError, LgrecError, UnknownIdError
+from lgrec.errors import AlreadyExistsError, ConfigError, UnknownIdError
 from lgrec.serve import online
 from lgrec.store.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
-
-
-class AlreadyExistsError(LgrecError):
-    """A user or item with this id already exists (HTTP 409)."""
 
 
 class CatalogMixin:
@@ -94,8 +90,12 @@ class CatalogMixin:
         return item_id in self._iidx
 
     def add_user(self, user_id: str, text: str | None, liked: Sequence[str]) -> int:
-        """Create a user from liked items and/or text; usable as soon as this returns."""
-        if self.has_user(user_id) or self.store.get_user(user_id) is not None:
+        """Create a user from liked items and/or text; usable as soon as this returns.
+
+        An id the model or the store knows raises :class:`AlreadyExistsError`; the store's
+        unique key decides between concurrent creators (threads or server processes), so
+        exactly one succeeds and every process serves the same user."""
+        if self.has_user(user_id):
             raise AlreadyExistsError(f"user {user_id!r} already exists")
         for i in liked:
             self.item_index(i)
@@ -104,19 +104,22 @@ class CatalogMixin:
         if not liked and not text:
             raise ConfigError("a new user needs 'text' or at least one of 'liked_items'")
         attrs = {"liked_items": list(dict.fromkeys(liked)), "source": "lgrec-serve"}
-        self.store.add_user(user_id, text=text, attributes=attrs)
+        self.store.add_user(user_id, text=text, attributes=attrs, exist_ok=False)
         self.sync(force_catalog=True)
         return self.user_index(user_id)
 
     def add_item(
         self, item_id: str, title: str, description: str | None, categories: Sequence[str]
     ) -> int:
-        """Create an item placed by its text neighbours; recommendable when this returns."""
-        if self.has_item(item_id) or self.store.get_item(item_id) is not None:
+        """Create an item placed by its text neighbours; recommendable when this returns
+        (ids known to the model or the store: :class:`AlreadyExistsError`, as for users)."""
+        if self.has_item(item_id):
             raise AlreadyExistsError(f"item {item_id!r} already exists")
         if not self.text_enabled:
             raise ConfigError("this server cannot encode text, so it cannot place new items")
-        self.store.add_item(item_id, title=title, description=description, categories=categories)
+        self.store.add_item(
+            item_id, title=title, description=description, categories=categories, exist_ok=False
+        )
         self.sync(force_catalog=True)
         return self.item_index(item_id)
 

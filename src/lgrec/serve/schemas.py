@@ -112,11 +112,15 @@ class FeedbackIn(_In):
 
 
 class FeedbackOut(BaseModel):
+    """The stored event (on a replay: the one first stored with the key)."""
+
     id: int = Field(description="event id in the feedback store")
-    created: bool = Field(description="false when the idempotency key was seen before")
+    created: bool = Field(description="false for a replay of a stored idempotency key")
     user: str
     item: str
     event: str
+    value: float | None = Field(None, description="the rating of a 'rating' event")
+    timestamp: float = Field(description="Unix seconds the event happened (as stored)")
 
 
 class Because(BaseModel):

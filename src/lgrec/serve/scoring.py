@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from lgrec.errors import ServerFaultError
 from lgrec.models.base import Recommender
 from lgrec.serve import online
 
@@ -86,6 +87,11 @@ class ScoringMixin:
             s = online.zscore(s) + w * online.zscore(T @ q_u)
         if q is not None:
             s = online.zscore(s) + query_weight * online.zscore(T @ q)
+        if bool(torch.isnan(s).any()):
+            raise ServerFaultError(
+                f"the model's scores for user row {u} contain NaN: the served vectors are "
+                "corrupt (restart the server; retrain if it persists)"
+            )
         return s
 
     def _filter_scores(self, u: int) -> Tensor:

@@ -6,9 +6,14 @@
   server never accepts writes by accident. Keys are never logged or echoed.
 * Request bodies above ``max_body`` bytes get 413 before any endpoint code runs (checked on
   ``Content-Length`` and again on the bytes actually received, for chunked uploads).
-* Every error is JSON ``{"error": <code>, "detail": <what was wrong>}``: 400 malformed JSON,
-  401/403 auth, 404 unknown id or route, 405, 409 already exists, 413 too large, 422 invalid
-  values; unexpected failures are 500 with no internals in the body (logged with traceback).
+* Every error is JSON ``{"error": <code>, "detail": <what was wrong>}``. The client's
+  mistakes are 4xx: 400 malformed JSON, 401/403 auth, 404 unknown id or route, 405, 409
+  conflict (id exists, idempotency key used for another event), 413 too large, 422 invalid
+  values (:class:`~lgrec.errors.ConfigError`, :class:`~lgrec.errors.DataError`), 429 rate
+  limited. Faults of the server or its stores are 5xx and logged: 503 with ``Retry-After``
+  when a store is unavailable (:class:`~lgrec.errors.StoreUnavailableError`, a graph store
+  that is down), 500 for anything else (:class:`~lgrec.errors.ServerFaultError`, any other
+  error), with no internals in the body.
 
 Request metrics (``/metrics``) live in :mod:`lgrec.serve.metrics`.
 """
@@ -27,8 +32,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lgrec.errors import LgrecError, UnknownIdError
-from lgrec.serve.catalog import AlreadyExistsError
+from lgrec.errors import (
+    ConfigError,
+    ConflictError,
+    DataError,
+    StoreUnavailableError,
+    UnknownIdError,
+)
+from lgrec.store.graphdb import GraphStoreError
 
 log = logging.getLogger(__name__)
 
@@ -233,15 +244,25 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
         return error_response(404, str(exc))
 
-    @app.exception_handler(AlreadyExistsError)
-    async def _exists(request: Request, exc: AlreadyExistsError) -> JSONResponse:
+    @app.exception_handler(ConflictError)
+    async def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
         return error_response(409, str(exc))
 
-    @app.exception_handler(LgrecError)
-    async def _lgrec(request: Request, exc: LgrecError) -> JSONResponse:
+    async def _invalid(request: Request, exc: Exception) -> JSONResponse:
         return error_response(422, str(exc), "invalid_request")
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s: store unavailable: %s", request.method, request.url.path, exc)
+        return error_response(
+            503, f"a store is unavailable, retry later: {exc}", headers={"Retry-After": "1"}
+        )
+
+    for klass in (ConfigError, DataError):
+        app.add_exception_handler(klass, _invalid)
+    for klass in (StoreUnavailableError, GraphStoreError):
+        app.add_exception_handler(klass, _unavailable)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.error("error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal server error (see the server log)")

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from lgrec.errors import ConfigError, ModelFileError
+from lgrec.errors import AlreadyExistsError, ConfigError, ModelFileError
 from lgrec.models.base import Recommender
 from lgrec.serve import online
-from lgrec.serve.catalog import AlreadyExistsError, CatalogMixin
+from lgrec.serve.catalog import CatalogMixin
 from lgrec.serve.scoring import ScoringMixin
 from lgrec.serve.sync import SyncMixin
 from lgrec.store.feedback import FeedbackStore
@@ -113,6 +113,7 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin):
         if text == "auto":
             self._setup_text()
         self._check_parity()
+        self.replay_unlearned(info.get("feedback_learned", "all"))
         self.sync(force_catalog=True)
         log.info(
             "serving %s from %s: %d users, %d items, text=%s, events applied up to %d",

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import torch
 
+from lgrec.errors import StoreUnavailableError
 from lgrec.serve import online
 from lgrec.store.feedback import FeedbackStore
 
@@ -43,6 +44,7 @@ class SyncMixin:
     _conns: list[sqlite3.Connection]
     _catalog_mark: tuple[int, int]
     last_event: int
+    n_base_users: int
     online_lr: float
     rating_scale: tuple[float, float]
     U: Tensor
@@ -100,21 +102,48 @@ class SyncMixin:
                 self.last_event = int(rows[-1][0])
             return n
 
+    def replay_unlearned(self, learned: str) -> int:
+        """Fold in the stored events up to :attr:`last_event` (the bundle's
+        ``feedback_until``) that its retrain did not learn (:mod:`lgrec.serve.retrain`): with
+        ``learned == "rating"`` every other event type, and every event of a user the model
+        does not hold; with ``"all"`` none. Returns the number applied."""
+        if learned == "all" or self.last_event <= 0:
+            return 0
+        with self._sync_lock:
+            self._load_catalog()
+            n, since = 0, 0
+            n_base = self.n_base_users
+            while since < self.last_event:
+                rows = self.store.event_rows(since_id=since, limit=10_000)
+                if not rows:
+                    break
+                for row in rows:
+                    if row[0] > self.last_event:
+                        return n
+                    u = self._uidx.get(row[1])
+                    if row[3] != learned or (u is not None and u >= n_base):
+                        n += self._apply_event(*row)
+                since = int(rows[-1][0])
+            return n
+
     def _watermarks(self) -> tuple[int, int, int]:
         """``(max event id, max users rowid, max items rowid)`` of the store in one indexed
         read (microseconds), so every request can look for news without building a DataFrame.
         A read-only SQLite connection per thread; rowids only grow (rows are never deleted)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            uri = f"file:{self.store.path.resolve()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
-            self._local.conn = conn
-            with self.lock:
-                self._conns.append(conn)
-        row = conn.execute(
-            "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
-            "(SELECT max(rowid) FROM items)"
-        ).fetchone()
+        try:
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                uri = f"file:{self.store.path.resolve()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+                self._local.conn = conn
+                with self.lock:
+                    self._conns.append(conn)
+            row = conn.execute(
+                "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
+                "(SELECT max(rowid) FROM items)"
+            ).fetchone()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"feedback store {self.store.path}: {e}") from e
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
     def close(self) -> None:

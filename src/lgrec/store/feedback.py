@@ -11,25 +11,34 @@ writers queue on a thread lock and an ``flock`` of ``<file>.lock`` (shared by ev
 then take the database lock with ``BEGIN IMMEDIATE`` (SQLite waits up to ``timeout`` seconds
 for writers that do not use the lock file). One ``FeedbackStore`` object may be shared by all
 threads of a process, and several processes may open the same file.
+
+Errors (the contract every feedback store keeps, whatever its database): invalid input raises
+:class:`~lgrec.errors.DataError` and stores nothing; a create of an id that exists
+(``exist_ok=False``) raises :class:`~lgrec.errors.AlreadyExistsError`, decided by the
+database's unique key, so of several processes creating one id exactly one succeeds; an
+idempotency key already used for another event raises :class:`~lgrec.errors.ConflictError`;
+a closed, locked or failing database raises :class:`~lgrec.errors.StoreUnavailableError`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from lgrec.errors import DataError
+from lgrec.errors import AlreadyExistsError, DataError, StoreUnavailableError
+from lgrec.store.records import EVENT_TYPES, EventRow, check_id, check_replay, to_json
+from lgrec.store.records import validate_event as _validate_event
 
 try:
     import fcntl
@@ -37,9 +46,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
-
-EVENT_TYPES = ("click", "purchase", "rating", "view", "like")
-"""Event names the store accepts; ``rating`` events must carry a value."""
+__all__ = ["EVENT_COLUMNS", "EVENT_TYPES", "FeedbackStore", "migrate"]
 
 EVENT_COLUMNS = (
     "id",
@@ -115,6 +122,32 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
     return found
 
 
+def _insert_row(conn: sqlite3.Connection, sql: str, row: tuple, what: str, key: str) -> None:
+    """Run an ``INSERT``; a primary-key clash is :class:`AlreadyExistsError`."""
+    try:
+        conn.execute(sql, row)
+    except sqlite3.IntegrityError as e:
+        if "UNIQUE" not in str(e):
+            raise
+        raise AlreadyExistsError(f"{what} {key!r} already exists") from None
+
+
+def _available(method: Callable) -> Callable:
+    """Report a failing database (locked past ``timeout``, I/O error, disk full, corrupt
+    file) as :class:`StoreUnavailableError` naming the store, not as a bare sqlite3 error."""
+
+    @wraps(method)
+    def wrapped(self: FeedbackStore, *args: Any, **kw: Any) -> Any:
+        try:
+            return method(self, *args, **kw)
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as e:
+            if isinstance(e, sqlite3.IntegrityError):
+                raise
+            raise StoreUnavailableError(f"feedback store {self.path}: {e}") from e
+
+    return wrapped
+
+
 class FeedbackStore:
     """Events, users and items in a SQLite file (see module docstring for durability/threads).
 
@@ -138,7 +171,7 @@ class FeedbackStore:
     # ---- connections -------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
-            raise DataError(f"feedback store {self.path} is closed")
+            raise StoreUnavailableError(f"feedback store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
@@ -191,6 +224,7 @@ class FeedbackStore:
         self.close()
 
     # ---- events ------------------------------------------------------------------------
+    @_available
     def add_event(
         self,
         user_id: str,
@@ -212,6 +246,7 @@ class FeedbackStore:
         with self._write() as conn:
             return _insert(conn, row)
 
+    @_available
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, bool]]:
         """Store many events in one transaction; return ``(row id, created)`` for each.
 
@@ -254,6 +289,7 @@ class FeedbackStore:
             {"id": "int64", "value": "float64", "ts": "float64", "received_at": "float64"}
         )
 
+    @_available
     def event_rows(
         self,
         since_id: int = 0,
@@ -279,6 +315,14 @@ class FeedbackStore:
         cur.row_factory = None  # plain tuples
         return cur.execute(sql, args).fetchall()
 
+    @_available
+    def get_event(self, event_id: int) -> dict[str, Any] | None:
+        """The stored event with this id (columns of :meth:`events`), or None."""
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id = ?"
+        row = self._conn().execute(sql, (int(event_id),)).fetchone()
+        return None if row is None else dict(row)
+
+    @_available
     def count(self, user_id: str | None = None) -> int:
         """Number of stored events (of one user when given)."""
         if user_id is None:
@@ -287,47 +331,68 @@ class FeedbackStore:
         return int(self._conn().execute(sql, (str(user_id),)).fetchone()[0])
 
     # ---- users and items ---------------------------------------------------------------
+    @_available
     def add_user(
-        self, user_id: str, text: str | None = None, attributes: Mapping[str, Any] | None = None
+        self,
+        user_id: str,
+        text: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        exist_ok: bool = True,
     ) -> bool:
-        """Insert or update a user; return True when the user is new.
+        """Insert a user, or update a known one; return True when the user is new.
 
-        ``attributes`` must be JSON-serialisable; an update keeps ``created_at``.
+        ``attributes`` must be JSON-serialisable; an update keeps ``created_at``. With
+        ``exist_ok=False`` a known id raises :class:`AlreadyExistsError` and changes nothing:
+        the table's primary key decides, so of concurrent creators (threads or processes)
+        exactly one succeeds.
         """
-        uid = _check_id(user_id, "user_id", "add_user")
-        attrs = _to_json(dict(attributes or {}), "attributes", "add_user")
+        uid = check_id(user_id, "user_id", "add_user")
+        attrs = to_json(dict(attributes or {}), "attributes", "add_user")
+        on_conflict = (
+            " ON CONFLICT(user_id) DO UPDATE SET text = excluded.text, "
+            "attributes = excluded.attributes"
+        )
+        sql = "INSERT INTO users (user_id, text, created_at, attributes) VALUES (?, ?, ?, ?)"
         with self._write() as conn:
             known = conn.execute("SELECT 1 FROM users WHERE user_id = ?", (uid,)).fetchone()
-            conn.execute(
-                "INSERT INTO users (user_id, text, created_at, attributes) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(user_id) DO UPDATE SET text = excluded.text, "
-                "attributes = excluded.attributes",
-                (uid, text, time.time(), attrs),
+            _insert_row(
+                conn, sql + on_conflict * exist_ok, (uid, text, time.time(), attrs), "user", uid
             )
             return known is None
 
+    @_available
     def add_item(
         self,
         item_id: str,
         title: str | None = None,
         description: str | None = None,
         categories: Sequence[str] | None = None,
+        *,
+        exist_ok: bool = True,
     ) -> bool:
-        """Insert or update an item; return True when the item is new."""
-        iid = _check_id(item_id, "item_id", "add_item")
+        """Insert an item, or update a known one; return True when the item is new
+        (``exist_ok=False``: a known id raises :class:`AlreadyExistsError`, as in
+        :meth:`add_user`)."""
+        iid = check_id(item_id, "item_id", "add_item")
         if isinstance(categories, str):
             raise DataError("add_item: categories must be a list of strings, not one string")
-        cats = _to_json([str(c) for c in categories or ()], "categories", "add_item")
+        cats = to_json([str(c) for c in categories or ()], "categories", "add_item")
+        sql = (
+            "INSERT INTO items (item_id, title, description, categories, created_at) "
+            "VALUES (?, ?, ?, ?, ?)"
+        )
+        on_conflict = (
+            " ON CONFLICT(item_id) DO UPDATE SET title = excluded.title, "
+            "description = excluded.description, categories = excluded.categories"
+        )
         with self._write() as conn:
             known = conn.execute("SELECT 1 FROM items WHERE item_id = ?", (iid,)).fetchone()
-            conn.execute(
-                "INSERT INTO items (item_id, title, description, categories, created_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET title = excluded.title, "
-                "description = excluded.description, categories = excluded.categories",
-                (iid, title, description, cats, time.time()),
-            )
+            row = (iid, title, description, cats, time.time())
+            _insert_row(conn, sql + on_conflict * exist_ok, row, "item", iid)
             return known is None
 
+    @_available
     def get_user(self, user_id: str) -> dict[str, Any] | None:
         """The user as a dict (``attributes`` decoded), or None when unknown."""
         row = (
@@ -337,6 +402,7 @@ class FeedbackStore:
         )
         return None if row is None else _user_dict(row)
 
+    @_available
     def get_item(self, item_id: str) -> dict[str, Any] | None:
         """The item as a dict (``categories`` decoded), or None when unknown."""
         row = (
@@ -346,6 +412,7 @@ class FeedbackStore:
         )
         return None if row is None else _item_dict(row)
 
+    @_available
     def list_users(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         """Users ordered by id (``limit``/``offset`` page through them)."""
         rows = self._conn().execute(
@@ -354,6 +421,7 @@ class FeedbackStore:
         )
         return [_user_dict(r) for r in rows]
 
+    @_available
     def list_items(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         """Items ordered by id (``limit``/``offset`` page through them)."""
         rows = self._conn().execute(
@@ -389,68 +457,24 @@ def _flocked(fd: int | None) -> Iterator[None]:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _check_id(value: Any, name: str, where: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise DataError(f"{where}: {name} must be a non-empty string, got {type(value).__name__}")
-    s = str(value)
-    if not s.strip():
-        raise DataError(f"{where}: {name} must be a non-empty string, got {value!r}")
-    return s
-
-
-def _finite(value: Any, name: str, where: str) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: {name} must be a number, got {value!r}") from None
-    if not math.isfinite(f):
-        raise DataError(f"{where}: {name} must be a finite number, got {value!r}")
-    return f
-
-
-def _validate_event(user_id, item_id, event, value, ts, key, *, where: str) -> tuple:
-    uid = _check_id(user_id, "user_id", where)
-    iid = _check_id(item_id, "item_id", where)
-    if event not in EVENT_TYPES:
-        raise DataError(
-            f"{where}: unknown event type {event!r}; expected one of {list(EVENT_TYPES)}"
-        )
-    if isinstance(value, bool):
-        raise DataError(f"{where}: value must be a number, got {value!r}")
-    val = None if value is None else _finite(value, "value", where)
-    if event == "rating" and val is None:
-        raise DataError(f"{where}: a 'rating' event needs a value (the rating)")
-    stamp = time.time() if ts is None else _finite(ts, "ts", where)
-    if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > 256):
-        raise DataError(f"{where}: idempotency_key must be a non-empty string of ≤256 characters")
-    return (uid, iid, event, val, stamp, key)
-
-
-def _insert(conn: sqlite3.Connection, row: tuple) -> tuple[int, bool]:
+def _insert(conn: sqlite3.Connection, row: EventRow) -> tuple[int, bool]:
+    """Insert ``row`` unless its idempotency key is stored; a stored key must be a true
+    replay (:func:`check_replay`), else :class:`ConflictError`."""
+    ts = time.time() if row.ts is None else row.ts
     cur = conn.execute(
         "INSERT INTO events (user_id, item_id, event, value, ts, idempotency_key, received_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING RETURNING id",
-        (*row, time.time()),
+        (row.user_id, row.item_id, row.event, row.value, ts, row.idempotency_key, time.time()),
     )
     got = cur.fetchone()
     if got is not None:
         return int(got[0]), True
     first = conn.execute(
-        "SELECT id, user_id, item_id, event FROM events WHERE idempotency_key = ?", (row[5],)
+        "SELECT id, user_id, item_id, event, value, ts FROM events WHERE idempotency_key = ?",
+        (row.idempotency_key,),
     ).fetchone()
-    if tuple(first)[1:] != row[:3]:
-        log.warning(
-            "idempotency key %r reused for a different event (%s, %s, %s); kept event %d",
-            row[5], *row[:3], first[0],
-        )  # fmt: skip
+    check_replay(dict(first), row)
     return int(first[0]), False
-
-
-def _to_json(value: Any, name: str, where: str) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
-    except (TypeError, ValueError) as e:
-        raise DataError(f"{where}: {name} is not JSON-serialisable: {e}") from None
 
 
 def _user_dict(row: sqlite3.Row) -> dict[str, Any]:
