@@ -39,14 +39,10 @@ import pandas as pd
 from lgrec.errors import AlreadyExistsError, DataError, StoreUnavailableError
 from lgrec.store.records import EVENT_TYPES, EventRow, check_id, check_replay, to_json
 from lgrec.store.records import validate_event as _validate_event
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+from lgrec.store.sqlite_schema import SCHEMA_VERSION, flocked, migrate, open_lock_file
 
 log = logging.getLogger(__name__)
-__all__ = ["EVENT_COLUMNS", "EVENT_TYPES", "FeedbackStore", "migrate"]
+__all__ = ["EVENT_COLUMNS", "EVENT_TYPES", "SCHEMA_VERSION", "FeedbackStore", "migrate"]
 
 EVENT_COLUMNS = (
     "id",
@@ -58,68 +54,6 @@ EVENT_COLUMNS = (
     "idempotency_key",
     "received_at",
 )
-
-_MIGRATIONS: tuple[str, ...] = (
-    # version 0 -> 1: initial schema
-    """
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        user_id TEXT NOT NULL CHECK (length(user_id) > 0),
-        item_id TEXT NOT NULL CHECK (length(item_id) > 0),
-        event TEXT NOT NULL CHECK (event IN ('click', 'purchase', 'rating', 'view', 'like')),
-        value REAL,
-        ts REAL NOT NULL,
-        idempotency_key TEXT UNIQUE,
-        received_at REAL NOT NULL
-    );
-    CREATE INDEX events_user ON events (user_id, id);
-    CREATE TABLE users (
-        user_id TEXT PRIMARY KEY CHECK (length(user_id) > 0),
-        text TEXT,
-        created_at REAL NOT NULL,
-        attributes TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE TABLE items (
-        item_id TEXT PRIMARY KEY CHECK (length(item_id) > 0),
-        title TEXT,
-        description TEXT,
-        categories TEXT NOT NULL DEFAULT '[]',
-        created_at REAL NOT NULL
-    );
-    """,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-
-def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
-    """Bring the schema of ``conn`` up to :data:`SCHEMA_VERSION`; return the version found.
-
-    Migration ``k`` upgrades ``user_version`` ``k`` to ``k + 1``; pending migrations run in one
-    transaction, so a crash leaves the file at the old version. A file whose version is newer
-    than this code raises :class:`DataError` (it was written by a newer lgrec).
-    """
-    found = conn.execute("PRAGMA user_version").fetchone()[0]
-    if found > SCHEMA_VERSION:
-        raise DataError(
-            f"feedback store {path}: schema version {found} is newer than this lgrec supports "
-            f"({SCHEMA_VERSION}); upgrade lgrec"
-        )
-    if found < SCHEMA_VERSION:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # re-read under the write lock: another process may have migrated meanwhile
-            current = conn.execute("PRAGMA user_version").fetchone()[0]
-            for version in range(current, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                log.info("feedback store %s: migrated schema %d -> %d", path, version, version + 1)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return found
 
 
 def _insert_row(conn: sqlite3.Connection, sql: str, row: tuple, what: str, key: str) -> None:
@@ -165,7 +99,7 @@ class FeedbackStore:
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._wlock = threading.Lock()
-        self._lock_fd = _open_lock_file(self.path)
+        self._lock_fd = open_lock_file(self.path)
         migrate(self._conn(), self.path)
 
     # ---- connections -------------------------------------------------------------------
@@ -198,7 +132,7 @@ class FeedbackStore:
         made the p99 of concurrent feedback writes from two server workers ~0.3 s. The kernel
         drops the ``flock`` of a killed process; SQLite's own lock stays the safety net."""
         conn = self._conn()
-        with self._wlock, _flocked(self._lock_fd):
+        with self._wlock, flocked(self._lock_fd):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -432,31 +366,6 @@ class FeedbackStore:
 
 
 # ---- helpers ---------------------------------------------------------------------------
-def _open_lock_file(path: Path) -> int | None:
-    """File descriptor of ``<path>.lock`` for :func:`_flocked`; None where ``flock`` is missing
-    (Windows) or the folder is read-only (then SQLite's busy handler alone orders writers)."""
-    if fcntl is None:
-        return None
-    try:
-        return os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        log.warning("feedback store %s: no lock file (%s); writers poll SQLite's lock", path, e)
-        return None
-
-
-@contextmanager
-def _flocked(fd: int | None) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``fd`` (no-op for None)."""
-    if fd is None:
-        yield
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
 def _insert(conn: sqlite3.Connection, row: EventRow) -> tuple[int, bool]:
     """Insert ``row`` unless its idempotency key is stored; a stored key must be a true
     replay (:func:`check_replay`), else :class:`ConflictError`."""
