@@ -390,15 +390,23 @@ def cmd_quickstart(args) -> int:
 
 # ---- serve / retrain (owned by lgrec.serve) ------------------------------------------------
 def _serve_parsers(sub) -> None:
+    from lgrec.credentials import add_secret_args
+
     s = sub.add_parser("serve", help="HTTP API + web page for a saved model (FastAPI/uvicorn)")
     s.add_argument("--model", required=True, help="saved model directory (lgrec train --out)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     s.add_argument("--store", help="feedback SQLite file (default: MODEL/feedback.sqlite)")
-    s.add_argument("--api-key", help="key for write endpoints (prefer env LGREC_API_KEY)")
+    add_secret_args(s, "api-key", "LGREC_API_KEY", "key for the write endpoints")
     s.add_argument("--protect-reads", action="store_true", help="read endpoints need the key too")
     s.add_argument("--max-body", type=int, default=64 * 1024, help="max request body bytes")
+    s.add_argument("--max-header", type=int, default=16 * 1024, help="max request header bytes")
+    s.add_argument(
+        "--rate-limit", type=float, default=20.0,
+        help="expensive requests (query=, /explain, creates) per second per client and worker "
+        "(0: off; bursts of twice as many)",
+    )  # fmt: skip
     s.add_argument("--online-lr", type=float, default=0.5, help="η of the feedback fold-in")
     s.add_argument("--no-text", action="store_true", help="disable text (queries, text cold start)")
     s.add_argument("--threads", type=int, default=1, help="torch threads per worker")
@@ -426,19 +434,21 @@ def cmd_serve(args) -> int:
 
     import uvicorn
 
+    from lgrec.credentials import read_secret
     from lgrec.errors import ModelFileError
     from lgrec.serve.app import ServeSettings, create_app
 
     if not (Path(args.model) / "config.json").is_file():
         raise ModelFileError(f"{args.model} is not a saved lgrec model (no config.json)")
-    key = args.api_key or os.environ.get("LGREC_API_KEY") or None
+    key = read_secret(args.api_key_file, "LGREC_API_KEY")
     settings = ServeSettings(
         model=args.model, store=args.store, api_key=key, protect_reads=args.protect_reads,
-        max_body=args.max_body, online_lr=args.online_lr, text="off" if args.no_text else "auto",
-        threads=args.threads, graph_path=args.graph_path,
+        max_body=args.max_body, max_header=args.max_header, rate_limit=args.rate_limit,
+        rate_burst=max(1, int(2 * args.rate_limit)), online_lr=args.online_lr,
+        text="off" if args.no_text else "auto", threads=args.threads, graph_path=args.graph_path,
     )  # fmt: skip
     if not key:
-        log.warning("no API key (LGREC_API_KEY / --api-key): write endpoints are disabled")
+        log.warning("no API key (LGREC_API_KEY / --api-key-file): write endpoints are disabled")
     level = "info" if args.verbose else "warning"
     if args.workers > 1:
         os.environ.update(settings.to_env())

@@ -20,6 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from lgrec.credentials import add_secret_args, read_secret
 from lgrec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # numpy/pandas load lazily: `lgrec --help` stays fast
@@ -35,7 +36,7 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--path", help="LadybugDB directory (backend ladybug)")
     g.add_argument("--uri", help="Bolt URI, e.g. bolt://127.0.0.1:7687 (backend bolt)")
     g.add_argument("--user", dest="db_user", help="Bolt user name")
-    g.add_argument("--password", dest="db_password", help="Bolt password (prefer env)")
+    add_secret_args(g, "password", "LGREC_GRAPH_PASSWORD", "Bolt password")
 
 
 def add_graph_parsers(sub: Any) -> None:
@@ -128,9 +129,7 @@ def open_store(args: argparse.Namespace, *, read_only: bool = False) -> Any:
         return open_graph_store("ladybug", path=args.path, read_only=read_only)
     if not args.uri:
         raise ConfigError("--backend bolt needs --uri, e.g. bolt://127.0.0.1:7687")
-    import os
-
-    password = args.db_password or os.environ.get("LGREC_GRAPH_PASSWORD")
+    password = read_secret(args.password_file, "LGREC_GRAPH_PASSWORD")
     return open_graph_store("bolt", uri=args.uri, user=args.db_user, password=password)
 
 

@@ -22,7 +22,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from lgrec.errors import AlreadyExistsError, ConfigError, UnknownIdError
@@ -47,7 +49,7 @@ class CatalogMixin:
     user_text: dict[int, str]
     user_query: dict[int, Tensor]
     online_seen: dict[int, dict[int, None]]
-    _gf_mix: list[tuple[Tensor, Tensor]]
+    _gf_mix: sp.csr_matrix
     U: Tensor
     V: Tensor
     b: Tensor | None
@@ -147,19 +149,21 @@ class CatalogMixin:
             }
         )
         Q = online.unit_rows(torch.from_numpy(self.encoder.encode(online.item_texts(rows))))
-        for k, rec in enumerate(recs):  # one by one: later new items may neighbour earlier ones
-            with self.lock:
-                vec, bias = online.item_from_text(
-                    Q[k], self.T, self.V, self.b, self.neighbours, self.tau
-                )
-                base_nbrs = online.text_neighbours(
-                    Q[k], self.T[: self.n_base_items], self.neighbours, self.tau
-                )
-                self._gf_mix.append(base_nbrs)
-                self.V = torch.cat([self.V, vec[None]])
-                self.T = torch.cat([self.T, Q[k][None]])
-                if self.b is not None:
-                    self.b = torch.cat([self.b, torch.tensor([bias])])
+        with self.lock:
+            V, T, b = self.V, self.T, self.b
+        mix: list[tuple[Tensor, Tensor]] = []
+        for k in range(len(recs)):  # one by one: later new items may neighbour earlier ones
+            vec, bias = online.item_from_text(Q[k], T, V, b, self.neighbours, self.tau)
+            mix.append(
+                online.text_neighbours(Q[k], T[: self.n_base_items], self.neighbours, self.tau)
+            )
+            V, T = torch.cat([V, vec[None]]), torch.cat([T, Q[k][None]])
+            if b is not None:
+                b = torch.cat([b, torch.tensor([bias])])
+        with self.lock:  # rows first, ids last: an id found always has its row
+            self.V, self.T, self.b = V, T, b
+            self._gf_mix = sp.vstack([self._gf_mix, _mix_rows(mix, self.n_base_items)]).tocsr()
+            for k, rec in enumerate(recs):
                 self._iidx[rec["item_id"]] = len(self.item_ids)
                 self.item_ids.append(rec["item_id"])
                 self.titles.append(rows["title"][k] or rec["item_id"])
@@ -194,3 +198,12 @@ class CatalogMixin:
             if q is not None:
                 self.user_query[u] = q
             self.online_seen[u] = dict.fromkeys(liked)
+
+
+def _mix_rows(mix: list[tuple[Tensor, Tensor]], n_cols: int) -> sp.csr_matrix:
+    """``(neighbour rows, weights)`` of new items as the rows of a CSR matrix."""
+    lengths = [len(idx) for idx, _ in mix]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    cols = np.concatenate([idx.numpy() for idx, _ in mix]) if mix else np.zeros(0, np.int64)
+    vals = np.concatenate([w.numpy() for _, w in mix]) if mix else np.zeros(0, np.float32)
+    return sp.csr_matrix((vals.astype(np.float32), cols, indptr), shape=(len(mix), n_cols))

@@ -24,6 +24,7 @@ import torch
 from lgrec.errors import ServerFaultError
 from lgrec.models.base import Recommender
 from lgrec.serve import online
+from lgrec.serve.explain import explain_items
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -43,21 +44,29 @@ class ScoringMixin:
     filter_weight: float
     online_seen: dict[int, dict[int, None]]
     user_query: dict[int, Tensor]
-    _gf_mix: list[tuple[Tensor, Tensor]]
+    _gf_mix: sp.csr_matrix
     n_base_users: int
     n_base_items: int
+    titles: list[str]
+    categories: list[list[str]]
+    user_text: dict[int, str]
 
     # provided by the other parts of ServeState
     encode: Callable[[str], Tensor]
+    text_enabled: bool
 
     # ---- reads -------------------------------------------------------------------------------
     def history(self, u: int) -> np.ndarray:
-        """Item rows the user has interacted with: training items, then online ones in order."""
+        """Item rows the user has interacted with, each once: training items, then online
+        ones from the least to the most recent (an item used again moves to the end)."""
         seen = self.seen_base
         base = seen.indices[seen.indptr[u] : seen.indptr[u + 1]] if u < self.n_base_users else []
+        base = np.asarray(base, dtype=np.int64)
         with self.lock:
-            extra = list(self.online_seen.get(u, ()))
-        return np.concatenate([np.asarray(base, dtype=np.int64), np.asarray(extra, dtype=np.int64)])
+            extra = np.fromiter(self.online_seen.get(u, ()), dtype=np.int64)
+        if len(extra) and len(base):
+            base = base[~np.isin(base, extra)]
+        return np.concatenate([base, extra])
 
     def snapshot(self) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """``(V, b, T)`` of this moment (replaced, never mutated in place, on growth)."""
@@ -95,25 +104,28 @@ class ScoringMixin:
         return s
 
     def _filter_scores(self, u: int) -> Tensor:
-        """Graph-filter scores of ``u``'s current history; runtime items mix their neighbours."""
+        """Graph-filter scores ``GF(x_u)`` of ``u``'s current history over every item.
+
+        A runtime item ``r`` is its trained text neighbours: row ``m_r`` of the mix matrix
+        ``M`` (runtime × trained items). So ``x_u = min(1, 1_H + Σ_{r∈H} m_r)`` over the
+        trained items, and the runtime items score ``M · GF(x_u)``: two sparse products, no
+        Python loop over runtime items (their number only adds rows to ``M``)."""
         hist = self.history(u)
-        base = hist[hist < self.n_base_items]
-        cols, vals = [base], [np.ones(len(base), dtype=np.float32)]
+        nb = self.n_base_items
         with self.lock:
-            mix = list(self._gf_mix)
-        for i in hist[hist >= self.n_base_items].tolist():
-            idx, w = mix[i - self.n_base_items]
-            cols.append(idx.numpy())
-            vals.append(w.numpy())
-        c = np.concatenate(cols)
+            mix = self._gf_mix
+        base = hist[hist < nb]
         row = sp.csr_matrix(
-            (np.concatenate(vals), (np.zeros(len(c), dtype=np.int64), c)),
-            shape=(1, self.n_base_items),
+            (np.ones(len(base), dtype=np.float32), (np.zeros(len(base), dtype=np.int64), base)),
+            shape=(1, nb),
         )
-        row.data = np.minimum(row.data, 1.0)  # duplicates sum; keep the row binary-like
+        runtime = hist[hist >= nb] - nb
+        if len(runtime):
+            row = (row + sp.csr_matrix(mix[runtime].sum(axis=0))).tocsr()
+            row.data = np.minimum(row.data, 1.0)  # keep the row binary-like
         gf = online.filter_row_scores(self.filter, row)
-        if mix:
-            gf = torch.cat([gf, torch.stack([(gf[idx] * w).sum() for idx, w in mix])])
+        if mix.shape[0]:
+            gf = torch.cat([gf, torch.from_numpy(mix @ gf.numpy()).float()])
         return gf
 
     def recommend(
@@ -132,6 +144,18 @@ class ScoringMixin:
         k = min(k, int(torch.isfinite(s).sum()))
         top = torch.topk(s, k)
         return top.indices.numpy(), top.values.numpy()
+
+    def explanations(self, u: int, items: np.ndarray, query: str | None = None) -> list:
+        """:func:`~lgrec.serve.explain.explain_items` of ``items`` for user row ``u`` (their
+        history, own text and the request's ``query``)."""
+        V, _, T = self.snapshot()
+        usable = T is not None and self.text_enabled
+        ut = self.encode(self.user_text[u]) if u in self.user_text and usable else None
+        qv = self.encode(query) if query and usable else None
+        return explain_items(
+            self.history(u), items, V, T, self.titles, self.categories,
+            user_text=ut, query=query, query_vec=qv,
+        )  # fmt: skip
 
     def similar(self, i: int, k: int, blend: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
         """Items most associated with item ``i``: ``β cos(e_i, e_j) + (1−β) cos(t_i, t_j)``."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from lgrec.errors import AlreadyExistsError, ConfigError, ModelFileError
@@ -99,7 +100,8 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin):
         self.filter_weight = float(getattr(self.model, "filter_weight_", 0.0) or 0.0)
         if self.filter_weight <= 0:
             self.filter = None
-        self._gf_mix: list[tuple[Tensor, Tensor]] = []  # per runtime item: trained nbrs, weights
+        # runtime items × trained items: each row a runtime item's text neighbours and weights
+        self._gf_mix = sp.csr_matrix((0, self.n_base_items), dtype=np.float32)
         self.online_seen: dict[int, dict[int, None]] = {}
         self.online_events: dict[int, int] = {}
         self.user_query: dict[int, Tensor] = {}  # runtime users' encoded texts

@@ -166,6 +166,8 @@ class SyncMixin:
         alpha = self.online_lr * online.event_weight(event, value, self.rating_scale)
         with self.lock:
             self.U[u] = online.fold_in(self.U[u], self.V[i], alpha)
-            self.online_seen.setdefault(u, {})[i] = None
+            seen = self.online_seen.setdefault(u, {})
+            seen.pop(i, None)  # once, at its most recent place
+            seen[i] = None
             self.online_events[u] = self.online_events.get(u, 0) + 1
         return 1
