@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--param",
         action="append",
         metavar="MODEL.NAME=VALUE",
-        help="model hyper-parameter, e.g. lmgcn.dim=32 (repeatable)",
+        help="model hyper-parameter, e.g. lmgcn.spectral_k=128 (repeatable)",
     )
     s.add_argument("--out", required=True, help="model directory to write")
     s.add_argument("--no-refit", action="store_true", help="keep the train-only fit")

@@ -94,13 +94,13 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
 
 
 def parse_param(text: str) -> tuple[str, str, Any]:
-    """``"lmgcn.dim=32"`` → ("lmgcn", "dim", 32); values are parsed as TOML scalars/arrays."""
+    """``"lmgcn.spectral_k=128"`` → ("lmgcn", "spectral_k", 128); values are TOML scalars/arrays."""
     try:
         key, raw = text.split("=", 1)
         model, name = key.strip().split(".", 1)
     except ValueError:
         raise ConfigError(
-            f"--param {text!r}: expected MODEL.NAME=VALUE, e.g. lmgcn.dim=32"
+            f"--param {text!r}: expected MODEL.NAME=VALUE, e.g. lmgcn.spectral_k=128"
         ) from None
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]

@@ -28,11 +28,9 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "reg": "1e-6:1e-2:log",
     },
     "lmgcn": {
-        "dim": [32, 64, 128],
-        "n_layers": "1:4",
-        "lr": "1e-3:2e-2:log",
-        "reg": "1e-6:1e-2:log",
-        "semantic_weight": "0.0:1.0",
+        "spectral_k": [64, 128, 256, 512],
+        "semantic_k": [0, 5, 10, 20],
+        "profiles": [True, False],
     },
     "graphfilter": {
         "k": "8:512:log",

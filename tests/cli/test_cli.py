@@ -45,9 +45,9 @@ def ml_dir(tmp_path_factory) -> Path:
 
 FAST = [
     "--param",
-    "lmgcn.epochs=10",
+    "lmgcn.spectral_k=16",
     "--param",
-    "lmgcn.dim=16",
+    "lmgcn.rank=16",
     "--param",
     "lightgcn.epochs=10",
     "--param",

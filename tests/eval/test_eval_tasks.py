@@ -119,9 +119,8 @@ def test_category_holdout_above_chance_on_planted_data(planted_text_emb):
     noise = np.random.default_rng(0).standard_normal((ds.n_items, 16)).astype(np.float32)
     split = split_last(masked)
     model = LMGCN(
-        dim=16, epochs=30, batch_size=256, lr=0.02, eval_every=5, patience=2,
-        category_weight=1.0, rating_head=False, filter_weight=0.0, use_profiles=False,
-        semantic_weight=0.0,
+        spectral_k=16, rank=16, reg=(0.1, 1.0), rating_head=False, filter_weight=0.0,
+        profiles=False, semantic_k=0,
     ).fit(split.train, valid=split.valid, item_emb=noise)  # fmt: skip
     m = category_metrics(model_category_scores(model, held, vocab), truth)
     assert m["Accuracy@1"] > 0.6  # chance is 1/3

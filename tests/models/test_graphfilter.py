@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from lgrec.errors import ConfigError
 from lgrec.models import GraphFilter, Recommender
-from tests.conftest import topic_precision
+from tests.conftest import make_planted, split_last, topic_precision
 
 
 def _dense_rn(r: np.ndarray, a: float, b: float) -> np.ndarray:
@@ -34,7 +35,7 @@ def test_linear_filter_matches_dense_formula(planted_split, exps):
 
 
 def test_ideal_filter_and_grid_choice(planted_split, planted):
-    m = GraphFilter(k=(2, 4, 8), alpha=(0.0, 0.5), sharpen=0.0).fit(
+    m = GraphFilter(k=(2, 4, 8), alpha=(0.0, 0.5), sharpen=0.0, k_limit=0).fit(
         planted_split.train, valid=planted_split.valid
     )
     assert len(m.search_) == 6
@@ -43,6 +44,19 @@ def test_ideal_filter_and_grid_choice(planted_split, planted):
     assert topic_precision(m, planted) > 0.8
     params = m.refit_params()
     assert params["k"] == m.k_ and params["alpha"] == m.alpha_
+
+
+def test_k_grid_grows_past_its_top_while_validation_improves():
+    split = split_last(make_planted(n_users=60, items_per_topic=30, per_user=10))
+    fit = {"alpha": (0.5, 1.0), "sharpen": 0.0}
+    fixed = GraphFilter(k=(1,), k_limit=0, **fit).fit(split.train, valid=split.valid)
+    assert fixed.k_ == 1 and {r["k"] for r in fixed.search_} == {1}  # stuck at the edge
+    m = GraphFilter(k=(1,), k_limit=64, **fit).fit(split.train, valid=split.valid)
+    recall = {r["k"]: r["valid_Recall@20"] for r in m.search_}
+    ks = sorted(recall)
+    assert ks[:2] == [1, 2] and all(b == 2 * a for a, b in itertools.pairwise(ks))  # doubling
+    assert m.k_ > 1 and recall[m.k_] == max(recall.values()) > recall[1]
+    assert ks[-1] < 64 and recall[ks[-1]] <= recall[m.k_]  # stopped when it stopped improving
 
 
 def _dense_blurred(train, m) -> tuple[np.ndarray, np.ndarray]:

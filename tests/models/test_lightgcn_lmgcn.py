@@ -11,6 +11,7 @@ from lgrec.models import LMGCN, LightGCN, Recommender
 from tests.conftest import topic_precision
 
 FAST = dict(dim=16, epochs=30, batch_size=256, lr=0.02, eval_every=5, patience=2)
+LM_FAST = dict(spectral_k=16, reg=(0.1, 1.0), rank=16, semantic_k=5)
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def lightgcn(planted_split):
 
 @pytest.fixture(scope="module")
 def lmgcn(planted_split, planted_text_emb):
-    return LMGCN(**FAST, rating_epochs=40).fit(
+    return LMGCN(**LM_FAST, rating_epochs=40).fit(
         planted_split.train, valid=planted_split.valid, item_emb=planted_text_emb
     )
 
@@ -78,7 +79,7 @@ def test_lmgcn_recommends_cold_items_from_text(planted, planted_text_emb):
     # hold out 6 items entirely; their embeddings come from text + semantic neighbours only
     cold = np.array([3, 4, 23, 24, 43, 44])
     keep = ~planted.interactions["item"].isin(cold).to_numpy()
-    model = LMGCN(**FAST, rating_head=False).fit(planted.subset(keep), item_emb=planted_text_emb)
+    model = LMGCN(**LM_FAST, rating_head=False).fit(planted.subset(keep), item_emb=planted_text_emb)
     users = np.arange(planted.n_users)
     top, _ = model.recommend(users, k=2, candidates=cold)
     topic = top.numpy() // 20
@@ -126,7 +127,7 @@ def test_lmgcn_on_implicit_data_has_no_rating_head_and_evaluates(planted_split, 
 
     sp_ = planted_split
     split = type(sp_)(**{**vars(sp_), "train": implicit(sp_.train), "valid": implicit(sp_.valid)})
-    m = LMGCN(**FAST).fit(split.train, valid=split.valid, item_emb=planted_text_emb)
+    m = LMGCN(**LM_FAST).fit(split.train, valid=split.valid, item_emb=planted_text_emb)
     assert not m.has_rating_head and LMGCN.has_rating_head
     with pytest.raises(NotImplementedError, match="without explicit ratings"):
         m.predict_rating([0], [0])

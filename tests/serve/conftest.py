@@ -35,10 +35,7 @@ def bundle(tmp_path_factory, dataset) -> Path:
 
     torch.set_num_threads(1)
     emb = TextEncoder().encode(dataset.item_text())
-    model = LMGCN(
-        dim=16, n_layers=2, epochs=40, batch_size=128, lr=0.02, eval_every=1000,
-        use_profiles=False, rating_head=False, semantic_k=5, seed=0,
-    )  # fmt: skip
+    model = LMGCN(spectral_k=16, rank=16, reg=0.3, rating_head=False, semantic_k=5, seed=0)
     model.fit(dataset, item_emb=emb)
     return save_bundle(model, dataset, tmp_path_factory.mktemp("bundle") / "lmgcn")
 

@@ -201,6 +201,73 @@ def fit_cold_map(
     return ColdMap(w, float(lam), float(alpha), k, tau)
 
 
+@dataclass
+class SideMap:
+    """A :class:`ColdMap` fitted on the warm items, with what it needs to place any item:
+    side features ``f`` and normalised text ``t`` of every item, the ``warm`` mask and the
+    warm items' ``targets``."""
+
+    cmap: ColdMap
+    f: torch.Tensor
+    t: torch.Tensor | None
+    warm: np.ndarray
+    targets: torch.Tensor
+
+    def embed(self, items: np.ndarray, exclude_self: bool = False) -> torch.Tensor:
+        """Placements of ``items`` from side features alone. ``exclude_self`` (for warm items,
+        to see them as if they were cold) drops each item from its own neighbour pool."""
+        w = torch.from_numpy(self.warm)
+        idx = torch.from_numpy(np.asarray(items, dtype=np.int64))
+        e = self.f[idx].to(self.cmap.w.dtype) @ self.cmap.w
+        if self.cmap.alpha > 0 and self.t is not None:
+            pool = torch.from_numpy(np.flatnonzero(self.warm))
+            t_pool, e_pool = self.t[w], self.targets[w].to(e.dtype)
+            nb = torch.empty_like(e)
+            k = min(self.cmap.k, len(pool) - int(exclude_self))
+            for s in range(0, len(idx), 2048):
+                q = idx[s : s + 2048]
+                sim = self.t[q] @ t_pool.T
+                if exclude_self:
+                    sim[q[:, None] == pool[None, :]] = -torch.inf
+                top = torch.topk(sim, k, dim=1)
+                wt = torch.softmax(top.values / self.cmap.tau, dim=1).to(e.dtype)
+                nb[s : s + 2048] = (wt[:, :, None] * e_pool[top.indices]).sum(1)
+            e = (1 - self.cmap.alpha) * e + self.cmap.alpha * nb
+        return e.to(self.targets.dtype)
+
+
+def fit_side_map(
+    data: Dataset,
+    text: torch.Tensor | None,
+    targets: torch.Tensor,
+    *,
+    user_emb: torch.Tensor,
+    seen: sp.csr_matrix,
+    seed: int = 0,
+    **grid: object,
+) -> SideMap | None:
+    """A :class:`SideMap` from side features to ``targets`` (I × d rows; only the rows of items
+    with an interaction in ``seen`` are used), chosen by pseudo-cold Recall@20 of ``user_emb``
+    · target (``grid``: ``lambdas``, ``alphas``, ``max_users`` … of :func:`fit_cold_map`).
+    ``None`` when there is no side feature or fewer than 10 warm items."""
+    f, _ = side_features(data, text)
+    warm = np.diff(sp.csc_matrix(seen).indptr) > 0
+    if f is None or int(warm.sum()) < 10:
+        return None
+    t = None if text is None else torch.nn.functional.normalize(text.float(), dim=1)
+    w = torch.from_numpy(warm)
+    cm = fit_cold_map(
+        f[w],
+        None if t is None else t[w],
+        targets[w],
+        seed=seed,
+        user_emb=user_emb,
+        seen=sp.csr_matrix(seen)[:, warm],
+        **grid,  # type: ignore[arg-type]
+    )
+    return SideMap(cm, f, t, warm, targets)
+
+
 def embed_cold_items(
     data: Dataset,
     text: torch.Tensor | None,
@@ -211,24 +278,13 @@ def embed_cold_items(
     seed: int = 0,
 ) -> tuple[np.ndarray, torch.Tensor] | None:
     """Embed the items of ``data`` that have no interaction in ``seen`` (U × I) from their side
-    features: a :class:`ColdMap` fitted on the other items' ``targets`` (I × d rows, chosen by
-    pseudo-cold Recall@20 of ``user_emb`` · target). Returns (cold item indices, their
-    embeddings), or ``None`` when there is nothing to embed, no side feature, or fewer than 10
-    warm items."""
-    f, _ = side_features(data, text)
+    features (:func:`fit_side_map`). Returns (cold item indices, their embeddings), or ``None``
+    when there is nothing to embed, no side feature, or fewer than 10 warm items."""
     warm = np.diff(sp.csc_matrix(seen).indptr) > 0
-    if f is None or warm.all() or int(warm.sum()) < 10:
+    if warm.all():
         return None
-    t = None if text is None else torch.nn.functional.normalize(text.float(), dim=1)
-    w, c = torch.from_numpy(warm), torch.from_numpy(~warm)
-    cm = fit_cold_map(
-        f[w],
-        None if t is None else t[w],
-        targets[w],
-        seed=seed,
-        user_emb=user_emb,
-        seen=sp.csr_matrix(seen)[:, warm],
-    )
-    t_c, t_w = (None, None) if t is None else (t[c], t[w])
-    emb = cm.embed(f[c], t_c, t_w, targets[w]).to(targets.dtype)
-    return np.flatnonzero(~warm), emb
+    sm = fit_side_map(data, text, targets, user_emb=user_emb, seen=seen, seed=seed)
+    if sm is None:
+        return None
+    cold = np.flatnonzero(~warm)
+    return cold, sm.embed(cold)

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+from scipy.sparse.linalg import svds
 from sklearn.utils.extmath import randomized_svd
 
 from lgrec.data.dataset import Dataset
@@ -65,6 +66,9 @@ class GraphFilter(Recommender):
     Args:
         k: number of singular vectors of the ideal low-pass term (0 disables it); a tuple is
             a grid searched on validation (one SVD of the largest k serves every value).
+        k_limit: when validation picks the top of a k grid (a tuple; an int k stays fixed),
+            the grid grows by doubling (one larger SVD each) while validation Recall@20
+            improves, up to this k, so the choice is at the grid's edge only at the limit.
         alpha: weight α of the ideal term; a tuple is a grid searched on validation.
         sharpen: sharpening time h (0 disables it); a tuple is a grid searched on validation
             after k, α and γ are chosen.
@@ -92,8 +96,10 @@ class GraphFilter(Recommender):
         text_fields: tuple[str, ...] | list[str] = ("title", "categories", "description"),
         user_exp: float | tuple[float, ...] | list[float] = 0.3,
         item_exp: float | tuple[float, ...] | list[float] = 0.4,
+        k_limit: int = 2048,
         seed: int = 0,
     ):
+        self.k_limit = k_limit
         self.user_exp = user_exp
         self.item_exp = item_exp
         self.k = k
@@ -158,6 +164,8 @@ class GraphFilter(Recommender):
         e, setting, _ = best
         if e != (self.user_exp_, self.item_exp_):
             self._spectrum(x, *e, k_max)
+        if tune and k_max > 0 and isinstance(self.k, list | tuple):
+            setting = self._grow_k(setting, best[2], x, vx, alphas, gammas, hs[0], e)
         if tune and k_max > 0 and len(hs) > 1:  # … then h given those
             k, a, g, _ = setting
             setting = self._search([(k, a, g, h) for h in hs], x, vx)[0]
@@ -166,6 +174,20 @@ class GraphFilter(Recommender):
         self._fit_cold(data, item_emb)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
+
+    def _grow_k(self, setting: tuple, r: float, x: sp.csr_matrix, vx: sp.csr_matrix,
+                alphas: list, gammas: list, h: float, e: tuple) -> tuple:  # fmt: skip
+        """Double k past the grid's top while validation Recall@20 improves (``k_limit``)."""
+        top = self._vall.shape[1]
+        while setting[0] == top and top < min(self.k_limit, min(x.shape) - 1):
+            top = min(2 * top, self.k_limit, min(x.shape) - 1)
+            self._spectrum(x, *e, top)
+            grid = list(itertools.product([top], alphas, gammas, [h]))
+            cand, r_new = self._search(grid, x, vx)
+            if r_new <= r:
+                break
+            setting, r = cand, r_new
+        return setting
 
     def _spectrum(self, x: sp.csr_matrix, a: float, b: float, k_max: int) -> None:
         """R̃ = D_U^{-a} R D_I^{-b} scaled to σ_max = 1 and its top ``k_max`` singular pairs."""
@@ -235,8 +257,6 @@ class GraphFilter(Recommender):
         if (self.user_exp_, self.item_exp_) == (0.5, 0.5) or min(rn.shape) < 2 or rn.nnz == 0:
             return 1.0
         if sig is None:
-            from scipy.sparse.linalg import svds
-
             sig = svds(rn, k=1, return_singular_vectors=False, random_state=self.seed)
         return 1.0 / float(np.max(sig))
 
@@ -266,9 +286,8 @@ class GraphFilter(Recommender):
     def _d_pow(self, sign: float) -> np.ndarray:
         """D_I^{±b} as a float32 vector (b the chosen ``item_exp``; 0 for unseen items)."""
         with np.errstate(divide="ignore"):
-            return np.where(self.di_ > 0, self.di_ ** (sign * self.item_exp_), 0.0).astype(
-                np.float32
-            )
+            d = np.where(self.di_ > 0, self.di_ ** (sign * self.item_exp_), 0.0)
+        return d.astype(np.float32)
 
     def _components(self, users: Tensor, v: Tensor | None, m: Tensor | None = None) -> tuple:
         """(linear x R̃ᵀR̃, x D_I^{-b} V (B × k_max), x V, semantic x S, V, V ⊙ d^b, Vᵀ D^{b} V);
@@ -289,8 +308,7 @@ class GraphFilter(Recommender):
         return lin, low, rv, sem, v, vd, m
 
     def _rnt_torch(self) -> Tensor:
-        """R̃ᵀ as a torch CSR tensor (built with R̃; torch's sparse × dense product is
-        multi-threaded and writes the row-major result that ranking needs)."""
+        """R̃ᵀ as a torch CSR tensor (torch's sparse × dense product is multi-threaded)."""
         if getattr(self, "_rnt_t", None) is None:
             self._rnt_t = to_torch_sparse(self.rnt_)
         return self._rnt_t
@@ -349,9 +367,8 @@ class GraphFilter(Recommender):
         return st
 
     def _meta(self) -> dict[str, Any]:
-        meta = {"alpha_": self.alpha_, "gamma_": self.gamma_, "k_": self.k_, "h_": self.h_}
-        meta.update(scale_=self.scale_, user_exp_=self.user_exp_, item_exp_=self.item_exp_)
-        return {**super()._meta(), **meta}
+        names = ("alpha_", "gamma_", "k_", "h_", "scale_", "user_exp_", "item_exp_")
+        return {**super()._meta(), **{n: getattr(self, n) for n in names}}
 
     def _load_state(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         super()._load_state(tensors, meta)
@@ -372,15 +389,8 @@ class GraphFilter(Recommender):
         self.mk_ = self._gram_d(self.vk_) if self.vk_ is not None and self.h_ > 0 else None
         self.sem_ = None
         if "sem.indptr" in tensors:
-            n = self.n_items_
-            self.sem_ = sp.csr_matrix(
-                (
-                    tensors["sem.data"].numpy(),
-                    tensors["sem.indices"].numpy(),
-                    tensors["sem.indptr"].numpy(),
-                ),
-                shape=(n, n),
-            )
+            parts = (tensors[f"sem.{k}"].numpy() for k in ("data", "indices", "indptr"))
+            self.sem_ = sp.csr_matrix(tuple(parts), shape=(self.n_items_,) * 2)
 
 
 def _grid(v: Any, name: str) -> list[float]:

@@ -1,0 +1,131 @@
+"""LMGCN's parts: the closed-form layer, the feature blocks, fold-in and cold-item calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from lgrec.errors import ConfigError
+from lgrec.models import LMGCN
+from lgrec.models.bilinear import BilinearRidge
+from lgrec.models.coldcal import match_percentiles
+from lgrec.models.features import item_features
+from lgrec.models.newusers import history_vectors
+from tests.conftest import make_planted, split_last
+
+PARTS = dict(spectral_k=16, rank=None, reg=0.3, semantic_k=5, rating_head=False)
+
+
+def _implicit(ds):
+    return ds.with_interactions(ds.interactions.assign(rating=1.0), name=ds.name)
+
+
+def test_bilinear_ridge_solves_the_normal_equations():
+    rng = np.random.default_rng(0)
+    h, x = rng.standard_normal((40, 6)), rng.standard_normal((30, 5))
+    r = sp.random(40, 30, density=0.2, random_state=0, format="csr")
+    r.data[:] = 1.0
+    lam = 0.7
+    w = BilinearRidge(h, r, x).solve(lam)
+    # ∂/∂W ‖R − H W Xᵀ‖² + λ‖W‖² = 0  ⇔  HᵀH W XᵀX + λW = HᵀRX
+    lhs = h.T @ h @ w @ x.T @ x + lam * w
+    np.testing.assert_allclose(lhs, h.T @ r.toarray() @ x, atol=1e-8)
+    assert BilinearRidge.factor(w, None)[1] is None  # exact: user side H W, item side X
+    a, b = BilinearRidge.factor(w, 5)  # full rank by SVD
+    np.testing.assert_allclose(a @ b.T, w, atol=1e-5)
+    a2, b2 = BilinearRidge.factor(w, 2)  # truncated: rank 2, the best rank-2 approximation
+    assert a2.shape == (6, 2) and np.linalg.matrix_rank(a2 @ b2.T) == 2
+
+
+def test_leave_one_out_correction_removes_each_items_own_share():
+    # one user, one item: with the correction the cross term Hᵀ R X loses w_u x_iᵀ x_i
+    x = np.array([[1.0, 2.0]])
+    r = sp.csr_matrix(np.ones((1, 1)))
+    h = x.copy()  # h_u = x_i (weight 1)
+    plain = BilinearRidge(h, r, x)
+    loo = BilinearRidge(h, r, x, c=np.array([1.0]), n_hist=2)
+    assert np.abs(plain.m_).sum() > 0 and np.abs(loo.m_).sum() < 1e-12
+
+
+def test_feature_blocks_follow_the_parts(planted, planted_text_emb):
+    x = planted.matrix("binary")
+    full, sem = item_features(x, planted_text_emb, spectral_k=8, semantic_k=5,
+                              item_graph=sp.identity(planted.n_items, format="csr"))  # fmt: skip
+    assert list(full.blocks) == ["text", "text@graph", "text@semantic", "text@kg", "spectral"]
+    assert sem is not None and full.x.shape == (planted.n_items, 16 * 4 + 8)
+    off, _ = item_features(x, planted_text_emb, text_blocks=False, spectral_k=8)
+    assert list(off.blocks) == ["spectral"]
+    none, _ = item_features(x, planted_text_emb, spectral_k=8, semantic_k=0)
+    assert "text@semantic" not in none.blocks
+    cols = full.graph_columns()
+    assert len(cols) == 16 + 8  # text@graph and spectral come from the interactions
+
+
+def test_ablation_settings_are_constructor_choices(planted_split, planted_text_emb):
+    s = planted_split
+    m = LMGCN(**{**PARTS, "text": False, "profiles": False, "filter_weight": 0.0}).fit(
+        s.train, valid=s.valid, item_emb=planted_text_emb
+    )
+    assert list(m.blocks_) == ["spectral"] and m.filter_ is None and "profile" not in m.user_map_
+    with pytest.raises(ConfigError, match="spectral block"):
+        LMGCN(text=False, spectral_k=0).fit(s.train, item_emb=planted_text_emb)
+    with pytest.raises(ConfigError, match="cold"):
+        LMGCN(cold="boost").fit(s.train, item_emb=planted_text_emb)
+
+
+def test_fold_in_reproduces_training_users_exactly(planted_text_emb):
+    ds = _implicit(make_planted())
+    split = split_last(ds)
+    m = LMGCN(**PARTS, filter_weight=0.0).fit(split.train, valid=split.valid,
+                                              item_emb=planted_text_emb)  # fmt: skip
+    rows = split.train.matrix("binary")[:10]
+    torch.testing.assert_close(history_vectors(m, rows), m.user_emb_[:10], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(m.fold_in(rows), m.score(np.arange(10)), rtol=1e-4, atol=1e-4)
+
+
+def test_fold_in_from_text_alone_finds_the_users_topic(planted_text_emb):
+    import pandas as pd
+
+    from lgrec.text.encoder import TextEncoder
+
+    ds = make_planted()
+    words = {0: "space rockets and galaxies", 1: "love stories and weddings", 2: "ghosts, zombies"}
+    likes = [f"I like {words[u % 3]}" for u in range(ds.n_users)]
+    users = pd.DataFrame({"user_id": ds.users["user_id"], "text": likes})
+    ds = type(ds)(ds.interactions, ds.items, users, name="planted", rating_scale=(1.0, 5.0))
+    emb = TextEncoder().encode(ds.item_text())
+    m = LMGCN(**PARTS).fit(ds, item_emb=emb)
+    assert m.user_text_map_ is not None
+    new = [f"I like {words[t]}" for t in (0, 1, 2)] * 3
+    s = m.fold_in(sp.csr_matrix((9, ds.n_items)), new)
+    top = torch.topk(s, 5, dim=1).indices.numpy() // 20
+    assert (top == (np.arange(9) % 3)[:, None]).mean() > 0.8
+
+
+def test_percentile_matching_places_cold_items_on_the_warm_scale():
+    final = torch.tensor([[10.0, 20.0, 30.0, 40.0, -5.0, -5.0]])
+    side = torch.tensor([[1.0, 2.0, 3.0, 4.0, 3.5, 0.5]])  # cold item 4 is between warm 2 and 3
+    out = match_percentiles(final[:, :4], side[:, :4], side[:, 4:])
+    assert out[0, 0] == 40.0  # three warm items below it: the warm score at rank 3 (of 0..3)
+    assert out[0, 1] == 10.0  # below every warm item: the lowest warm score
+    assert match_percentiles(final[:, :4], side[:, :4], side[:, 4:], offset=-0.25)[0, 0] == 30.0
+
+
+def test_cold_items_compete_with_warm_ones(planted, planted_text_emb):
+    # 6 of 60 items have no training interaction; percentile-matched, they enter the top-10
+    # lists of the users of their topic at least as often as with the model's raw scores
+    cold = np.array([3, 4, 23, 24, 43, 44])
+    keep = ~planted.interactions["item"].isin(cold).to_numpy()
+    train = planted.subset(keep)
+    users = np.arange(planted.n_users)
+    share = {}
+    for mode in ("percentile", "raw"):
+        m = LMGCN(**PARTS, cold=mode).fit(train, item_emb=planted_text_emb)
+        top = m.recommend(users, k=10)[0].numpy()
+        is_cold = np.isin(top, cold)
+        share[mode] = is_cold.mean()
+        if mode == "percentile":  # and they go to the right users
+            assert ((top[is_cold] // 20) == np.repeat(users % 3, is_cold.sum(1))).mean() > 0.8
+    assert share["percentile"] >= share["raw"] and share["percentile"] > 0.1
