@@ -43,22 +43,36 @@ OUT = ROOT / "runs" / "bench-serve"
 API_KEY = "bench-" + os.urandom(8).hex()
 
 
-def build_bundle(path: Path, epochs: int) -> Path:
-    """Train LightGCN on colakg-ml-1m (its fixed split, train part) and save the bundle."""
+def build_bundle(path: Path, epochs: int, model_name: str = "lightgcn") -> Path:
+    """Train ``model_name`` on colakg-ml-1m (its fixed split) and save the bundle.
+
+    LightGCN: ``epochs`` epochs on the training part. LMGCN (the fused model): its defaults
+    (the graph-filter blend chosen on a validation split carved from training, then refit
+    on all of training) without the rating and category heads, which ``/recommend`` and
+    ``/feedback`` never use and which take most of the fitting time."""
     from lgrec.config import load_config
-    from lgrec.models.lightgcn import LightGCN
-    from lgrec.pipeline import prepare, save_bundle, setup
+    from lgrec.pipeline import build_model, fit_model, prepare, save_bundle, setup
 
     if (path / "config.json").is_file():
         log.info("reusing %s", path)
         return path
-    cfg = load_config(dataset="colakg-ml-1m", split="fixed", valid_ratio=0.0)
-    setup(cfg)
-    prep = prepare(cfg)
-    log.info("training LightGCN on %s for %d epochs", prep.data.summary(), epochs)
     t0 = time.perf_counter()
-    model = LightGCN(dim=64, n_layers=3, epochs=epochs, batch_size=8192, lr=0.005)
-    model.fit(prep.split.full_train)
+    if model_name == "lmgcn":
+        cfg = load_config(dataset="colakg-ml-1m", split="fixed", valid_ratio=0.1)
+        setup(cfg)
+        prep = prepare(cfg)
+        log.info("training LMGCN on %s", prep.data.summary())
+        model = build_model("lmgcn", cfg, rating_head=False, category_head=False)
+        model, _ = fit_model(model, prep, cfg)
+    else:
+        from lgrec.models.lightgcn import LightGCN
+
+        cfg = load_config(dataset="colakg-ml-1m", split="fixed", valid_ratio=0.0)
+        setup(cfg)
+        prep = prepare(cfg)
+        log.info("training LightGCN on %s for %d epochs", prep.data.summary(), epochs)
+        model = LightGCN(dim=64, n_layers=3, epochs=epochs, batch_size=8192, lr=0.005)
+        model.fit(prep.split.full_train)
     log.info("trained in %.0fs", time.perf_counter() - t0)
     return save_bundle(model, prep.data, path)
 
@@ -282,7 +296,8 @@ async def fixed_rate(
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bundle", type=Path, default=OUT / "lightgcn-colakg-ml-1m")
+    p.add_argument("--model", choices=("lightgcn", "lmgcn"), default="lmgcn")
+    p.add_argument("--bundle", type=Path, help="default: runs/bench-serve/MODEL-colakg-ml-1m")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--connections", type=int, default=8)
@@ -299,7 +314,9 @@ def main() -> int:
         log.error("wrk not found: apt-get install -y wrk")
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
-    bundle = build_bundle(args.bundle, args.epochs)
+    bundle = build_bundle(
+        args.bundle or OUT / f"{args.model}-colakg-ml-1m", args.epochs, args.model
+    )
     if not args.no_text:
         warm_text_cache(bundle)
     import pandas as pd

@@ -411,6 +411,10 @@ def _serve_parsers(sub) -> None:
     s.add_argument("--no-text", action="store_true", help="disable text (queries, text cold start)")
     s.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     s.add_argument(
+        "--score-cache-mb", type=float, default=512.0,
+        help="MiB per worker for the trained users' precomputed scores (0: off)",
+    )  # fmt: skip
+    s.add_argument(
         "--graph-path", metavar="DIR", help="LadybugDB graph store: /explain paths, candidates"
     )
     s.add_argument("-v", "--verbose", action="store_true")
@@ -446,6 +450,7 @@ def cmd_serve(args) -> int:
         max_body=args.max_body, max_header=args.max_header, rate_limit=args.rate_limit,
         rate_burst=max(1, int(2 * args.rate_limit)), online_lr=args.online_lr,
         text="off" if args.no_text else "auto", threads=args.threads, graph_path=args.graph_path,
+        score_cache_mb=args.score_cache_mb,
     )  # fmt: skip
     if not key:
         log.warning("no API key (LGREC_API_KEY / --api-key-file): write endpoints are disabled")

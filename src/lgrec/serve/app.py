@@ -123,7 +123,10 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     graph = GraphCompanion(settings.graph_path) if settings.graph_path else None
     if state is None:
         store = FeedbackStore(settings.store_path)
-        state = ServeState(settings.model, store, text=settings.text, online_lr=settings.online_lr)
+        state = ServeState(
+            settings.model, store, text=settings.text, online_lr=settings.online_lr,
+            score_cache_mb=settings.score_cache_mb,
+        )  # fmt: skip
     st = state
 
     @asynccontextmanager

@@ -25,6 +25,7 @@ from lgrec.errors import ServerFaultError
 from lgrec.models.base import Recommender
 from lgrec.serve import online
 from lgrec.serve.explain import explain_items
+from lgrec.serve.scorecache import ScoreCache
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -45,6 +46,7 @@ class ScoringMixin:
     online_seen: dict[int, dict[int, None]]
     user_query: dict[int, Tensor]
     _gf_mix: sp.csr_matrix
+    score_cache: ScoreCache | None
     n_base_users: int
     n_base_items: int
     titles: list[str]
@@ -84,12 +86,13 @@ class ScoringMixin:
         history ``H_u`` is short); a query adds ``w · z(cos(q, T))`` (like
         :meth:`Recommender.recommend`)."""
         q = self.encode(query) if query else None
-        V, b, T = self.snapshot()
-        s = V @ self.user_vector(u)
+        with self.lock:  # one consistent catalogue: V, T and M grow together
+            V, b, T, mix = self.V, self.b, self.T, self._gf_mix
+        s, gf = self._model_parts(u, V, mix)
         if b is not None:
             s = s + b
-        if self.filter is not None:
-            s = online.zscore(s) + self.filter_weight * online.zscore(self._filter_scores(u))
+        if gf is not None:
+            s = online.zscore(s) + self.filter_weight * online.zscore(gf)
         q_u = self.user_query.get(u)
         if q_u is not None:  # a runtime user's own text, fading as their history grows
             w = 1.0 / (1.0 + len(self.history(u)) / online.TEXT_HALF_HISTORY)
@@ -103,30 +106,55 @@ class ScoringMixin:
             )
         return s
 
+    def _model_parts(self, u: int, V: Tensor, mix: sp.csr_matrix) -> tuple[Tensor, Tensor | None]:
+        """``(V e_u, GF(x_u) or None)`` over every item of ``V``.
+
+        A trained user's rows over the trained items come from the :class:`ScoreCache`
+        (recomputed and stored again when an event made them stale); runtime items add
+        ``V_R e_u`` and ``M g_u`` (``mix``: :meth:`_filter_base`). Other users are computed
+        here."""
+        nb, cache = self.n_base_items, self.score_cache
+        with self.lock:
+            e_u = self.U[u].clone()
+            got, version = cache.get(u) if cache is not None and u < cache.n_users else (None, -1)
+        if got is None:
+            core = V[:nb] @ e_u
+            gf = self._filter_base(u, mix) if self.filter is not None else None
+            if version >= 0:
+                with self.lock:
+                    cache.put(u, version, core, gf)
+        else:
+            core, gf = got
+        if len(V) > nb:
+            core = torch.cat([core, V[nb:] @ e_u])
+        return core, None if gf is None else _with_runtime_items(gf, mix)
+
     def _filter_scores(self, u: int) -> Tensor:
-        """Graph-filter scores ``GF(x_u)`` of ``u``'s current history over every item.
+        """Graph-filter scores ``GF(x_u)`` of ``u``'s current history over every item."""
+        with self.lock:
+            mix = self._gf_mix
+        return _with_runtime_items(self._filter_base(u, mix), mix)
+
+    def _filter_base(self, u: int, mix: sp.csr_matrix) -> Tensor:
+        """``GF(x_u)`` over the trained items.
 
         A runtime item ``r`` is its trained text neighbours: row ``m_r`` of the mix matrix
         ``M`` (runtime × trained items). So ``x_u = min(1, 1_H + Σ_{r∈H} m_r)`` over the
-        trained items, and the runtime items score ``M · GF(x_u)``: two sparse products, no
-        Python loop over runtime items (their number only adds rows to ``M``)."""
+        trained items: a sparse sum, no Python loop over runtime items (their number only adds
+        rows to ``M``)."""
         hist = self.history(u)
         nb = self.n_base_items
-        with self.lock:
-            mix = self._gf_mix
         base = hist[hist < nb]
         row = sp.csr_matrix(
             (np.ones(len(base), dtype=np.float32), (np.zeros(len(base), dtype=np.int64), base)),
             shape=(1, nb),
         )
         runtime = hist[hist >= nb] - nb
+        runtime = runtime[runtime < mix.shape[0]]  # items newer than this request: left out
         if len(runtime):
             row = (row + sp.csr_matrix(mix[runtime].sum(axis=0))).tocsr()
             row.data = np.minimum(row.data, 1.0)  # keep the row binary-like
-        gf = online.filter_row_scores(self.filter, row)
-        if mix.shape[0]:
-            gf = torch.cat([gf, torch.from_numpy(mix @ gf.numpy()).float()])
-        return gf
+        return online.filter_row_scores(self.filter, row)
 
     def recommend(
         self,
@@ -140,7 +168,8 @@ class ScoringMixin:
         """Top-``k`` item rows and scores for user row ``u``."""
         s = self.scores(u, query, query_weight)
         if exclude_seen:
-            s[torch.from_numpy(self.history(u))] = -torch.inf
+            hist = self.history(u)
+            s[torch.from_numpy(hist[hist < len(s)])] = -torch.inf
         k = min(k, int(torch.isfinite(s).sum()))
         top = torch.topk(s, k)
         return top.indices.numpy(), top.values.numpy()
@@ -177,3 +206,10 @@ class ScoringMixin:
                 "rankings may differ slightly from `lgrec recommend`",
                 self.model.name, float((got - want).abs().max()),
             )  # fmt: skip
+
+
+def _with_runtime_items(gf: Tensor, mix: sp.csr_matrix) -> Tensor:
+    """Trained items' filter scores ``g`` extended to the runtime items: ``[g, M g]``."""
+    if not mix.shape[0]:
+        return gf
+    return torch.cat([gf, torch.from_numpy(mix @ gf.numpy()).float()])

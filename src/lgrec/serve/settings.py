@@ -26,7 +26,8 @@ class ServeSettings:
     Limits: ``max_body`` bytes of a request body (413 above), ``max_header`` bytes of all
     request headers together (431 above); ``rate_limit`` expensive requests per second per
     client and worker, with bursts of ``rate_burst`` (429 above; 0 turns it off; see
-    :class:`lgrec.serve.limits.RateLimitMiddleware`).
+    :class:`lgrec.serve.limits.RateLimitMiddleware`). ``score_cache_mb``: memory per worker
+    for the trained users' precomputed score rows (:mod:`lgrec.serve.scorecache`; 0: off).
     """
 
     model: str
@@ -43,6 +44,7 @@ class ServeSettings:
     metrics_dir: str | None = None
     metrics_interval: float = 2.0
     graph_path: str | None = None
+    score_cache_mb: float = 512.0
 
     @property
     def store_path(self) -> Path:

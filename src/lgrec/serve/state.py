@@ -36,6 +36,7 @@ from lgrec.errors import AlreadyExistsError, ConfigError, ModelFileError
 from lgrec.models.base import Recommender
 from lgrec.serve import online
 from lgrec.serve.catalog import CatalogMixin
+from lgrec.serve.scorecache import ScoreCache
 from lgrec.serve.scoring import ScoringMixin
 from lgrec.serve.sync import SyncMixin
 from lgrec.store.feedback import FeedbackStore
@@ -55,6 +56,8 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin):
             when the model kept none; ``"off"`` disables text features (query, text cold start).
         online_lr: η of the feedback fold-in.
         neighbours, tau: k and τ of the text-neighbour mapping of new items/users.
+        score_cache_mb: memory (MiB) for the trained users' precomputed score rows
+            (:mod:`lgrec.serve.scorecache`); 0 turns the cache off.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin):
         online_lr: float = 0.5,
         neighbours: int = 10,
         tau: float = 0.1,
+        score_cache_mb: float = 512,
     ) -> None:
         if text not in ("auto", "off"):
             raise ConfigError(f"ServeState(text={text!r}): expected 'auto' or 'off'")
@@ -102,6 +106,12 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin):
             self.filter = None
         # runtime items × trained items: each row a runtime item's text neighbours and weights
         self._gf_mix = sp.csr_matrix((0, self.n_base_items), dtype=np.float32)
+        self.score_cache = ScoreCache.build(
+            self.U,
+            self.V,
+            None if self.filter is None else self.filter._score_block,
+            score_cache_mb,
+        )
         self.online_seen: dict[int, dict[int, None]] = {}
         self.online_events: dict[int, int] = {}
         self.user_query: dict[int, Tensor] = {}  # runtime users' encoded texts

@@ -28,6 +28,7 @@ import torch
 
 from lgrec.errors import StoreUnavailableError
 from lgrec.serve import online
+from lgrec.serve.scorecache import ScoreCache
 from lgrec.store.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class SyncMixin:
     _iidx: dict[str, int]
     online_seen: dict[int, dict[int, None]]
     online_events: dict[int, int]
+    score_cache: ScoreCache | None
 
     # provided by the catalogue part of ServeState
     user_index: Callable[[str], int]
@@ -170,4 +172,6 @@ class SyncMixin:
             seen.pop(i, None)  # once, at its most recent place
             seen[i] = None
             self.online_events[u] = self.online_events.get(u, 0) + 1
+            if self.score_cache is not None:
+                self.score_cache.invalidate(u)
         return 1
