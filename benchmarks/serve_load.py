@@ -6,14 +6,17 @@
 2. Starts ``lgrec serve --workers 2`` on a free loopback port.
 3. Drives it with Debian's ``wrk`` (closed loop, Lua scripts drawing random users/items):
    ``GET /recommend?k=10`` and ``POST /feedback`` (unique idempotency keys), then with a Python
-   asyncio open-loop generator at a fixed rate (default 200 req/s, 90 % recommend, 10 %
-   feedback, one connection per request; latency measured from the scheduled send time, so
-   queueing counts).
+   asyncio open-loop generator at fixed rates: ``/recommend`` at ``--rate`` req/s (default
+   200) plus, for each of ``--feedback-rates`` (default 0 and 50), that many ``POST
+   /feedback`` per second mixed in at random; one connection per request, latency measured
+   from the scheduled send time, so queueing counts.
 4. Prints a table and writes ``runs/bench-serve/serve_load.json``.
 
-Total load time ≤ 30 s by default. The machine may be shared: the load average is recorded.
+``--model lmgcn`` (default) serves the fused model the README leads with, ``--model lightgcn``
+the LightGCN bundle of earlier runs. Total load time ≤ 60 s by default. The machine may be
+shared: the load average is recorded before and after.
 
-    .venv/bin/python benchmarks/serve_load.py [--epochs 2] [--rate 200]
+    .venv/bin/python benchmarks/serve_load.py [--model lmgcn] [--rate 200] [--feedback-rates 0,50]
 """
 
 from __future__ import annotations
@@ -305,12 +308,17 @@ def main() -> int:
     p.add_argument("--fb-seconds", type=int, default=8)
     p.add_argument("--fixed-seconds", type=float, default=20)
     p.add_argument("--warmup-seconds", type=float, default=3)
-    p.add_argument("--rate", type=float, default=200)
+    p.add_argument("--rate", type=float, default=200, help="open loop: /recommend per second")
+    p.add_argument(
+        "--feedback-rates", default="0,50",
+        help="open loop: /feedback per second mixed in, one phase per value (comma-separated)",
+    )  # fmt: skip
+    p.add_argument("--no-wrk", action="store_true", help="skip the closed-loop wrk phases")
     p.add_argument("--no-text", action="store_true", help="serve without the text encoder")
     p.add_argument("--threads", type=int, help="torch threads per server worker (server default)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if not shutil.which("wrk"):
+    if not args.no_wrk and not shutil.which("wrk"):
         log.error("wrk not found: apt-get install -y wrk")
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
@@ -337,39 +345,50 @@ def main() -> int:
         try:
             result["startup_s"] = wait_up(proc, url)
             log.info("server up in %.1fs (%d workers)", result["startup_s"], args.workers)
-            rec_lua, fb_lua = wrk_scripts(tmp, users, items)
             for _ in range(20):  # warm-up: both workers, first-request costs
                 urllib.request.urlopen(f"{url}/recommend?user={users[0]}&k=10").read()
-            result["wrk_recommend"] = run_wrk(url, rec_lua, args.rec_seconds, args.connections)
-            log.info("wrk /recommend: %s", result["wrk_recommend"])
-            result["wrk_feedback"] = run_wrk(url, fb_lua, args.fb_seconds, args.connections)
-            log.info("wrk /feedback: %s", result["wrk_feedback"])
-            result["fixed_rate"] = asyncio.run(
-                fixed_rate(
-                    url, users, items, args.rate, args.fixed_seconds, 0.1, args.warmup_seconds
-                )
-            )
-            log.info("fixed rate: %s", result["fixed_rate"])
+            result["open_loop"] = []
+            for fb_rate in (float(r) for r in args.feedback_rates.split(",")):
+                total = args.rate + fb_rate
+                res = asyncio.run(
+                    fixed_rate(
+                        url, users, items, total, args.fixed_seconds, fb_rate / total,
+                        args.warmup_seconds,
+                    )
+                )  # fmt: skip
+                res["recommend_rate"], res["feedback_rate"] = args.rate, fb_rate
+                result["open_loop"].append(res)
+                log.info("open loop: %s", res)
+            if not args.no_wrk:
+                rec_lua, fb_lua = wrk_scripts(tmp, users, items)
+                w = run_wrk(url, rec_lua, args.rec_seconds, args.connections)
+                result["wrk_recommend"] = w
+                log.info("wrk /recommend: %s", w)
+                result["wrk_feedback"] = run_wrk(url, fb_lua, args.fb_seconds, args.connections)
+                log.info("wrk /feedback: %s", result["wrk_feedback"])
             with urllib.request.urlopen(url + "/health") as r:
                 result["health_after"] = json.loads(r.read())
         finally:
             stop_server(proc)
     result["load_after"] = os.getloadavg()
     (OUT / "serve_load.json").write_text(json.dumps(result, indent=2))
-    w1, w2, fr = result["wrk_recommend"], result["wrk_feedback"], result["fixed_rate"]
-    rows = [
-        ("GET /recommend (wrk, closed loop)", w1),
-        ("POST /feedback (wrk, closed loop)", w2),
-        (f"GET /recommend (open loop, {args.rate:.0f} req/s mix)", fr["recommend"]),
-        (f"POST /feedback (open loop, {args.rate:.0f} req/s mix)", fr["feedback"]),
-    ]
-    print(f"\nlgrec serve, {args.workers} workers, {len(users)} users × {len(items)} items; "
+    rows = []
+    for fr in result["open_loop"]:
+        mix = f"{fr['recommend_rate']:.0f} rec/s + {fr['feedback_rate']:.0f} fb/s"
+        rows.append((f"GET /recommend (open loop, {mix})", fr["recommend"]))
+        if fr["feedback"]["requests"]:
+            rows.append((f"POST /feedback (open loop, {mix})", fr["feedback"]))
+    if not args.no_wrk:
+        rows.append((f"GET /recommend (wrk, {args.connections} conns)", result["wrk_recommend"]))
+        rows.append((f"POST /feedback (wrk, {args.connections} conns)", result["wrk_feedback"]))
+    print(f"\nlgrec serve {args.model}, {args.workers} workers, {len(users)} users × "
+          f"{len(items)} items; "
           f"load avg before/after {result['load_before'][0]:.1f}/{result['load_after'][0]:.1f} "
           f"on {result['cpus']} CPUs (shared machine)")  # fmt: skip
-    print(f"| {'endpoint':<46} | req/s | p50 ms | p99 ms | errors |")
-    print(f"|{'-' * 48}|------:|-------:|-------:|-------:|")
+    print(f"| {'endpoint':<52} | req/s | p50 ms | p99 ms | errors |")
+    print(f"|{'-' * 54}|------:|-------:|-------:|-------:|")
     for name, r in rows:
-        print(f"| {name:<46} | {r['throughput_rps']:5.0f} | {r['p50_ms']:6.1f} | "
+        print(f"| {name:<52} | {r['throughput_rps']:5.0f} | {r['p50_ms']:6.1f} | "
               f"{r['p99_ms']:6.1f} | {r['errors']:6d} |")  # fmt: skip
     print(f"\nwrote {OUT / 'serve_load.json'}")
     return 0
