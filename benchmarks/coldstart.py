@@ -37,7 +37,7 @@ _OFF = {"rating_head": False, "category_head": False}
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "popularity": ("popularity", {}),
     "content kNN (max-similarity)": ("textknn", {"mode": "max"}),
-    "text kNN (lgrec, sum over 50 neighbours)": ("textknn", {}),
+    "text kNN (lgrec: sum over 50 neighbours)": ("textknn", {}),
     "graph filter": ("graphfilter", {}),
     "LMGCN (raw cold scores)": ("lmgcn", {**_OFF, "cold": "raw"}),
     "LMGCN (percentile-matched)": ("lmgcn", dict(_OFF)),
@@ -134,7 +134,8 @@ def main() -> None:
     labels = args.models.split(",") if args.models else list(MODELS)
     if unknown := [m for m in labels if m not in MODELS]:
         p.error(f"unknown model label(s) {unknown}; known: {list(MODELS)}")
-    out = Path(args.out or f"runs/coldstart/{args.dataset}")
+    given = f"-{Path(args.cold_items).stem}" if args.cold_items else ""  # never mixed with drawn
+    out = Path(args.out or f"runs/coldstart/{args.dataset}{given}")
     out.mkdir(parents=True, exist_ok=True)
     res_file = out / "results.jsonl"
     rows = [json.loads(x) for x in res_file.read_text().splitlines()] if res_file.is_file() else []
@@ -147,6 +148,7 @@ def main() -> None:
             res_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     seeds = sorted({r["seed"] for r in rows})
     src = f" --cold-items {args.cold_items}" if args.cold_items else ""
+    src += f' --models "{args.models}"' if args.models else ""
     block = (f"Command: `python benchmarks/coldstart.py --dataset {args.dataset} --seeds "
              f"{args.seeds}{src}` (split seeds {seeds}; {rows[0]['n_cold']} cold items at seed "
              f"{seeds[0]}; mean ± std over seeds)\n\n{table(rows, list(MODELS))}")  # fmt: skip
@@ -155,13 +157,14 @@ def main() -> None:
     if args.write_docs:
         from lgrec.utils import atomic_write_text
 
-        start, end = f"<!-- coldstart:{args.dataset} -->", f"<!-- /coldstart:{args.dataset} -->"
+        key = args.dataset + ("-given" if args.cold_items else "")
+        start, end = f"<!-- coldstart:{key} -->", f"<!-- /coldstart:{key} -->"
         text = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Cold start\n"
         new = f"{start}\n{block}\n{end}"
         if start in text and end in text:
             text = text[: text.index(start)] + new + text[text.index(end) + len(end) :]
         else:
-            text = text.rstrip("\n") + f"\n\n### {args.dataset}\n\n{new}\n"
+            text = text.rstrip("\n") + f"\n\n### {key}\n\n{new}\n"
         atomic_write_text(DOCS, text)
 
 

@@ -129,3 +129,13 @@ def test_cold_items_compete_with_warm_ones(planted, planted_text_emb):
         if mode == "percentile":  # and they go to the right users
             assert ((top[is_cold] // 20) == np.repeat(users % 3, is_cold.sum(1))).mean() > 0.8
     assert share["percentile"] >= share["raw"] and share["percentile"] > 0.1
+
+
+def test_items_without_text_fields_leave_the_text_blocks_out(planted_split, caplog):
+    train = planted_split.train
+    bare = type(train)(train.interactions, train.items[["item_id"]], train.users, name="ids")
+    emb = np.random.default_rng(0).standard_normal((bare.n_items, 8)).astype(np.float32)
+    m = LMGCN(**PARTS, filter_weight=0.0).fit(bare, item_emb=emb)  # "text" of the ids
+    assert not m.text_used_ and "none of the text fields" in caplog.text
+    assert set(m.blocks_) == {"spectral"}
+    assert set(LMGCN(**PARTS, filter_weight=0.0).fit(train, item_emb=emb).blocks_) > {"text"}

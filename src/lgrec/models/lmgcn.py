@@ -205,10 +205,15 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
             )
         self.text_emb_ = torch.from_numpy(item_emb)
         self.text_model_ = self.text_model
+        # items described by ids alone (e.g. check-in data): their "text" embeds the ids
+        self.text_used_ = self.text and any(f in data.items.columns for f in self.text_fields)
+        if self.text and not self.text_used_:
+            log.warning("lmgcn: the items have none of the text fields %s; the text blocks are "
+                        "left out", list(self.text_fields))  # fmt: skip
         clock = _Clock()
         feats, _ = item_features(
             x,
-            item_emb if self.text else None,
+            item_emb if self.text_used_ else None,
             semantic_k=self.semantic_k,
             semantic_threshold=self.semantic_threshold,
             item_graph=item_graph,
@@ -244,7 +249,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         """H = [h_u (history aggregation), p_u (profile, optional), 1]; also keeps c_i."""
         hist, self._loo_c = user_history_features(self.seen_, fx)
         parts = [hist]
-        if self.profiles and self.text:
+        if self.profiles and self.text_used_:
             if user_profiles is None:
                 from lgrec.text.profiles import history_profiles
 
