@@ -316,6 +316,9 @@ def main() -> int:
     p.add_argument("--no-wrk", action="store_true", help="skip the closed-loop wrk phases")
     p.add_argument("--no-text", action="store_true", help="serve without the text encoder")
     p.add_argument("--threads", type=int, help="torch threads per server worker (server default)")
+    p.add_argument(
+        "--score-cache-mb", type=float, help="server's --score-cache-mb (0: scores per request)"
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not args.no_wrk and not shutil.which("wrk"):
@@ -339,6 +342,9 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         extra = ["--no-text"] if args.no_text else []
         extra += ["--threads", str(args.threads)] if args.threads else []
+        if args.score_cache_mb is not None:
+            extra += ["--score-cache-mb", str(args.score_cache_mb)]
+            result["score_cache_mb"] = args.score_cache_mb
         proc = start_server(
             bundle, tmp / "load.sqlite", port, args.workers, extra, OUT / "serve_load.log"
         )
