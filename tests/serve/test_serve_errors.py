@@ -53,7 +53,9 @@ def test_locked_feedback_store_is_503(bundle, tmp_path):
 
 def test_non_finite_model_scores_are_500_and_logged(client, caplog):
     st = client.app.state.serve
-    st.U[st.user_index("u2")] = float("nan")
+    u = st.user_index("u2")
+    st.U[u] = float("nan")  # a corrupt vector, as a fold-in gone wrong would leave it:
+    st.score_cache.invalidate(u)  # its next request recomputes the user's rows
     caplog.set_level(logging.ERROR, logger="lgrec.serve.security")
     for path, params in (
         ("/recommend", {"user": "u2"}),
