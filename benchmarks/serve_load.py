@@ -86,7 +86,7 @@ def warm_text_cache(bundle: Path) -> None:
     from lgrec.store.feedback import FeedbackStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        st = ServeState(bundle, FeedbackStore(Path(tmp) / "warm.sqlite"))
+        st = ServeState(bundle, FeedbackStore(Path(tmp) / "warm.sqlite"), score_cache_mb=0)
         st.close()
 
 
