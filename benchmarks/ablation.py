@@ -199,16 +199,9 @@ def write_docs(dataset: str, block: str, png: Path) -> None:
     """Replace the data set's marked block in docs/ablation.md and copy its chart."""
     import shutil
 
-    from lgrec.utils import atomic_write_text
+    from bench_setup import replace_docs_block
 
-    start, end = f"<!-- ablation:{dataset} -->", f"<!-- /ablation:{dataset} -->"
-    text = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Ablation\n"
-    new = f"{start}\n{block}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + new + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + f"\n\n### {dataset}\n\n{new}\n"
-    atomic_write_text(DOCS, text)
+    replace_docs_block(DOCS, f"ablation:{dataset}", block, dataset, "Ablation")
     shutil.copyfile(png, DOCS.parent / f"ablation_{dataset}.png")
 
 
@@ -261,9 +254,11 @@ def main() -> None:
         res_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     order = [c for c in CONFIGS if any(r["config"] == c for r in rows)]
     summary = summarise(rows, order)
-    n_seeds = max(s["n_seeds"] for s in summary)
+    lo, hi = min(s["n_seeds"] for s in summary), max(s["n_seeds"] for s in summary)
+    n_seeds = str(hi) if lo == hi else f"{lo}–{hi}"
     cmd = f"python benchmarks/ablation.py --dataset {args.dataset} --seeds {args.seeds}"
-    block = (f"Command: `{cmd}` ({n_seeds} seeds; test split after refit on train + valid; "
+    cmd += f' --configs "{args.configs}"' if args.configs else ""
+    block = (f"Command: `{cmd}` ({n_seeds} seeds per row; test split after refit on train + valid; "
              f"mean ± std over seeds)\n\n{table(summary)}\n\nValidation (fitted on train, "
              f"before the refit):\n\n{table(summary, 'valid')}\n\n"
              f"![ablation {args.dataset}](ablation_{args.dataset}.png)")  # fmt: skip

@@ -155,17 +155,10 @@ def main() -> None:
     (out / "coldstart.md").write_text(block + "\n")
     print(block)
     if args.write_docs:
-        from lgrec.utils import atomic_write_text
+        from bench_setup import replace_docs_block
 
         key = args.dataset + ("-given" if args.cold_items else "")
-        start, end = f"<!-- coldstart:{key} -->", f"<!-- /coldstart:{key} -->"
-        text = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Cold start\n"
-        new = f"{start}\n{block}\n{end}"
-        if start in text and end in text:
-            text = text[: text.index(start)] + new + text[text.index(end) + len(end) :]
-        else:
-            text = text.rstrip("\n") + f"\n\n### {key}\n\n{new}\n"
-        atomic_write_text(DOCS, text)
+        replace_docs_block(DOCS, f"coldstart:{key}", block, key, "Cold start")
 
 
 if __name__ == "__main__":

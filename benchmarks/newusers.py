@@ -188,16 +188,10 @@ def main() -> None:
     if args.write_docs:
         import shutil
 
-        from lgrec.utils import atomic_write_text
+        from bench_setup import replace_docs_block
 
-        start, end = f"<!-- newusers:{args.dataset} -->", f"<!-- /newusers:{args.dataset} -->"
-        text = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Cold start\n"
-        new = f"{start}\n{block}\n{end}"
-        if start in text and end in text:
-            text = text[: text.index(start)] + new + text[text.index(end) + len(end) :]
-        else:
-            text = text.rstrip("\n") + f"\n\n### New users: {args.dataset}\n\n{new}\n"
-        atomic_write_text(DOCS, text)
+        replace_docs_block(DOCS, f"newusers:{args.dataset}", block,
+                           f"New users: {args.dataset}", "Cold start")  # fmt: skip
         shutil.copyfile(out / "newusers.png", DOCS.parent / f"newusers_{args.dataset}.png")
 
 

@@ -5,8 +5,12 @@ Example ``lgrec.toml``::
     seed = 0
     dataset = "ml-100k"
     split = "fixed"            # fixed | random | temporal | cold
+    cold_items = "cold.txt"    # split "cold": these items (one external id per line) are cold
     valid_ratio = 0.1
     models = ["popularity", "textknn", "bprmf", "lightgcn", "lmgcn"]
+
+    [loader]                   # extra arguments of the data set's loader
+    text_key = "mapped"        # e.g. which ids key a CoLaKG folder's llm_response_item.json
 
     [params.lmgcn]             # constructor arguments of each model
     dim = 64
@@ -41,8 +45,10 @@ class RunConfig:
     split: str = "fixed"
     test_ratio: float = 0.2
     cold_item_frac: float = 0.2
+    cold_items: str | None = None
     valid_ratio: float = 0.1
     k_core: int | None = None
+    loader: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     models: list[str] = field(
         default_factory=lambda: ["popularity", "textknn", "bprmf", "biasedmf", "lightgcn", "lmgcn"]
@@ -66,6 +72,10 @@ class RunConfig:
                 raise ConfigError(f"{name} must be a number in [0, 1), got {v!r}")
         if not self.ks or any(not isinstance(k, int) or k <= 0 for k in self.ks):
             raise ConfigError(f"ks must be positive integers, got {self.ks!r}")
+        if self.cold_items is not None and self.split != "cold":
+            raise ConfigError(f"cold_items={self.cold_items!r} needs split = 'cold'")
+        if not isinstance(self.loader, dict):
+            raise ConfigError(f"loader must be a table of loader arguments, got {self.loader!r}")
         if self.threads is not None and self.threads <= 0:
             raise ConfigError(f"threads must be positive, got {self.threads!r}")
         tl = self.text_max_length

@@ -30,6 +30,11 @@ class UnknownIdError(LgrecError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class StoreError(LgrecError, RuntimeError):
+    """A store the server depends on (feedback database, graph database) is unreachable or
+    failed; a fault of the server's side, not of the request (HTTP 503: a retry may help)."""
+
+
 class ModelFileError(LgrecError, OSError):
     """A saved model directory is missing, incomplete, or not an lgrec model."""
 

@@ -20,7 +20,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from lgrec.credentials import add_secret_args, read_secret
 from lgrec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # numpy/pandas load lazily: `lgrec --help` stays fast
@@ -31,12 +30,24 @@ log = logging.getLogger("lgrec.graph")
 
 # ---- argument parsing ----------------------------------------------------------------------
 def _store_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("graph store")
-    g.add_argument("--backend", choices=["ladybug", "bolt"], default="ladybug")
-    g.add_argument("--path", help="LadybugDB directory (backend ladybug)")
-    g.add_argument("--uri", help="Bolt URI, e.g. bolt://127.0.0.1:7687 (backend bolt)")
-    g.add_argument("--user", dest="db_user", help="Bolt user name")
-    add_secret_args(g, "password", "LGREC_GRAPH_PASSWORD", "Bolt password")
+    g = p.add_argument_group(
+        "graph store (password: $LGREC_GRAPH_PASSWORD or --password-file, never a flag)"
+    )
+    g.add_argument(
+        "--backend",
+        choices=["ladybug", "falkordb", "bolt"],
+        help="default: ladybug with --path, falkordb with redis://, bolt with bolt:// or neo4j://",
+    )
+    g.add_argument("--path", help="LadybugDB directory")
+    g.add_argument("--uri", help="server: redis://HOST:PORT (FalkorDB) or bolt://HOST:PORT (Neo4j)")
+    g.add_argument("--user", dest="db_user", help="user name (default: $LGREC_GRAPH_USER)")
+    g.add_argument("--password-file", help="file whose first line is the password")
+    g.add_argument(
+        "--database",
+        help="Neo4j database, or FalkorDB graph name (default lgrec; or $LGREC_GRAPH_DATABASE)",
+    )
+    g.add_argument("--buffer-pool-mb", type=int, default=1024, help="LadybugDB page cache in MiB")
+    g.add_argument("--password", dest="db_password", help=argparse.SUPPRESS)
 
 
 def add_graph_parsers(sub: Any) -> None:
@@ -61,7 +72,8 @@ def add_graph_parsers(sub: Any) -> None:
         "--param",
         action="append",
         metavar="NAME[:TYPE]=VALUE",
-        help="query parameter (repeatable); TYPE str/int/float/bool, e.g. u:str=42",
+        help="query parameter (repeatable): text, or TYPE int/float/bool/str for others, "
+        "e.g. --param u=42 (an id: ids are text) --param k:int=5",
     )
     s.add_argument("--json", action="store_true", help="print rows as JSON lines")
     s.add_argument("-v", "--verbose", action="store_true")
@@ -78,14 +90,13 @@ def add_friend_args(p: argparse.ArgumentParser) -> None:
 
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:
-    """``["k=5", "u:str=42", "t=Toy Story"]`` → {"k": 5, "u": "42", "t": "Toy Story"}.
+    """``["u=42", "k:int=5", "t=Toy Story"]`` → {"u": "42", "k": 5, "t": "Toy Story"}.
 
-    A value is read as a TOML scalar (``5`` a number, ``true`` a boolean, ``"5"`` a string),
-    falling back to plain text; ``NAME:TYPE=VALUE`` forces ``str``, ``int``, ``float`` or
-    ``bool`` (node ids are strings: ``--param u:str=1``).
+    A value is text unless typed: ``NAME:TYPE=VALUE`` with TYPE ``int``, ``float``, ``bool``
+    or ``str``. Every backend then gets the same Python type: lgrec's ids are text, and a
+    number compared with a text property fails on LadybugDB ("Could not convert ... to
+    INT8") and matches nothing on FalkorDB and Neo4j.
     """
-    import tomllib
-
     casts = {"str": str, "int": int, "float": float, "bool": _to_bool}
     out: dict[str, Any] = {}
     for text in items or []:
@@ -94,19 +105,12 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
         if not sep or not name.isidentifier() or (kind and kind not in casts):
             raise ConfigError(
                 f"--param {text!r}: expected NAME=VALUE or NAME:TYPE=VALUE with TYPE in "
-                f"{sorted(casts)}, e.g. user:str=42"
+                f"{sorted(casts)}, e.g. u=42 or k:int=5"
             )
-        raw = raw.strip()
-        if kind:
-            try:
-                out[name] = casts[kind](raw)
-            except ValueError:
-                raise ConfigError(f"--param {text!r}: {raw!r} is not a {kind}") from None
-            continue
         try:
-            out[name] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[name] = raw
+            out[name] = casts[kind or "str"](raw.strip() if kind else raw)
+        except ValueError:
+            raise ConfigError(f"--param {text!r}: {raw.strip()!r} is not a {kind}") from None
     return out
 
 
@@ -120,17 +124,25 @@ def _to_bool(raw: str) -> bool:
 
 # ---- stores and data -----------------------------------------------------------------------
 def open_store(args: argparse.Namespace, *, read_only: bool = False) -> Any:
-    """Open the graph store named by ``--backend/--path/--uri``."""
-    from lgrec.store import open_graph_store
+    """Open the graph store named by the flags of :func:`_store_args` (see
+    :mod:`lgrec.store.connect`)."""
+    from lgrec.store.connect import ENV_PASSWORD, connect_graph_store
 
-    if args.backend == "ladybug":
-        if not args.path:
-            raise ConfigError("--backend ladybug needs --path DIR (the database directory)")
-        return open_graph_store("ladybug", path=args.path, read_only=read_only)
-    if not args.uri:
-        raise ConfigError("--backend bolt needs --uri, e.g. bolt://127.0.0.1:7687")
-    password = read_secret(args.password_file, "LGREC_GRAPH_PASSWORD")
-    return open_graph_store("bolt", uri=args.uri, user=args.db_user, password=password)
+    if getattr(args, "db_password", None):
+        raise ConfigError(
+            f"--password: a password on the command line shows in the process list; set "
+            f"${ENV_PASSWORD} or give --password-file FILE"
+        )
+    return connect_graph_store(
+        path=args.path,
+        uri=args.uri,
+        backend=args.backend,
+        user=args.db_user,
+        database=args.database,
+        password_file=args.password_file,
+        buffer_pool_mb=args.buffer_pool_mb,
+        read_only=read_only,
+    )
 
 
 def train_part(ds: Any) -> Any:
@@ -229,7 +241,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         if args.replace:
-            store.clear()
+            deleted = store.clear()
+            print("replaced:", "  ".join(f"{k}={v:,}" for k, v in deleted.items()), "deleted")
         info = export_dataset(
             ds,
             store,
@@ -239,8 +252,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
     finally:
         store.close()
-    where = args.path if args.backend == "ladybug" else args.uri
-    print(f"exported {ds.summary()} → {args.backend} {where}")
+    print(f"exported {ds.summary()} → {store.backend} {args.path or args.uri}")
     print(f"read {read_s:.1f}s", *(f"{k} {v:.1f}s" for k, v in info.items() if k.endswith("_s")))
     print("  ".join(f"{k}={v:,}" for k, v in info.items() if not k.endswith("_s")))
     return 0

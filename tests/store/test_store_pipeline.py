@@ -88,7 +88,7 @@ def test_cli_export_then_query_round_trip(tmp_path, planted_social, capsys):
     assert f"INTERACTED_WITH={len(planted_social):,}" in capsys.readouterr().out
 
     q = "MATCH (u:User {id: $u})-[:FRIEND]->(v:User) RETURN v.id AS friend ORDER BY friend"
-    assert main(["graph", "query", q, "--path", str(db), "--param", "u:str=1", "--json"]) == 0
+    assert main(["graph", "query", q, "--path", str(db), "--param", "u=1", "--json"]) == 0
     got = [json.loads(line)["friend"] for line in capsys.readouterr().out.splitlines()]
     e = planted_social.meta["social_edges"]
     assert got == sorted(str(b + 1) for b in e[e[:, 0] == 0, 1])
@@ -102,16 +102,68 @@ def test_cli_export_then_query_round_trip(tmp_path, planted_social, capsys):
     assert "no LadybugDB store" in capsys.readouterr().err
 
 
+def test_cli_query_params_buffer_pool_and_secrets(tmp_path, capsys):
+    from dataclasses import replace
+
+    ds = make_planted(n_users=130, items_per_topic=4, per_user=4)  # user ids 1..130
+    data = write_lastfm(tmp_path / "data", replace(ds, meta={"social_edges": np.array([[0, 1]])}))
+    db = tmp_path / "db"
+    assert main(["graph", "export", "--dataset", str(data), "--path", str(db)]) == 0
+    capsys.readouterr()
+    q = ["graph", "query", "--path", str(db), "--json"]
+    # issue 17 item 13: an id given as --param u=128 is the text "128" on every backend
+    by_id = "MATCH (u:User) WHERE u.id = $u RETURN u.idx AS idx"
+    for uid in ("1", "128"):
+        assert main([*q, by_id, "--param", f"u={uid}"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"idx": int(uid) - 1}
+    assert (
+        main([*q, "MATCH (u:User) RETURN u.id AS id ORDER BY id LIMIT $k", "--param", "k:int=2"])
+        == 0
+    )
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    # the buffer pool is a flag: too small fails with a message naming it
+    distinct = "UNWIND range(1, 1000000) AS k RETURN count(DISTINCT k) AS n"
+    assert main([*q, distinct, "--buffer-pool-mb", "8"]) == 2
+    assert "--buffer-pool-mb" in capsys.readouterr().err
+    assert main([*q, distinct, "--buffer-pool-mb", "256"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"n": 1_000_000}
+    # secrets never on the command line
+    assert main([*q, "RETURN 1 AS one", "--password", "hunter2"]) == 2
+    assert "LGREC_GRAPH_PASSWORD" in capsys.readouterr().err
+    assert main(["graph", "query", "RETURN 1", "--uri", "http://x:1"]) == 2
+    assert "redis://" in capsys.readouterr().err
+
+
+def test_cli_export_and_query_on_a_falkordb_server(
+    tmp_path, planted_social, capsys, monkeypatch, falkordb_server
+):
+    data = write_lastfm(tmp_path / "data", planted_social)
+    monkeypatch.setenv("LGREC_GRAPH_PASSWORD", falkordb_server.password)
+    where = ["--uri", falkordb_server.uri, "--database", "recs"]
+    assert main(["graph", "export", "--dataset", str(data), *where]) == 0
+    assert "→ falkordb" in capsys.readouterr().out
+    by_id = ["graph", "query", "MATCH (u:User {id: $u}) RETURN u.idx AS idx", "--json", *where]
+    assert main([*by_id, "--param", "u=3"]) == 0  # a text id, as on LadybugDB
+    assert json.loads(capsys.readouterr().out) == {"idx": 2}
+    args = ["graph", "query", "MATCH (u:User) RETURN count(u) AS n", "--json", *where]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out) == {"n": planted_social.n_users}
+    pwfile = tmp_path / "pw"
+    pwfile.write_text(falkordb_server.password + "\n")
+    monkeypatch.delenv("LGREC_GRAPH_PASSWORD")
+    assert main([*args[:-2], "--uri", falkordb_server.uri, "--password-file", str(pwfile)]) == 2
+    assert "no graph 'lgrec' on FalkorDB" in capsys.readouterr().err  # logged in, wrong graph
+    assert main([*args, "--password-file", str(pwfile)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"n": planted_social.n_users}
+    assert main(args) == 2  # no password at all: refused by the server
+    assert "cannot reach FalkorDB" in capsys.readouterr().err
+
+
 def test_train_part_and_params():
     ds = make_planted(n_users=9, items_per_topic=4, per_user=4)
     assert train_part(ds) is ds  # no fold column: everything is training data
-    assert parse_params(["k=5", "u:str=42", "t=Toy Story", "f:float=1", "b=true"]) == {
-        "k": 5,
-        "u": "42",
-        "t": "Toy Story",
-        "f": 1.0,
-        "b": True,
-    }
+    got = parse_params(["k:int=5", "u=42", "t=Toy Story", "f:float=1", "b:bool=true", "s:str=1"])
+    assert got == {"k": 5, "u": "42", "t": "Toy Story", "f": 1.0, "b": True, "s": "1"}
     for bad in ("novalue", "1x=3", "u:date=1", "k:int=x"):
         with pytest.raises(ConfigError, match="--param"):
             parse_params([bad])

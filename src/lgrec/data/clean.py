@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,7 @@ class CleanReport:
     users: tuple[int, int] = (0, 0)  # (before, after)
     items: tuple[int, int] = (0, 0)
     steps: list[CleanStep] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. how many items have text
 
     @property
     def removed(self) -> int:
@@ -71,6 +73,7 @@ class CleanReport:
             f"  users {self.users[0]:,} → {self.users[1]:,}; items {self.items[0]:,} → "
             f"{self.items[1]:,}"
         )
+        lines.extend(f"  {n}" for n in self.notes)
         return "\n".join(lines)
 
 
@@ -226,7 +229,25 @@ def clean(
         (ds.n_items, out.n_items),
     )
     assert rep.n_before - rep.n_after == rep.removed, "clean report does not add up"
+    rep.notes.extend(text_notes(out))
     return out, rep
+
+
+def text_notes(ds: Dataset) -> list[str]:
+    """Report lines on item text: how many items have a title or description, and where a
+    loader's text came from (``meta["text_source"]``, e.g. which key a CoLaKG file used)."""
+    empty = _empty_text_items(ds.items)
+    if empty is None:
+        return ["items with text: none (no title/description column)"]
+    cols = "/".join(c for c in TEXT_FIELDS if c in ds.items.columns)
+    notes = [f"items with text ({cols}): {int((~empty).sum()):,} of {ds.n_items:,}"]
+    src = ds.meta.get("text_source")
+    if isinstance(src, dict):
+        notes.append(
+            f"text from {Path(src['file']).name}, keyed by {src['how']}: "
+            f"{src['items_with_text']:,} of {src['n_items']:,} items got text"
+        )
+    return notes
 
 
 def _reindex(

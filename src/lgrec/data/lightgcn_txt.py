@@ -1,14 +1,13 @@
 """LightGCN-style text data: ``train.txt``/``test.txt`` lines ``user item item ...``.
 
-Also the two data sets shipped in that layout with extras: CoLaKG's ML-1M (mapped ids plus LLM
-item descriptions) and LightGCN's Last.fm (``user item count`` rows plus a social network).
+Also LightGCN's Last.fm in that layout's family (``user item count`` rows plus a social network);
+CoLaKG folders, which add id maps and LLM item text, are read by :mod:`lgrec.data.colakg`.
 Parsing works on the whole file's bytes with NumPy (see :func:`lgrec.data._io.parse_int_lines`),
 so Gowalla's ~1M interactions load in well under a second.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -67,7 +66,7 @@ def _read_id_list(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return df[names[0]].astype(str).to_numpy(dtype=object), df[names[1]].to_numpy()
 
 
-def _id_table(
+def id_table(
     n: int, key: str, ids: tuple[np.ndarray, np.ndarray] | None, path: Path | None
 ) -> pd.DataFrame:
     """Table of ``n`` rows whose ``key`` is the external id (defaults to the integer id)."""
@@ -112,8 +111,8 @@ def load_lightgcn(path: str | Path, *, name: str | None = None) -> Dataset:
     item_ids = _read_id_list(path / "item_list.txt") if (path / "item_list.txt").is_file() else None
     n_users = _size(df["user"], np.concatenate(line_users), user_ids)
     n_items = _size(df["item"], np.zeros(0, dtype=np.int64), item_ids)
-    users = _id_table(n_users, "user_id", user_ids, path / "user_list.txt")
-    items = _id_table(n_items, "item_id", item_ids, path / "item_list.txt")
+    users = id_table(n_users, "user_id", user_ids, path / "user_list.txt")
+    items = id_table(n_items, "item_id", item_ids, path / "item_list.txt")
     df["rating"] = 1.0
     return Dataset(
         finish_interactions(df, event="click"), items, users, name=name, meta={"source": str(path)}
@@ -125,60 +124,6 @@ def _size(ids: pd.Series, extra: np.ndarray, listing: tuple[np.ndarray, np.ndarr
     if listing is not None:
         n = max(n, int(listing[1].max()) + 1)
     return n
-
-
-def load_colakg_ml1m(path: str | Path, movies_dat: str | Path | None = None) -> Dataset:
-    """Load CoLaKG's ML-1M: LightGCN-style train/test with mapped ids plus LLM descriptions.
-
-    ``item_map.txt``/``user_map.txt`` (``<MovieLens id> <idx>``) give the external ids;
-    ``llm_response_item.json`` (keyed by the original MovieID) gives ``description``; titles
-    and genres come from ``movies_dat`` (default: ``../ml-1m/movies.dat`` beside ``path``) and
-    user attributes from ``users.dat`` in the same folder, when present.
-    """
-    from lgrec.data.movielens import read_movies_dat, read_users_dat
-
-    path = Path(path)
-    ds = load_lightgcn(path, name="colakg-ml-1m")
-    items, users = ds.items, ds.users
-    for fname, key in (("item_map.txt", "item_id"), ("user_map.txt", "user_id")):
-        f = need_file(path / fname, dataset="colakg-ml-1m")
-        mapping = read_delimited(f, ["org", "idx"], sep=" ", ints=["idx"])
-        table = _id_table(
-            len(items if key == "item_id" else users),
-            key,
-            (mapping["org"].astype(str).to_numpy(dtype=object), mapping["idx"].to_numpy()),
-            f,
-        )
-        if key == "item_id":
-            items = table
-        else:
-            users = table
-    desc_f = path / "llm_response_item.json"
-    if desc_f.is_file():
-        try:
-            desc = json.loads(desc_f.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{desc_f}, line {e.lineno}: invalid JSON ({e.msg})") from None
-        if not isinstance(desc, dict):
-            raise DataError(f"{desc_f}: expected a JSON object keyed by MovieID")
-        items["description"] = items["item_id"].map(desc).fillna("").astype(object).to_numpy()
-    else:
-        log.warning("%s: llm_response_item.json missing; items get no description", path)
-    movies = Path(movies_dat) if movies_dat else path.parent / "ml-1m" / "movies.dat"
-    if movies.is_file():
-        m = read_movies_dat(movies).set_index("item_id")
-        items["title"] = items["item_id"].map(m["title"]).fillna("").to_numpy(dtype=object)
-        cats = items["item_id"].map(m["categories"])
-        items["categories"] = [c if isinstance(c, list) else [] for c in cats.tolist()]
-        users_dat = movies.parent / "users.dat"
-        if users_dat.is_file():
-            u = read_users_dat(users_dat).set_index("user_id")
-            users = users.join(u, on="user_id")
-    elif movies_dat:
-        raise DatasetNotFoundError(f"movies_dat={str(movies_dat)!r}: file not found")
-    else:
-        log.info("%s not found; CoLaKG items get no titles/genres", movies)
-    return Dataset(ds.interactions, items, users, name="colakg-ml-1m", meta={"source": str(path)})
 
 
 def load_lastfm(path: str | Path) -> Dataset:

@@ -9,13 +9,17 @@ Two interaction layouts are read:
 
 * general: one ``<name>.inter`` (or ``<name>.{train,valid,test}.inter``, giving ``fold``)
   with one interaction per row;
-* sequential benchmark (e.g. LLMRank's ``Games-6k.{train,valid,test}.inter``):
-  ``user_id item_id_list item_id`` rows whose target ``item_id`` follows the history
-  ``item_id_list``. Each user's full sequence is rebuilt once (the longest history + target),
-  item k of the sequence gets ``timestamp = k``; the position a valid/test row predicts gets
-  that fold, every other position is ``train``. So every item appears once per position —
-  the training targets and the earlier items no row predicts (e.g. the first) — without double
-  counting. The histories must be untruncated prefixes of one sequence (a mismatch raises).
+* sequential benchmark (LLMRank's ``Games-6k.{train,valid,test}.inter``, UniSRec's
+  ``Scientific.{train,valid,test}.inter``): ``user_id item_id_list item_id`` rows whose target
+  ``item_id`` follows the history ``item_id_list``, whole or truncated to its last items. Each
+  user's sequence is rebuilt once (:mod:`lgrec.data.sequences`), item k of it gets
+  ``timestamp = k``; the position a valid/test row predicts gets that fold, every other
+  position is ``train``. So every item appears once per position — the training targets and
+  the earlier items no row predicts (e.g. the first) — without double counting.
+
+UniSRec's ``<name>.item2index``/``.user2index`` turn the indices into raw ids (ASINs) and its
+``<name>.text`` (keyed by ASIN) gives ``description`` (:mod:`lgrec.data.unisrec`). How many
+items got text is kept in ``meta["text_source"]``.
 """
 
 from __future__ import annotations
@@ -25,8 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from lgrec.data._io import (
     FOLDS,
@@ -38,6 +40,8 @@ from lgrec.data._io import (
     vocab,
 )
 from lgrec.data.dataset import Dataset
+from lgrec.data.sequences import expand_sequences
+from lgrec.data.unisrec import join_extras
 from lgrec.errors import DataError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -198,18 +202,13 @@ def load_recbole(path: str | Path, name: str | None = None) -> Dataset:
     if seq_field:
         for (f, _), df in zip(files, frames):
             _need_fields(df, f, ("user_id", seq_field, "item_id"), ("user_id", "item_id"))
-        raw, n_targets = _expand_sequences(raw, seq_field)
+        raw, n_targets = expand_sequences(raw, seq_field)
     else:
         for (f, _), df in zip(files, frames):
             _need_fields(df, f, ("user_id", "item_id"))
     item_f = _find(directory, name, "item") or _find(directory, name.split("-")[0], "item")
     items = _table(item_f, "item_id", raw["item_id"].to_numpy(), "item")
     users = _table(_find(directory, name, "user"), "user_id", raw["user_id"].to_numpy(), "user")
-    text_f = _find(directory, name, "text")
-    if text_f is not None and "description" not in items.columns:
-        t = _table(text_f, "item_id", np.zeros(0, dtype=object), "item")
-        col = "description" if "description" in t.columns else t.columns[-1]
-        items["description"] = items["item_id"].map(t.set_index("item_id")[col]).fillna("")
     where = {"path": _file_names(raw), "lines": raw["line"].to_numpy()}
     df = pd.DataFrame(
         {
@@ -238,7 +237,10 @@ def load_recbole(path: str | Path, name: str | None = None) -> Dataset:
     if "fold" in raw.columns:
         df["fold"] = fold_column(raw["fold"])
     scale = (float(df["rating"].min()), float(df["rating"].max())) if has_rating else None
-    meta = {"source": str(directory)}
+    meta: dict = {"source": str(directory)}
+    items, users, text_source = join_extras(directory, name, items, users, _find)
+    if text_source is not None:
+        meta["text_source"] = text_source
     if seq_field:
         meta["n_target_rows"] = n_targets
     return Dataset(
@@ -255,73 +257,3 @@ def _file_names(raw: pd.DataFrame) -> np.ndarray:
     """The source file of every row (the ``file`` column is categorical) as an object array."""
     cat = raw["file"].cat
     return np.asarray(cat.categories, dtype=object)[cat.codes.to_numpy()]
-
-
-def _expand_sequences(raw: pd.DataFrame, seq_field: str) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Sequential rows → (one row per (user, position) of each user's sequence, rows per fold).
-
-    Vectorised with Arrow: histories are split on whitespace once
-    (``utf8_split_whitespace``); a row's target sits at position ``len(history)``.
-    """
-    toks = pc.utf8_split_whitespace(
-        pa.array(raw[seq_field].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    )
-    pos = np.asarray(pc.list_value_length(toks).fill_null(0), dtype=np.int64)
-    codes, uniq = pd.factorize(raw["user_id"].to_numpy(dtype=object))
-    order = np.lexsort((pos, codes))
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = codes[order][1:] != codes[order][:-1]
-    best = order[last]  # the row with the longest history of each user, users in code order
-    L = pos[best] + 1
-    start = np.cumsum(L) - L
-    n = int(L.sum())
-    target_at = start + pos[best]
-    is_hist = np.ones(n, dtype=bool)
-    is_hist[target_at] = False
-    items = np.empty(n, dtype=object)
-    items[is_hist] = np.asarray(pc.list_flatten(toks.take(pa.array(best))), dtype=object)
-    items[target_at] = raw["item_id"].to_numpy(dtype=object)[best]
-    user = np.repeat(codes[best], L)
-    seq_pos = np.arange(n) - np.repeat(start, L)
-    src = np.repeat(best, L)  # raw row each position is read from (for error messages)
-    # one fold per (user, position): a test target wins over valid over train
-    fold = raw["fold"].to_numpy(dtype=object) if "fold" in raw.columns else None
-    rank = np.zeros(len(raw), dtype=np.int64)
-    if fold is not None:  # category codes follow FOLDS = (train, valid, test)
-        rank = np.asarray(fold_column(raw["fold"]).codes, dtype=np.int64)
-    width = int(pos.max()) + 1
-    by_rank = np.argsort(rank, kind="stable")
-    key_t = (codes * width + pos)[by_rank]
-    _, first_rev = np.unique(key_t[::-1], return_index=True)
-    winners = by_rank[len(key_t) - 1 - first_rev]
-    hit = pd.Index((codes * width + pos)[winners]).get_indexer(user * width + seq_pos)
-    has = hit >= 0
-    tgt_row = winners[hit[has]]
-    tgt_item = raw["item_id"].to_numpy(dtype=object)[tgt_row]
-    bad = tgt_item != items[has]
-    if bad.any():
-        k = int(np.argmax(bad))
-        row = int(tgt_row[k])
-        raise DataError(
-            f"{raw['file'].iloc[row]}, line {int(raw['line'].iloc[row])}: target item "
-            f"{tgt_item[k]!r} of user {uniq[user[has][k]]!r} at position {seq_pos[has][k]} "
-            f"differs from item {items[has][k]!r} in that user's longest sequence; expected "
-            "untruncated prefixes of one sequence per user"
-        )
-    src[has] = tgt_row
-    obj = {"dtype": object, "copy": False}  # plain objects: pandas would convert str to Arrow
-    out = pd.DataFrame(
-        {
-            "user_id": pd.Series(uniq[user], **obj),
-            "item_id": pd.Series(items, **obj),
-            "timestamp": seq_pos,
-            "file": raw["file"].array.take(src),
-            "line": raw["line"].to_numpy()[src],
-        }
-    )
-    if fold is not None:
-        f = np.zeros(n, dtype=np.int8)
-        f[has] = rank[tgt_row]
-        out["fold"] = pd.Categorical.from_codes(f, categories=list(FOLDS))
-    sizes = pd.Series(fold if fold is not None else np.full(len(raw), "train")).value_counts()
-    return out, {str(k): int(v) for k, v in sizes.items()}

@@ -9,19 +9,22 @@ Known names and their folders under :func:`lgrec.utils.data_dir` (flag ``--data-
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from lgrec.data._io import SOURCES
+from lgrec.data.colakg import load_colakg
 from lgrec.data.dataset import Dataset
-from lgrec.data.lightgcn_txt import load_colakg_ml1m, load_lastfm, load_lightgcn
+from lgrec.data.lightgcn_txt import load_lastfm, load_lightgcn
 from lgrec.data.movielens import load_movielens
 from lgrec.data.recbole import load_recbole
 from lgrec.data.tabular import load_tabular
-from lgrec.errors import DataError, DatasetNotFoundError
+from lgrec.errors import ConfigError, DataError, DatasetNotFoundError
 from lgrec.utils import data_dir as resolve_data_dir
 
 log = logging.getLogger(__name__)
@@ -36,11 +39,9 @@ class _Entry:
 
 DATASETS: dict[str, _Entry] = {
     "ml-100k": _Entry("ml-100k", load_movielens, "u.data"),
-    "ml-1m": _Entry("ml-1m", lambda p, **kw: load_movielens(p, fold=None, **kw), "ratings.dat"),
-    "colakg-ml-1m": _Entry("colakg-ml-1m", load_colakg_ml1m, "train.txt"),
-    "gowalla": _Entry(
-        "gowalla", lambda p, **kw: load_lightgcn(p, name="gowalla", **kw), "train.txt"
-    ),
+    "ml-1m": _Entry("ml-1m", partial(load_movielens, fold=None), "ratings.dat"),
+    "colakg-ml-1m": _Entry("colakg-ml-1m", load_colakg, "train.txt"),
+    "gowalla": _Entry("gowalla", partial(load_lightgcn, name="gowalla"), "train.txt"),
     "amazon-videogames": _Entry("amazon-videogames", load_recbole, "Games.item"),
     "lastfm-social": _Entry("lastfm-social", load_lastfm, "data1.txt"),
 }
@@ -75,6 +76,7 @@ def load_dataset(
                 f"data set {key!r} not found: no folder {folder} in the {_where(root)}. "
                 f"Download it from {SOURCES[key]} and unpack it into {folder}."
             )
+        check_loader_args(entry.loader, kw, key)
         try:
             ds = entry.loader(folder, **kw)
         except DatasetNotFoundError as e:
@@ -91,6 +93,20 @@ def load_dataset(
             f"(also looked in the {_where(root)})"
         )
     return _load_path(path, **kw)
+
+
+def check_loader_args(loader: Callable[..., Dataset], kw: dict, what: str) -> None:
+    """Raise a :class:`ConfigError` naming the arguments ``loader`` does not take."""
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [n for n, p in params.items() if p.kind is not inspect.Parameter.POSITIONAL_ONLY]
+    bad = sorted(set(kw) - set(takes[1:]))
+    if bad:
+        raise ConfigError(
+            f"the loader of {what} ({getattr(loader, 'func', loader).__name__}) takes no "
+            f"argument(s) {bad}; it takes {takes[1:]}"
+        )
 
 
 def detect(path: Path) -> str:
@@ -123,10 +139,11 @@ def _load_path(path: Path, **kw) -> Dataset:
     log.info("loading %s as %s", path, kind)
     loaders: dict[str, Callable[..., Dataset]] = {
         "movielens": load_movielens,
-        "colakg": load_colakg_ml1m,
+        "colakg": load_colakg,
         "lastfm": load_lastfm,
         "lightgcn": load_lightgcn,
         "recbole": load_recbole,
         "tabular": load_tabular,
     }
+    check_loader_args(loaders[kind], kw, f"{path} ({kind})")
     return loaders[kind](path, **kw)

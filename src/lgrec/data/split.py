@@ -13,6 +13,7 @@ fold): ids are shared, so the rows are valid; protocols decide whether to skip t
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,23 +122,72 @@ def split_temporal(ds: Dataset, n_test: int = 1) -> Split:
     return _parts(ds, test, "temporal")
 
 
-def split_cold_items(ds: Dataset, item_frac: float = 0.2, seed: int = 0) -> Split:
+def split_cold_items(
+    ds: Dataset, item_frac: float = 0.2, seed: int = 0, items: np.ndarray | None = None
+) -> Split:
     """Hold out a random ``item_frac`` share of the items that have interactions, with ALL
     their rows, as test; ``Split.cold_items`` lists them and train holds none of them.
 
+    ``items`` (integer item ids, e.g. from :func:`read_item_ids`) gives the cold items instead
+    of drawing them, so results can be compared with other tools on the same cold set.
     Users whose every row is on a cold item have no training rows.
     """
-    _check_ratio(item_frac, "item_frac", "split_cold_items")
-    rng = np.random.default_rng(seed)
-    items = ds.item_ids
-    active = np.unique(items)
-    if len(active) < 2:
-        raise DataError(f"split_cold_items: data set {ds.name!r} needs at least 2 active items")
-    n_cold = int(np.clip(np.floor(item_frac * len(active) + 0.5), 1, len(active) - 1))
-    cold = np.sort(rng.choice(active, size=n_cold, replace=False)).astype(np.int64)
+    active = np.unique(ds.item_ids)
+    if items is None:
+        _check_ratio(item_frac, "item_frac", "split_cold_items")
+        if len(active) < 2:
+            raise DataError(f"split_cold_items: data set {ds.name!r} needs at least 2 active items")
+        n_cold = int(np.clip(np.floor(item_frac * len(active) + 0.5), 1, len(active) - 1))
+        rng = np.random.default_rng(seed)
+        cold = np.sort(rng.choice(active, size=n_cold, replace=False)).astype(np.int64)
+    else:
+        cold = np.unique(np.asarray(items, dtype=np.int64))
+        if len(cold) == 0 or cold.min() < 0 or cold.max() >= ds.n_items:
+            raise DataError(f"split_cold_items: items must be 1+ ids in 0..{ds.n_items - 1}")
+        idle = np.setdiff1d(cold, active)
+        if len(idle):
+            log.warning(
+                "%d of %d given cold items have no interactions in %r (no test rows), e.g. %s",
+                len(idle),
+                len(cold),
+                ds.name,
+                ds.items["item_id"].iloc[idle[0]],
+            )
+        if np.isin(active, cold).all():
+            raise DataError(f"split_cold_items: every active item of {ds.name!r} is cold")
     is_cold = np.zeros(ds.n_items, dtype=bool)
     is_cold[cold] = True
-    return _parts(ds, is_cold[items], "cold_items", cold)
+    return _parts(ds, is_cold[ds.item_ids], "cold_items", cold)
+
+
+def read_item_ids(path: str | Path, ds: Dataset) -> np.ndarray:
+    """Integer ids of the external item ids in ``path``, one per line (sorted, unique).
+
+    Blank lines are skipped; an id that is not an item of ``ds`` (after cleaning) or that
+    repeats raises a :class:`DataError` naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"cold items file {path} not found (expected one item id per line)")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    ids = pd.Series([x.strip() for x in lines], dtype=object)
+    keep = ids.ne("").to_numpy()
+    if not keep.any():
+        raise DataError(f"{path}: no item ids (expected one external item id per line)")
+    table = pd.Index(ds.items["item_id"].astype(str).to_numpy(dtype=object))
+    pos = table.get_indexer(ids[keep].to_numpy())
+    line = np.flatnonzero(keep) + 1
+    if (pos < 0).any():
+        k = int(np.argmax(pos < 0))
+        raise DataError(
+            f"{path}, line {line[k]}: item id {ids[keep].iloc[k]!r} is not an item of data set "
+            f"{ds.name!r} ({ds.n_items:,} items after cleaning, e.g. {table[0]!r})"
+        )
+    dup = pd.Series(pos).duplicated().to_numpy()
+    if dup.any():
+        k = int(np.argmax(dup))
+        raise DataError(f"{path}, line {line[k]}: item id {ids[keep].iloc[k]!r} repeats")
+    return np.sort(pos).astype(np.int64)
 
 
 def carve_valid(split: Split, ratio: float = 0.1, seed: int = 0, temporal: bool = False) -> Split:

@@ -96,7 +96,7 @@ class GraphFilter(Recommender):
         text_fields: tuple[str, ...] | list[str] = ("title", "categories", "description"),
         user_exp: float | tuple[float, ...] | list[float] = 0.3,
         item_exp: float | tuple[float, ...] | list[float] = 0.4,
-        k_limit: int = 2048,
+        k_limit: int = 1024,
         seed: int = 0,
     ):
         self.k_limit = k_limit

@@ -24,7 +24,8 @@ the workers share (``metrics_dir``; :meth:`ServeSettings.to_env` makes a tempora
 ``--workers N`` run), which the answering worker sums (:mod:`lgrec.serve.metrics`).
 ``/docs`` and ``/redoc`` load their JavaScript and CSS from this server, so they work on a
 closed network (:mod:`lgrec.serve.docs`).
-With ``graph_path`` (``--graph-path DIR``) the server also opens a LadybugDB graph store
+With ``graph_path`` (``--graph-path DIR``, a LadybugDB store) or ``graph_uri``
+(``--graph-uri URI``, a FalkorDB or Neo4j server) the server also opens a graph store
 read-only: ``/explain`` adds its user → item paths and ``/recommend?candidates=graph`` ranks
 only the user's two-hop items (:mod:`lgrec.serve.graph`).
 """
@@ -120,7 +121,9 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     if settings.threads:
         torch.set_num_threads(settings.threads)
     metrics = Metrics(settings.metrics_dir, interval=settings.metrics_interval)
-    graph = GraphCompanion(settings.graph_path) if settings.graph_path else None
+    graph = None
+    if settings.graph_path or settings.graph_uri:
+        graph = GraphCompanion(settings.graph_path, uri=settings.graph_uri)
     if state is None:
         store = FeedbackStore(settings.store_path)
         state = ServeState(
@@ -204,10 +207,12 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         """Top-``k`` items for ``user``; ``query`` steers the list with free text; with
         ``explain`` every item carries a one-sentence reason. ``candidates=graph`` ranks only
         the items two hops from the user in the graph store (server run with
-        ``--graph-path``); a user the store lacks gets the full ranking (``candidates: all``)."""
+        ``--graph-path`` or ``--graph-uri``); a user the store lacks gets the full ranking
+        (``candidates: all``)."""
         if candidates == "graph" and graph is None:
             raise ConfigError(
-                "candidates=graph needs a graph store: start the server with --graph-path DIR"
+                "candidates=graph needs a graph store: start the server with --graph-path DIR "
+                "or --graph-uri URI"
             )
         st.sync()
         u = st.user_index(user)

@@ -189,7 +189,8 @@ class ExplainResponse(BaseModel):
     query_match: float | None = Field(None, description="cosine of the query and the item")
     sentence: str
     graph_paths: list[GraphPath] | None = Field(
-        None, description="paths in the graph store (server started with --graph-path)"
+        None,
+        description="paths in the graph store (server started with --graph-path or --graph-uri)",
     )
 
 

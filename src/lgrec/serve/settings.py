@@ -44,6 +44,7 @@ class ServeSettings:
     metrics_dir: str | None = None
     metrics_interval: float = 2.0
     graph_path: str | None = None
+    graph_uri: str | None = None  # its credentials travel as LGREC_GRAPH_* (lgrec.store.connect)
     score_cache_mb: float = 512.0
 
     @property

@@ -3,7 +3,8 @@
 * :class:`FeedbackStore`: events (click, purchase, rating, view, like), users and items in one
   SQLite file, crash-safe and idempotent.
 * :class:`GraphStore`: the user–item property graph behind one interface, embedded LadybugDB
-  (default) or a Bolt server (Neo4j, FalkorDB); open one with :func:`open_graph_store`.
+  (default), FalkorDB over its Redis protocol, or a Bolt server (Neo4j); open one with
+  :func:`open_graph_store`.
 """
 
 from lgrec.store.feedback import EVENT_TYPES, FeedbackStore
@@ -11,7 +12,6 @@ from lgrec.store.graphdb import (
     GraphStore,
     GraphStoreError,
     WriteQueryError,
-    check_read_only,
     graph_tables,
     open_graph_store,
 )
@@ -22,7 +22,6 @@ __all__ = [
     "GraphStore",
     "GraphStoreError",
     "WriteQueryError",
-    "check_read_only",
     "graph_tables",
     "open_graph_store",
 ]

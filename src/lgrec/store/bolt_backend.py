@@ -8,22 +8,38 @@ through the unique ``id``/``name`` constraints (Neo4j) or indexes (FalkorDB) tha
 
 Dialects. ``dialect="auto"`` (default) sends one probe, ``RETURN $p`` with a string holding
 quotes and a backslash, and picks ``"neo4j"`` when the value comes back intact (parameters
-travel as Bolt parameters; reads run in READ sessions on ``database``), else ``"falkordb"``.
+travel as Bolt parameters), else ``"falkordb"``.
 
-FalkorDB's Bolt layer (4.x, "experimental") has quirks this backend works around:
+Read-only. On Neo4j, :meth:`~lgrec.store.GraphStore.query` runs in a read transaction of a
+``READ_ACCESS`` session (``session.execute_read``): the server refuses writes there
+(``Neo.ClientError.Statement.AccessMode``). FalkorDB's Bolt layer runs every statement as
+``GRAPH.QUERY`` whatever the access mode, so it cannot refuse a write: ``query()`` without
+``write=True`` raises :class:`~lgrec.errors.ConfigError` there and points to the
+``falkordb`` backend (its Redis protocol, ``GRAPH.RO_QUERY``). lgrec's own reads (two-hop
+candidates, explanations, counts) still run.
+
+Timeouts. ``connection_timeout`` bounds connecting, the Bolt handshake and getting a
+connection from the pool (``connection_acquisition_timeout``), so a server that stopped
+answering fails a new client with :class:`~lgrec.store.GraphStoreError` instead of hanging
+it; ``query_timeout`` is Neo4j's transaction timeout for every statement.
+
+FalkorDB's Bolt layer (4.x, "experimental", removed from FalkorDB in 2026) has quirks this
+backend works around:
 
 * it pastes string parameters into the query text without escaping, so a quote breaks the
   query or injects Cypher. The store never sends it Bolt parameters: it writes them itself as
-  a ``CYPHER name=value ...`` prefix (FalkorDB's native parameter syntax) with every string
-  escaped by :func:`cypher_literal`;
+  a ``CYPHER name=value ...`` prefix (:func:`lgrec.store.cypher_text.inline_params`);
 * it takes the graph name from the first *key* of the request metadata, so sessions are
   opened without database or access mode and every query reaches its graph ``falkordb``;
-* it hangs, Redis included, after a client's GOODBYE: :meth:`BoltGraphStore.close` closes
-  the sockets without one, and connections are never retired by age;
+* it hangs, Redis included, after a client's GOODBYE, which the driver sends on ``close()``
+  and from its finaliser when a program exits without closing: the store closes the sockets
+  without one, in :meth:`BoltGraphStore.close` and in a finaliser of its own that runs first
+  (at garbage collection or interpreter exit); connections are never retired by age;
 * it counts buffered bytes in 16 bits: a request over 64 KiB can hang and a reply record
   over 64 KiB is garbled. Requests are capped at :data:`FALKORDB_MAX_BYTES` (bulk batches
   are cut by size) and :meth:`BoltGraphStore.interactions_coo` reads 1,000 items a record;
-* ``BOLT_PORT`` must fit a signed 16-bit int (≤ 32767), else Bolt silently stays off;
+* it listens on every interface (``BOLT_PORT`` takes no address) and ``BOLT_PORT`` must fit a
+  signed 16-bit int (≤ 32767), else Bolt silently stays off;
 * a pattern's parallel edges collapse into one unless the query uses the edge variable
   (``count(*)`` then undercounts), so queries that must see every edge return a property
   of it;
@@ -32,19 +48,30 @@ FalkorDB's Bolt layer (4.x, "experimental") has quirks this backend works around
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
-import re
+import weakref
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from lgrec.errors import ConfigError, DataError
-from lgrec.store.graphdb import GraphStore, GraphStoreError, GraphTables, _sorted_pairs
+from lgrec.store.cypher_text import (
+    BULK,
+    COO_BY_USER,
+    UNIQUE_KEYS,
+    coo_from_user_lists,
+    falkordb_indexes,
+    inline_params,
+    rows,
+    table_batches,
+    tables_in_order,
+)
+from lgrec.store.graphdb import (
+    GraphStore,
+    GraphStoreError,
+    GraphTables,
+    WriteQueryError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,75 +80,23 @@ FALKORDB_MAX_BYTES = 60_000
 """Largest message sent to FalkorDB: its Bolt reader counts buffered bytes in 16 bits and waits
 forever for data it already has once a message passes 64 KiB."""
 _TEN_YEARS = 10 * 365 * 24 * 3600.0
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_UNIQUE = (("User", "id"), ("Item", "id"), ("Category", "name"))
-_COO_BY_USER = (
-    "MATCH (u:User)-[r:INTERACTED_WITH]->(i:Item) WITH u, i, r "  # r kept: see COO_QUERY
-    "WITH u, collect(i.idx) AS items UNWIND range(0, size(items) - 1, 1000) AS k "
-    "RETURN u.idx AS u, items[k..k + 1000] AS items"
-)
-_BULK = {
-    "User": "UNWIND $rows AS r CREATE (:User {id: r[0], idx: r[1]})",
-    "Item": "UNWIND $rows AS r CREATE (:Item {id: r[0], idx: r[1], title: r[2], categories: r[3]})",
-    "Category": "UNWIND $rows AS r CREATE (:Category {name: r[0]})",
-    "INTERACTED_WITH": "UNWIND $rows AS r MATCH (u:User {id: r[0]}), (i:Item {id: r[1]}) "
-    "CREATE (u)-[:INTERACTED_WITH {event: r[2], rating: r[3], ts: r[4]}]->(i)",
-    "SIMILAR_TO": "UNWIND $rows AS r MATCH (a:Item {id: r[0]}), (b:Item {id: r[1]}) "
-    "CREATE (a)-[:SIMILAR_TO {score: r[2]}]->(b)",
-    "IN_CATEGORY": "UNWIND $rows AS r MATCH (a:Item {id: r[0]}), (c:Category {name: r[1]}) "
-    "CREATE (a)-[:IN_CATEGORY]->(c)",
-    "FRIEND": "UNWIND $rows AS r MATCH (a:User {id: r[0]}), (b:User {id: r[1]}) "
-    "CREATE (a)-[:FRIEND]->(b)",
-}
 
 
-def cypher_literal(value: Any) -> str:
-    """A Cypher literal for a parameter value (FalkorDB ``CYPHER`` prefix syntax).
+class _Driver:
+    """The driver and how to close it; kept apart from the store so that a finaliser can
+    close it without holding the store alive."""
 
-    Strings are single-quoted with ``\\`` and ``'`` escaped, so no value can end the literal;
-    lists/tuples and dicts (identifier keys) recurse; NaN/inf and other types raise
-    :class:`DataError`.
-    """
-    if value is None:
-        return "null"
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        f = float(value)
-        if not math.isfinite(f):
-            raise DataError(f"query parameter {value!r}: NaN/infinite values cannot be sent")
-        return repr(f)
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise DataError(f"query parameter {value[:40]!r}: strings must not contain NUL")
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if isinstance(value, list | tuple | np.ndarray):
-        return "[" + ", ".join(cypher_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_ident(k)}: {cypher_literal(v)}" for k, v in value.items()) + "}"
-    raise DataError(f"query parameter of type {type(value).__name__} is not supported")
+    def __init__(self) -> None:
+        self.driver: Any = None
+        self.falkordb = False
 
-
-def _ident(name: Any) -> str:
-    if not isinstance(name, str) or not _IDENT.match(name):
-        raise DataError(
-            f"query parameter name {name!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*)"
-        )
-    return name
-
-
-def inline_params(cypher: str, params: dict[str, Any]) -> str:
-    """``cypher`` prefixed with ``CYPHER k=v ...`` (values from :func:`cypher_literal`)."""
-    if not params:
-        return cypher
-    return (
-        "CYPHER "
-        + " ".join(f"{_ident(k)}={cypher_literal(v)}" for k, v in params.items())
-        + " "
-        + cypher
-    )
+    def close(self) -> None:
+        driver, self.driver = self.driver, None
+        if driver is None:
+            return
+        if self.falkordb:
+            _close_without_goodbye(driver)
+        driver.close()
 
 
 class BoltGraphStore(GraphStore):
@@ -130,10 +105,13 @@ class BoltGraphStore(GraphStore):
     Args:
         uri: ``bolt://host:port`` (or ``neo4j://`` for a Neo4j cluster).
         user, password: basic-auth credentials; ``user=None`` connects without auth (FalkorDB
-            without ``requirepass``).
+            without ``requirepass``). FalkorDB's Bolt layer takes the user ``falkordb`` with
+            the server's ``requirepass`` password.
         database: Neo4j database name (server default when None; ignored by FalkorDB).
         dialect: ``"auto"``, ``"neo4j"`` or ``"falkordb"`` (see module docstring).
-        connection_timeout: seconds to wait for the server.
+        connection_timeout: seconds to connect, shake hands and get a pooled connection.
+        query_timeout: seconds a statement may run on Neo4j (its transaction timeout; None:
+            the server's setting).
         create_schema: create constraints/indexes on connect.
     """
 
@@ -148,6 +126,7 @@ class BoltGraphStore(GraphStore):
         database: str | None = None,
         dialect: str = "auto",
         connection_timeout: float = 10.0,
+        query_timeout: float | None = None,
         create_schema: bool = True,
     ) -> None:
         super().__init__()
@@ -157,15 +136,26 @@ class BoltGraphStore(GraphStore):
             raise ConfigError(
                 f"BoltGraphStore: dialect must be 'auto', 'neo4j' or 'falkordb', got {dialect!r}"
             )
+        if not connection_timeout > 0 or (query_timeout is not None and not query_timeout > 0):
+            raise ConfigError(
+                f"BoltGraphStore: timeouts must be > 0 seconds, got connection_timeout="
+                f"{connection_timeout!r}, query_timeout={query_timeout!r}"
+            )
         self._neo4j = neo4j
         self.uri, self.database = uri, database
         self._auth = None if user is None else neo4j.basic_auth(user, password or "")
-        self._timeout = connection_timeout
-        self._driver = self._connect(falkordb=dialect == "falkordb")
-        self.dialect = self._probe() if dialect == "auto" else dialect
-        if dialect == "auto" and self.dialect == "falkordb":  # reconnect with its settings
-            _close_without_goodbye(self._driver)
-            self._driver = self._connect(falkordb=True)
+        self._timeout = float(connection_timeout)
+        self._query_timeout = query_timeout
+        self._conn = _Driver()
+        self._finalizer = weakref.finalize(self, self._conn.close)
+        self.dialect = dialect
+        self._connect(falkordb=dialect == "falkordb")
+        if dialect == "auto":
+            self.dialect = self._probe()
+            if self.dialect == "falkordb":  # reconnect with its settings
+                self._conn.falkordb = True
+                self._conn.close()
+                self._connect(falkordb=True)
         if self.dialect == "falkordb" and database:
             log.warning(
                 "FalkorDB's Bolt layer ignores database=%r; using its graph 'falkordb'", database
@@ -176,23 +166,34 @@ class BoltGraphStore(GraphStore):
     def __repr__(self) -> str:
         return f"BoltGraphStore({self.uri!r}, dialect={self.dialect!r})"
 
-    def _connect(self, *, falkordb: bool):
+    @property
+    def _driver(self) -> Any:
+        if self._conn.driver is None:
+            raise GraphStoreError(f"{self!r} is closed")
+        return self._conn.driver
+
+    def _connect(self, *, falkordb: bool) -> None:
         neo4j = self._neo4j
         # FalkorDB hangs on a GOODBYE; never let the driver retire connections by age
         kw = {"max_connection_lifetime": _TEN_YEARS} if falkordb else {}
+        self._conn.falkordb = falkordb
         try:
-            driver = neo4j.GraphDatabase.driver(
-                self.uri, auth=self._auth, connection_timeout=self._timeout, **kw
+            self._conn.driver = neo4j.GraphDatabase.driver(
+                self.uri,
+                auth=self._auth,
+                connection_timeout=self._timeout,
+                connection_acquisition_timeout=self._timeout,
+                **kw,
             )
-            driver.verify_connectivity()
+            self._conn.driver.verify_connectivity()
         except (
             neo4j.exceptions.Neo4jError,
             neo4j.exceptions.DriverError,
             OSError,
             ValueError,
         ) as e:
+            self._conn.close()
             raise GraphStoreError(f"cannot reach the Bolt server at {self.uri}: {e}") from e
-        return driver
 
     def _probe(self) -> str:
         try:
@@ -211,106 +212,87 @@ class BoltGraphStore(GraphStore):
         mode = self._neo4j.WRITE_ACCESS if write else self._neo4j.READ_ACCESS
         return self._driver.session(database=self.database, default_access_mode=mode)
 
-    def _run(self, cypher: str, params: dict[str, Any], *, write: bool) -> list[dict[str, Any]]:
+    def _statement(self, cypher: str, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if self.dialect == "falkordb":
-            cypher, params = inline_params(cypher, params), {}
+            cypher = inline_params(cypher, params)
             size = len(cypher.encode())
             if size > FALKORDB_MAX_BYTES:
                 raise DataError(
                     f"query of {size:,} bytes (parameters included) is over {FALKORDB_MAX_BYTES:,}:"
                     " FalkorDB's Bolt layer can hang on messages over 64 KiB; send smaller ones"
                 )
+            return cypher, {}
+        return self._neo4j.Query(cypher, timeout=self._query_timeout), params
+
+    def _run(self, cypher: str, params: dict[str, Any], *, write: bool) -> list[dict[str, Any]]:
+        query, params = self._statement(cypher, params)
         try:
             with self._session(write) as s:
-                return [record.data() for record in s.run(cypher, params)]
+                return [record.data() for record in s.run(query, params)]
         except (self._neo4j.exceptions.Neo4jError, self._neo4j.exceptions.DriverError) as e:
             raise GraphStoreError(f"Bolt server {self.uri} rejected {cypher[:200]!r}: {e}") from e
 
+    def _run_read_only(self, cypher: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.dialect == "falkordb":
+            raise ConfigError(
+                "FalkorDB's Bolt layer runs every statement as a write (GRAPH.QUERY) and cannot "
+                "refuse one, so lgrec sends it no read-only query: connect to FalkorDB's Redis "
+                "port instead (backend 'falkordb', uri redis://HOST:PORT), where reads run as "
+                "GRAPH.RO_QUERY"
+            )
+        query, params = self._statement(cypher, params)
+
+        def read(tx: Any) -> list[dict[str, Any]]:
+            return [record.data() for record in tx.run(query, params)]
+
+        try:
+            with self._session(False) as s:
+                return s.execute_read(read)
+        except self._neo4j.exceptions.Neo4jError as e:
+            if "AccessMode" in str(getattr(e, "code", "")):
+                raise WriteQueryError(
+                    f"query() is read-only and the server refused a write in {cypher[:120]!r}: "
+                    f"{e}; pass write=True to run it"
+                ) from e
+            raise GraphStoreError(f"Bolt server {self.uri} rejected {cypher[:200]!r}: {e}") from e
+        except self._neo4j.exceptions.DriverError as e:
+            raise GraphStoreError(f"Bolt server {self.uri} failed on {cypher[:200]!r}: {e}") from e
+
     def create_schema(self) -> None:
         with self._lock:
-            if self.dialect == "neo4j":
-                for label, prop in _UNIQUE:
-                    self._run(
-                        f"CREATE CONSTRAINT lgrec_{label.lower()}_{prop} IF NOT EXISTS "
-                        f"FOR (n:{label}) REQUIRE n.{prop} IS UNIQUE",
-                        {},
-                        write=True,
-                    )
+            if self.dialect == "falkordb":
+                falkordb_indexes(self._run)
                 return
-            have = {
-                (r["label"], p)
-                for r in self._run("CALL db.indexes()", {}, write=False)
-                for p in r.get("properties") or ()
-            }
-            for label, prop in _UNIQUE:
-                if (label, prop) not in have:
-                    self._run(f"CREATE INDEX FOR (n:{label}) ON (n.{prop})", {}, write=True)
+            for label, prop in UNIQUE_KEYS:
+                self._run(
+                    f"CREATE CONSTRAINT lgrec_{label.lower()}_{prop} IF NOT EXISTS "
+                    f"FOR (n:{label}) REQUIRE n.{prop} IS UNIQUE",
+                    {},
+                    write=True,
+                )
 
     def _bulk_load(self, tables: GraphTables, batch_size: int) -> None:
-        order = (
-            ("User", tables.users),
-            ("Item", tables.items),
-            ("Category", tables.categories),
-            ("INTERACTED_WITH", tables.interacted),
-            ("SIMILAR_TO", tables.similar),
-            ("IN_CATEGORY", tables.in_category),
-            ("FRIEND", tables.friend),
-        )
         with self._lock:
-            for name, df in order:
+            if self.dialect == "falkordb":
+                batches = table_batches(tables, batch_size, FALKORDB_MAX_BYTES)
+            else:
                 batches = (
-                    self._falkordb_batches(_BULK[name], df, batch_size)
-                    if self.dialect == "falkordb"
-                    else (
-                        (_BULK[name], {"rows": _rows(df.iloc[k : k + batch_size])})
-                        for k in range(0, len(df), batch_size)
-                    )
+                    (name, BULK[name], {"rows": rows(df.iloc[k : k + batch_size])})
+                    for name, df in tables_in_order(tables)
+                    for k in range(0, len(df), batch_size)
                 )
-                n = 0
-                for cypher, params in batches:
-                    self._run(cypher, params, write=True)
-                    n += 1
-                log.debug("UNWIND %s: %d rows in %d batches", name, len(df), n)
-
-    @staticmethod
-    def _falkordb_batches(statement: str, df: pd.DataFrame, batch_size: int):
-        """``(CYPHER rows=[...] statement, {})`` messages of at most ``batch_size`` rows and
-        :data:`FALKORDB_MAX_BYTES` bytes; row literals are built column-wise."""
-        head, tail = "CYPHER rows=[", "] " + statement
-        budget = FALKORDB_MAX_BYTES - len(head) - len(tail.encode())
-        lits = _row_literals(df)
-        sizes = pc.binary_length(lits).to_numpy(zero_copy_only=False).astype(np.int64) + 2
-        if len(sizes) and sizes.max() > budget:
-            raise DataError(
-                f"a row of {sizes.max():,} bytes is too large for FalkorDB's Bolt layer"
-            )
-        ends = np.cumsum(sizes)
-        start = 0
-        while start < len(lits):
-            done = ends[start - 1] if start else 0
-            stop = min(int(np.searchsorted(ends, done + budget, "right")), start + batch_size)
-            yield head + ", ".join(lits[start:stop].to_pylist()) + tail, {}
-            start = stop
+            for n, (name, cypher, params) in enumerate(batches, 1):
+                self._run(cypher, params, write=True)
+                log.debug("UNWIND %s: batch %d", name, n)
 
     def interactions_coo(self) -> tuple[np.ndarray, np.ndarray]:
-        # one record per user and 1,000 items: ~10× fewer records than one per edge, and each
-        # stays far below the 64 KiB a FalkorDB reply may hold
-        rows = self.query(_COO_BY_USER)
-        items = [r["items"] for r in rows]
-        lengths = np.fromiter((len(x) for x in items), np.int64, len(items))
-        u = np.repeat(np.fromiter((r["u"] for r in rows), np.int64, len(rows)), lengths)
-        i = np.fromiter(itertools.chain.from_iterable(items), np.int64, int(lengths.sum()))
-        return _sorted_pairs(u, i)
-
-    def clear(self) -> None:
         with self._lock:
-            self._run("MATCH (n) DETACH DELETE n", {}, write=True)
+            found = self._run(COO_BY_USER, {}, write=False)
+        return coo_from_user_lists(found)
 
     def close(self) -> None:
         with self._lock:
-            if self.dialect == "falkordb":
-                _close_without_goodbye(self._driver)
-            self._driver.close()
+            self._finalizer()
 
 
 def _close_without_goodbye(driver) -> None:
@@ -327,41 +309,3 @@ def _close_without_goodbye(driver) -> None:
             kill = getattr(connection, "kill", None)
             if kill is not None:
                 kill()
-
-
-def _row_literals(df: pd.DataFrame) -> pa.Array:
-    """One Cypher list literal per row of ``df`` (``[v1, v2, ...]``) as an Arrow string array,
-    built column by column in Arrow: strings escaped as in :func:`cypher_literal`, floats via
-    ``repr`` (shortest round-trip form), lists and other values through :func:`cypher_literal`.
-    """
-    if not len(df):
-        return pa.array([], pa.string())
-    parts = []
-    for c in df.columns:
-        col = df[c]
-        if pd.api.types.is_bool_dtype(col):
-            lit = pc.if_else(pa.array(col), "true", "false")
-        elif pd.api.types.is_integer_dtype(col):
-            lit = pc.cast(pa.array(col), pa.string())
-        elif pd.api.types.is_float_dtype(col):
-            if not np.isfinite(col.to_numpy()).all():
-                raise DataError(f"column {c!r} holds NaN/infinite values; they cannot be sent")
-            lit = pa.array(list(map(repr, col.tolist())), pa.string())
-        elif pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
-            text = pa.array(col.astype(object).where(col.notna(), None), pa.string())
-            if pc.any(pc.match_substring(text, "\x00")).as_py():
-                raise DataError(f"column {c!r} holds a NUL character")
-            esc = pc.replace_substring(text, "\\", "\\\\")
-            esc = pc.replace_substring(esc, "'", "\\'")
-            lit = pc.fill_null(pc.binary_join_element_wise("'", esc, "'", ""), "null")
-        else:
-            lit = pa.array([cypher_literal(v) for v in _rows(df[[c]])], pa.string())
-            lit = pc.utf8_slice_codeunits(lit, 1, -1)  # drop the one-element row brackets
-        parts.append(lit)
-    return pc.binary_join_element_wise("[", pc.binary_join_element_wise(*parts, ", "), "]", "")
-
-
-def _rows(df: pd.DataFrame) -> list[tuple]:
-    """Rows of ``df`` as tuples of plain Python values, missing values (NaN/NA) as None."""
-    cols = (df[c].astype(object).where(df[c].notna(), None).tolist() for c in df.columns)
-    return list(zip(*cols))

@@ -11,200 +11,55 @@ The property graph (every backend stores the same one)::
 arrays back in the data set's id space.
 
 Backends: :class:`~lgrec.store.ladybug_backend.LadybugGraphStore` (embedded LadybugDB, the
-maintained fork of Kùzu; default) and :class:`~lgrec.store.bolt_backend.BoltGraphStore`
+maintained fork of Kùzu; default), :class:`~lgrec.store.falkordb_backend.FalkorGraphStore`
+(a FalkorDB server over its Redis protocol) and :class:`~lgrec.store.bolt_backend.BoltGraphStore`
 (Neo4j, or any Bolt server, through the official ``neo4j`` driver). :func:`open_graph_store`
-picks one by name. The queries in this module use the Cypher subset both understand.
+picks one by name. The queries in this module use the Cypher subset all of them understand.
 
-Two-hop candidates for a user :math:`u` with history :math:`H(u)` score an unseen item
-:math:`j` as
+lgrec owns the labels :data:`NODE_LABELS` and relationship types :data:`REL_TYPES` of the
+store: :meth:`GraphStore.clear` deletes those and nothing else, so another application's
+nodes in the same database survive (still, give lgrec a database or graph of its own).
 
-.. math::
-    s(j) = \\big|\\{(i, v) : i \\in H(u),\\ v \\ne u,\\ i \\in H(v),\\ j \\in H(v)\\}\\big|
-           + w \\sum_{i \\in H(u)} \\mathrm{sim}(i, j),
-
-the number of user → item ← user → item paths plus ``w`` times the summed ``SIMILAR_TO``
-scores from the history.
+Recommendation queries (two-hop candidates, explanation paths): :mod:`lgrec.store.graph_queries`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
-from lgrec.errors import ConfigError, DataError, LgrecError, UnknownIdError
+from lgrec.errors import ConfigError, DataError, LgrecError, StoreError, UnknownIdError
+from lgrec.store.graph_queries import PathQueries, _finite, _key
+from lgrec.store.graph_tables import GraphTables, graph_tables
 
 if TYPE_CHECKING:  # only for annotations: keeps `import lgrec.store` free of torch
     from lgrec.data.dataset import Dataset
 
+__all__ = ["GraphStore", "GraphStoreError", "GraphTables", "WriteQueryError", "graph_tables"]
+
 log = logging.getLogger(__name__)
 
 NODE_LABELS = ("User", "Item", "Category")
+"""The node labels lgrec creates; :meth:`GraphStore.clear` deletes these and nothing else."""
 REL_TYPES = ("INTERACTED_WITH", "SIMILAR_TO", "IN_CATEGORY", "FRIEND")
-WRITE_CLAUSES = (
-    "CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "COPY", "ALTER",
-    "LOAD", "FOREACH", "INSTALL", "ATTACH", "IMPORT", "EXPORT",
-)  # fmt: skip
-"""Keywords :meth:`GraphStore.query` refuses unless ``write=True`` (files count as writes)."""
-
-_LITERALS = re.compile(
-    r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|//[^\n]*|/\*.*?\*/|\$\w+", re.S
-)
-_WRITE_RE = re.compile(r"\b(" + "|".join(WRITE_CLAUSES) + r")\b", re.I)
+"""The relationship types lgrec creates (always between nodes of :data:`NODE_LABELS`)."""
 
 
-class GraphStoreError(LgrecError, RuntimeError):
+class GraphStoreError(StoreError):
     """The graph database is unreachable or rejected a query (the message quotes it)."""
 
 
 class WriteQueryError(LgrecError, PermissionError):
-    """A write clause was sent to the read-only :meth:`GraphStore.query`."""
+    """The database refused a write sent through the read-only :meth:`GraphStore.query`."""
 
 
-def check_read_only(cypher: str) -> None:
-    """Raise :class:`WriteQueryError` when ``cypher`` holds a write clause.
-
-    String literals, quoted names, comments and ``$parameters`` are ignored, so a title such
-    as ``'Delete Me'`` inside quotes is fine; the words of :data:`WRITE_CLAUSES` anywhere else
-    (also as dotted procedure names such as ``apoc.create.node``) are refused.
-    """
-    bare = _LITERALS.sub(" ", cypher)
-    m = _WRITE_RE.search(bare)
-    if m:
-        raise WriteQueryError(
-            f"query() is read-only but the query contains the write clause {m.group(1).upper()!r}:"
-            f" {cypher[:120]!r}; pass write=True to run it"
-        )
-    if ";" in bare.strip().rstrip(";"):
-        raise DataError(f"query() takes one statement, got several: {cypher[:120]!r}")
-
-
-@dataclass(frozen=True)
-class GraphTables:
-    """The graph as tables ready for bulk loading (external ids as node keys).
-
-    ``users``: id, idx; ``items``: id, idx, title, categories; ``categories``: name;
-    relation tables ``interacted`` (src, dst, event, rating, ts), ``similar`` (src, dst, score),
-    ``in_category`` (src, dst) and ``friend`` (src, dst), where src/dst are node keys.
-    """
-
-    users: pd.DataFrame
-    items: pd.DataFrame
-    categories: pd.DataFrame
-    interacted: pd.DataFrame
-    similar: pd.DataFrame
-    in_category: pd.DataFrame
-    friend: pd.DataFrame
-
-
-def graph_tables(
-    ds: Dataset, similar: sp.spmatrix | None = None, social: np.ndarray | None = None
-) -> GraphTables:
-    """Turn a :class:`Dataset` (plus optional item–item similarities and user–user friendship
-    pairs) into :class:`GraphTables`; the diagonal of ``similar`` is dropped."""
-    uid = ds.users["user_id"].astype(str).to_numpy(dtype=object)
-    iid = ds.items["item_id"].astype(str).to_numpy(dtype=object)
-    for what, ids in (("user_id", uid), ("item_id", iid)):
-        if len(pd.unique(ids)) != len(ids):
-            raise DataError(f"load_dataset: column {what!r} of {ds.name!r} has duplicate ids")
-    vocab, cat = ds.categories()
-    vocab_arr = np.asarray(vocab, dtype=object)
-    item_cats = [list(c) for c in np.split(vocab_arr[cat.indices], cat.indptr[1:-1])]
-    title = (
-        ds.items["title"].astype(object).where(ds.items["title"].notna(), None)
-        if "title" in ds.items.columns
-        else pd.Series([None] * ds.n_items, dtype=object)
-    )
-    items = pd.DataFrame(
-        {"id": iid, "idx": np.arange(ds.n_items, dtype=np.int64), "title": title.to_numpy()}
-    )
-    items["categories"] = item_cats if ds.n_items else []
-    cat_coo = cat.tocoo()
-    inter = ds.interactions
-    interacted = pd.DataFrame(
-        {
-            "src": uid[ds.user_ids],
-            "dst": iid[ds.item_ids],
-            "event": inter["event"].astype(str).to_numpy(dtype=object),
-            "rating": inter["rating"].to_numpy(dtype=np.float64),
-            "ts": inter["timestamp"].to_numpy(dtype=np.float64),
-        }
-    )
-    return GraphTables(
-        users=pd.DataFrame({"id": uid, "idx": np.arange(ds.n_users, dtype=np.int64)}),
-        items=items,
-        categories=pd.DataFrame({"name": vocab_arr}),
-        interacted=interacted,
-        similar=_similar_table(similar, iid),
-        in_category=pd.DataFrame({"src": iid[cat_coo.row], "dst": vocab_arr[cat_coo.col]}),
-        friend=_friend_table(social, uid),
-    )
-
-
-def _similar_table(similar: sp.spmatrix | None, iid: np.ndarray) -> pd.DataFrame:
-    if similar is None:
-        return pd.DataFrame({"src": [], "dst": [], "score": []}).astype({"score": np.float64})
-    n = len(iid)
-    if not sp.issparse(similar) or similar.shape != (n, n):
-        raise DataError(
-            f"load_dataset: similar must be a sparse {n}×{n} items × items matrix, "
-            f"got {type(similar).__name__} of shape {getattr(similar, 'shape', None)}"
-        )
-    coo = sp.coo_matrix(similar)
-    keep = (coo.row != coo.col) & (coo.data != 0)
-    if not np.isfinite(coo.data[keep]).all():
-        raise DataError("load_dataset: similar holds NaN or infinite scores")
-    return pd.DataFrame(
-        {
-            "src": iid[coo.row[keep]],
-            "dst": iid[coo.col[keep]],
-            "score": coo.data[keep].astype(np.float64),
-        }
-    )
-
-
-def _friend_table(social: np.ndarray | None, uid: np.ndarray) -> pd.DataFrame:
-    if social is None:
-        return pd.DataFrame({"src": [], "dst": []})
-    pairs = np.asarray(social)
-    if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
-        raise DataError(
-            f"load_dataset: social must be an integer array of shape (n, 2) (user, friend), "
-            f"got {pairs.dtype} array of shape {pairs.shape}"
-        )
-    if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(uid)):
-        raise DataError(f"load_dataset: social holds user ids outside 0..{len(uid) - 1}")
-    return pd.DataFrame({"src": uid[pairs[:, 0]], "dst": uid[pairs[:, 1]]})
-
-
-def _finite(value: Any, name: str, where: str) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: {name} must be a number, got {value!r}") from None
-    if not math.isfinite(f):
-        raise DataError(f"{where}: {name} must be finite, got {value!r}")
-    return f
-
-
-def _key(value: Any, name: str, where: str) -> str:
-    ok = isinstance(value, str | int | np.integer) and not isinstance(value, bool)
-    s = str(value) if ok else ""
-    if not s.strip():
-        raise DataError(f"{where}: {name} must be a non-empty string, got {value!r}")
-    return s
-
-
-class GraphStore(ABC):
+class GraphStore(PathQueries, ABC):
     """A user–item property graph (see module docstring); subclasses supply the transport.
 
     Every public method is thread-safe: calls are serialised by a re-entrant lock.
@@ -222,15 +77,16 @@ class GraphStore(ABC):
 
     @abstractmethod
     def _run(self, cypher: str, params: dict[str, Any], *, write: bool) -> list[dict[str, Any]]:
-        """Run one statement and return its rows as plain dicts."""
+        """Run one of lgrec's own statements and return its rows as plain dicts."""
+
+    @abstractmethod
+    def _run_read_only(self, cypher: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run one caller-supplied statement in the database's read-only mode, so that the
+        database itself refuses any write (raise :class:`WriteQueryError` then)."""
 
     @abstractmethod
     def _bulk_load(self, tables: GraphTables, batch_size: int) -> None:
         """Insert all of ``tables`` into an empty graph."""
-
-    @abstractmethod
-    def clear(self) -> None:
-        """Delete every node and relationship (the schema stays)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -249,22 +105,67 @@ class GraphStore(ABC):
         """Run a parameterised Cypher statement; rows come back as dicts.
 
         Values go in ``params`` (``$name`` in the text), never into the string. Read-only
-        unless ``write=True``: write clauses (:data:`WRITE_CLAUSES`) raise
-        :class:`WriteQueryError`. Nodes and relationships come back as property dicts.
+        unless ``write=True``, enforced by the database (LadybugDB read-only database or
+        transaction, Neo4j read-access transaction, FalkorDB ``GRAPH.RO_QUERY``): a write
+        raises :class:`WriteQueryError`. Nodes and relationships come back as property dicts.
         """
-        if not write:
-            check_read_only(cypher)
         with self._lock:
-            return self._run(cypher, dict(params or {}), write=write)
+            if write:
+                return self._run(cypher, dict(params or {}), write=True)
+            return self._run_read_only(cypher, dict(params or {}))
 
     def counts(self) -> dict[str, int]:
         """Number of nodes per label and relationships per type."""
         out = {}
-        for label in NODE_LABELS:
-            out[label] = int(self.query(f"MATCH (n:{label}) RETURN count(n) AS n")[0]["n"])
-        for rel in REL_TYPES:
-            out[rel] = int(self.query(f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n")[0]["n"])
+        with self._lock:
+            for label in NODE_LABELS:
+                out[label] = self._count(f"MATCH (n:{label}) RETURN count(n) AS n")
+            for rel in REL_TYPES:
+                out[rel] = self._count(f"MATCH ()-[r:{rel}]->() RETURN count(r) AS n")
         return out
+
+    def _count(self, cypher: str, params: dict[str, Any] | None = None) -> int:
+        return int(self._run(cypher, params or {}, write=False)[0]["n"])
+
+    # ---- deleting ---------------------------------------------------------------------
+    def clear(self, *, batch_size: int = 20_000) -> dict[str, int]:
+        """Delete lgrec's nodes (:data:`NODE_LABELS`) with their relationships, at most
+        ``batch_size`` nodes per statement; nodes of any other label stay. Returns how many
+        nodes of each label were deleted."""
+        if batch_size < 1:
+            raise DataError(f"clear: batch_size must be ≥ 1, got {batch_size}")
+        deleted = {}
+        with self._lock:
+            for label in NODE_LABELS:
+                total = self._count(f"MATCH (n:{label}) RETURN count(n) AS n")
+                for _ in range(-(-total // batch_size)):
+                    self._run(
+                        f"MATCH (n:{label}) WITH n LIMIT {int(batch_size)} DETACH DELETE n",
+                        {},
+                        write=True,
+                    )
+                left = self._count(f"MATCH (n:{label}) RETURN count(n) AS n")
+                if left:
+                    raise GraphStoreError(f"clear: {left} {label} nodes are left after deleting")
+                deleted[label] = total
+        return deleted
+
+    def delete_user(self, user_id: str) -> int:
+        """Delete one user's node and every relationship touching it (interactions,
+        friendships); return how many relationships went with it (0 when the user had none).
+
+        Raises :class:`UnknownIdError` when the store has no such user. The user's ``idx``
+        is not reused: :meth:`add_user` keeps counting from the largest one held.
+        """
+        with self._lock:
+            uid = self._require_user(user_id, "delete_user")
+            p = {"u": uid}
+            n = self._count(_USER_EDGES, p)
+            self._run("MATCH (u:User {id: $u}) DETACH DELETE u", p, write=True)
+            if self._run("MATCH (u:User {id: $u}) RETURN u.idx AS idx", p, write=False):
+                raise GraphStoreError(f"delete_user: user {uid!r} is still in the store")
+        log.info("deleted user %r and %d relationships from %s", uid, n, self)
+        return n
 
     # ---- loading ----------------------------------------------------------------------
     def load_dataset(
@@ -384,75 +285,13 @@ class GraphStore(ABC):
             raise UnknownIdError(f"{where}: unknown user id {user_id!r} in the graph store")
         return uid
 
-    def neighbors_two_hop(
-        self,
-        user_id: str,
-        k: int = 10,
-        *,
-        similar_weight: float = 1.0,
-        max_co_users: int | None = None,
-    ) -> list[tuple[str, float]]:
-        """Top-``k`` unseen items two hops from the user (score in the module docstring).
-
-        The paths are counted per co-user: :math:`v` adds its overlap
-        :math:`w_v = |H(u) \\cap H(v)|` to each of its items. ``max_co_users`` keeps only
-        the co-users with the largest overlap (ties by id), trading exactness for speed on
-        dense graphs. Ties between items are broken by item id. Raises
-        :class:`UnknownIdError` for an unknown user.
-        """
-        if max_co_users is not None and max_co_users < 1:
-            raise DataError(f"neighbors_two_hop: max_co_users must be ≥ 1, got {max_co_users}")
-        limit = "" if max_co_users is None else f"ORDER BY w DESC, v.id LIMIT {int(max_co_users)} "
-        with self._lock:
-            uid = self._require_user(user_id, "neighbors_two_hop")
-            p = {"u": uid}
-            seen = self._run(_SEEN, p, write=False)
-            collab = self._run(_COLLAB.replace("<LIMIT>", limit), p, write=False)
-            content = self._run(_CONTENT, p, write=False) if similar_weight else []
-        parts = [pd.DataFrame(collab, columns=["item", "score"])]
-        if content:
-            c = pd.DataFrame(content, columns=["item", "score"])
-            parts.append(c.assign(score=c["score"] * similar_weight))
-        scores = pd.concat(parts).astype({"score": np.float64}).groupby("item")["score"].sum()
-        scores = scores[~scores.index.isin([r["item"] for r in seen])].reset_index()
-        top = scores.sort_values(["score", "item"], ascending=[False, True]).head(int(k))
-        return list(zip(top["item"].tolist(), top["score"].tolist()))
-
-    def explain_paths(self, user_id: str, item_id: str, limit: int = 5) -> list[dict[str, Any]]:
-        """Paths that connect a user to an item, strongest first, at most ``limit``.
-
-        ``{"kind": "similar", "path": [user, history item, item], "score": sim}`` come first
-        (highest similarity first), then ``{"kind": "co_user", "path": [user, shared item,
-        other user, item], "score": n}`` where ``n`` is how many items the other user shares
-        with the user.
-        """
-        iid = _key(item_id, "item_id", "explain_paths")
-        with self._lock:
-            uid = self._require_user(user_id, "explain_paths")
-            p = {"u": uid, "i": iid}
-            sim = self._run(_EXPLAIN_SIMILAR, p, write=False)
-            co = self._run(_EXPLAIN_COUSER, p, write=False)
-        out = [
-            {"kind": "similar", "path": [uid, r["via"], iid], "score": float(r["score"])}
-            for r in sorted(sim, key=lambda r: (-float(r["score"]), r["via"]))
-        ]
-        if co:
-            df = pd.DataFrame(co, columns=["shared", "other"]).drop_duplicates()
-            df["n"] = df.groupby("other")["shared"].transform("size")
-            df = df.sort_values(["n", "other", "shared"], ascending=[False, True, True])
-            out += [
-                {"kind": "co_user", "path": [uid, s, o, iid], "score": float(n)}
-                for s, o, n in zip(df["shared"], df["other"], df["n"])
-            ]
-        return out[: max(0, int(limit))]
-
     def interactions_coo(self) -> tuple[np.ndarray, np.ndarray]:
         """(user idx, item idx) int64 arrays of every ``INTERACTED_WITH`` edge, sorted.
 
         Repeated interactions give repeated pairs. (The query returns an edge property:
         FalkorDB 4.x collapses parallel edges whose variable the query never uses.)
         """
-        rows = self.query(COO_QUERY)
+        rows = self._run(COO_QUERY, {}, write=False)
         return _sorted_pairs(
             np.fromiter((r["u"] for r in rows), np.int64, len(rows)),
             np.fromiter((r["i"] for r in rows), np.int64, len(rows)),
@@ -464,32 +303,16 @@ def _sorted_pairs(u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return u[order], i[order]
 
 
+_USER_EDGES = "MATCH (u:User {id: $u}) OPTIONAL MATCH (u)-[r]-() RETURN count(r) AS n"
 COO_QUERY = "MATCH (u:User)-[r:INTERACTED_WITH]->(i:Item) RETURN u.idx AS u, i.idx AS i, r.ts AS ts"
-_SEEN = "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(i:Item) RETURN DISTINCT i.id AS item"
-_COLLAB = (
-    "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(i:Item) WITH DISTINCT i "
-    "MATCH (i)<-[:INTERACTED_WITH]-(v:User) WHERE v.id <> $u "
-    "WITH v, count(DISTINCT i) AS w <LIMIT>"
-    "MATCH (v)-[:INTERACTED_WITH]->(j:Item) WITH DISTINCT v, w, j "
-    "RETURN j.id AS item, sum(w) AS score"
-)
-_CONTENT = (
-    "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(h:Item) WITH DISTINCT h "
-    "MATCH (h)-[s:SIMILAR_TO]->(j:Item) RETURN j.id AS item, sum(s.score) AS score"
-)
-_EXPLAIN_SIMILAR = (
-    "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(h:Item) WITH DISTINCT h "
-    "MATCH (h)-[s:SIMILAR_TO]->(t:Item {id: $i}) RETURN h.id AS via, max(s.score) AS score"
-)
-_EXPLAIN_COUSER = (
-    "MATCH (u:User {id: $u})-[:INTERACTED_WITH]->(s:Item) WITH DISTINCT s "
-    "MATCH (s)<-[:INTERACTED_WITH]-(v:User)-[:INTERACTED_WITH]->(t:Item {id: $i}) "
-    "WHERE v.id <> $u AND s.id <> $i RETURN DISTINCT s.id AS shared, v.id AS other"
-)
+
+
+BACKENDS = ("ladybug", "falkordb", "bolt")
 
 
 def open_graph_store(backend: str = "ladybug", **kw: Any) -> GraphStore:
-    """Open a graph store: ``"ladybug"`` (``path=...``) or ``"bolt"`` (``uri, user, password``).
+    """Open a graph store: ``"ladybug"`` (``path=...``), ``"falkordb"`` (``uri=redis://...,
+    user, password, graph``) or ``"bolt"`` (``uri=bolt://..., user, password, database``).
 
     Keyword arguments go to the backend's constructor, which creates the schema when missing.
     """
@@ -497,10 +320,14 @@ def open_graph_store(backend: str = "ladybug", **kw: Any) -> GraphStore:
         from lgrec.store.ladybug_backend import LadybugGraphStore
 
         return LadybugGraphStore(**kw)
+    if backend == "falkordb":
+        from lgrec.store.falkordb_backend import FalkorGraphStore
+
+        return FalkorGraphStore(**kw)
     if backend in ("bolt", "neo4j"):
         from lgrec.store.bolt_backend import BoltGraphStore
 
         return BoltGraphStore(**kw)
     raise ConfigError(
-        f"open_graph_store: unknown backend {backend!r}; expected 'ladybug' or 'bolt'"
+        f"open_graph_store: unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}"
     )

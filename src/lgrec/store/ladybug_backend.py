@@ -6,6 +6,11 @@ Parquet file and runs ``COPY <table> FROM '<file>'``, which loads MovieLens-1M (
 interactions) in seconds.
 
 One process may open a directory read-write at a time (LadybugDB holds a file lock).
+
+Read-only is LadybugDB's: a store opened with ``read_only=True`` is a read-only database, and
+:meth:`~lgrec.store.GraphStore.query` on a writable one runs in a ``BEGIN TRANSACTION READ
+ONLY`` transaction; either way the engine refuses every write. The statement is always
+prepared (one statement, never a ``;``-separated script that could end the transaction).
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lgrec.errors import ConfigError, DataError
+from lgrec.store.cypher_text import tables_in_order
 from lgrec.store.graphdb import (
     COO_QUERY,
     GraphStore,
     GraphStoreError,
     GraphTables,
+    WriteQueryError,
     _sorted_pairs,
 )
 
@@ -63,7 +70,8 @@ class LadybugGraphStore(GraphStore):
     Args:
         path: directory of the database (created when absent).
         buffer_pool_size: bytes of page cache (default 1 GiB; LadybugDB's own default is 80%
-            of RAM, too greedy on a shared machine).
+            of RAM, too greedy on a shared machine). A query that touches more pages than
+            this fails with "buffer pool is full": raise it (``--buffer-pool-mb``).
         max_threads: threads per query (0 = all cores).
         read_only: open without write access (several processes may then share it).
         create_schema: create the tables when missing (ignored when ``read_only``).
@@ -83,6 +91,10 @@ class LadybugGraphStore(GraphStore):
         super().__init__()
         import ladybug
 
+        if int(buffer_pool_size) < 1 << 20:
+            raise ConfigError(
+                f"LadybugDB buffer pool of {buffer_pool_size} bytes is too small; give ≥ 1 MiB"
+            )
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise DataError(f"graph store path {self.path} is a file; expected a directory")
@@ -102,7 +114,11 @@ class LadybugGraphStore(GraphStore):
             )
             self._conn = ladybug.Connection(self._db)
         except RuntimeError as e:
-            raise GraphStoreError(f"cannot open LadybugDB store in {self.path}: {e}") from e
+            hint = ""
+            if "different version" in str(e):  # written by another ladybug (pyproject pin)
+                hint = "; it was written by another LadybugDB version: export it again into a "
+                hint += "new directory (lgrec graph export --path NEW_DIR)"
+            raise GraphStoreError(f"cannot open LadybugDB store in {self.path}: {e}{hint}") from e
         if create_schema and not read_only:
             self.create_schema()
 
@@ -120,7 +136,7 @@ class LadybugGraphStore(GraphStore):
         try:
             result = self._conn.execute(cypher, params)
         except (RuntimeError, ValueError, TypeError) as e:
-            raise GraphStoreError(f"LadybugDB rejected {cypher[:200]!r}: {e}") from e
+            raise _error(cypher, params, e) from e
         if isinstance(result, list):  # several statements: keep the last result
             for r in result[:-1]:
                 r.close()
@@ -139,18 +155,30 @@ class LadybugGraphStore(GraphStore):
             finally:
                 result.close()
 
+    def _run_read_only(self, cypher: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        # with parameters LadybugDB prepares the text, and a prepared statement is exactly
+        # one statement: no "...; COMMIT; CREATE ..." can leave the read-only transaction
+        one = {**params, _ONE_STATEMENT: 0}
+        with self._lock:
+            if self.read_only:
+                return self._run(cypher, one, write=False)
+            self._run("BEGIN TRANSACTION READ ONLY", {}, write=False)
+            try:
+                return self._run(cypher, one, write=False)
+            finally:
+                self._rollback()
+
+    def _rollback(self) -> None:
+        """End the read-only transaction (a failed statement has already ended it)."""
+        try:
+            self._run("ROLLBACK", {}, write=False)
+        except GraphStoreError as e:
+            if "No active transaction" not in str(e):
+                raise
+
     def _bulk_load(self, tables: GraphTables, batch_size: int) -> None:
-        order = (
-            ("User", tables.users),
-            ("Item", tables.items),
-            ("Category", tables.categories),
-            ("INTERACTED_WITH", tables.interacted),
-            ("SIMILAR_TO", tables.similar),
-            ("IN_CATEGORY", tables.in_category),
-            ("FRIEND", tables.friend),
-        )
         with self._lock, tempfile.TemporaryDirectory(dir=self.path, prefix=".load-") as tmp:
-            for name, df in order:
+            for name, df in tables_in_order(tables):
                 if not len(df):
                     continue
                 schema = pa.schema([(c, _ARROW_TYPES[c]) for c in df.columns])
@@ -161,11 +189,6 @@ class LadybugGraphStore(GraphStore):
                 pq.write_table(table, file, row_group_size=batch_size)
                 self._run(f"COPY {name} FROM '{file.as_posix()}'", {}, write=True)
                 log.debug("COPY %s: %d rows", name, len(df))
-
-    def clear(self) -> None:
-        with self._lock:
-            for label in ("User", "Item", "Category"):
-                self._run(f"MATCH (n:{label}) DETACH DELETE n", {}, write=True)
 
     def interactions_coo(self) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
@@ -184,6 +207,35 @@ class LadybugGraphStore(GraphStore):
                 self._conn.close()
                 self._db.close()
                 self._conn = None
+
+
+_ONE_STATEMENT = "_lgrec_one_statement"
+"""An unused parameter that makes LadybugDB prepare (and so parse as one statement) a query."""
+
+
+def _error(cypher: str, params: dict[str, Any], e: Exception) -> Exception:
+    """LadybugDB's exception as lgrec's: refused writes, scripts, parameter type mismatches."""
+    msg = str(e)
+    if "read-only" in msg:
+        return WriteQueryError(
+            f"query() is read-only and LadybugDB refused a write in {cypher[:120]!r}: {msg}; "
+            "pass write=True to a store opened for writing to run it"
+        )
+    if "prepare multiple statements" in msg:
+        return DataError(f"query() takes one statement, got several: {cypher[:120]!r}")
+    numeric = sorted(k for k, v in params.items() if isinstance(v, int | float) and k[0] != "_")
+    if "Conversion exception" in msg and numeric:
+        return DataError(
+            f"LadybugDB could not compare a property with the numeric parameter(s) {numeric} "
+            f"in {cypher[:120]!r} ({msg}): lgrec's ids (User.id, Item.id, Category.name) are "
+            "strings; pass them as strings (--param name:str=VALUE)"
+        )
+    if "buffer pool is full" in msg:
+        return GraphStoreError(
+            f"LadybugDB ran out of its buffer pool on {cypher[:120]!r} ({msg}); give it more "
+            "page cache (--buffer-pool-mb, buffer_pool_size)"
+        )
+    return GraphStoreError(f"LadybugDB rejected {cypher[:200]!r}: {msg}")
 
 
 def _plain(value: Any) -> Any:
