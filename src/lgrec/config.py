@@ -62,6 +62,9 @@ class RunConfig:
     out: str = "runs"
     threads: int | None = None
     cache_dir: str | None = None
+    pseudonymize: bool = False  # user ids → HMAC-SHA256 pseudonyms (lgrec.privacy.pseudonym)
+    pseudonym_key_file: str | None = None  # else the key comes from $LGREC_PSEUDONYM_KEY
+    tombstones: str | None = None  # feedback store whose erased users data loading drops
 
     def validate(self) -> RunConfig:
         if self.split not in SPLITS:

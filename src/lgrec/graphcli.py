@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from lgrec.errors import ConfigError, DataError
+from lgrec.privacy.cli import add_pseudonym_args, add_tombstone_args
 
 if TYPE_CHECKING:  # numpy/pandas load lazily: `lgrec --help` stays fast
     import numpy as np
@@ -66,6 +67,8 @@ def add_graph_parsers(sub: Any) -> None:
     s.add_argument("--threads", type=int, help="torch CPU threads")
     s.add_argument("-v", "--verbose", action="store_true")
     _store_args(s)
+    add_pseudonym_args(s)
+    add_tombstone_args(s)
     s = gsub.add_parser("query", help="run one read-only, parameterised Cypher query")
     s.add_argument("cypher", help="the query; values as $name, given with --param")
     s.add_argument(
@@ -237,6 +240,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset, data_dir=args.data_dir, **kw)
     if not args.all_folds:
         ds = train_part(ds)
+    if args.pseudonymize:  # user nodes get keyed-hash ids (lgrec.privacy.pseudonym)
+        from lgrec.privacy.pseudonym import load_key, pseudonymize_dataset
+
+        ds = pseudonymize_dataset(ds, load_key(args.pseudonym_key_file))
+    if args.tombstones:  # users erased since (lgrec.privacy.tombstones)
+        from lgrec.privacy.tombstones import drop_erased, read_tombstones
+
+        ds = drop_erased(ds, read_tombstones(args.tombstones))
     read_s = time.perf_counter() - t0
     store = open_store(args)
     try:

@@ -65,6 +65,14 @@ def prepare(cfg: RunConfig) -> Prepared:
     kw = {"fold": cfg.fold} if cfg.dataset in ("ml-100k",) else {}
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **{**kw, **cfg.loader})
     ds, report = clean(ds, k_core=cfg.k_core)
+    if cfg.pseudonymize:  # before anything is stored or trained (lgrec.privacy.pseudonym)
+        from lgrec.privacy.pseudonym import load_key, pseudonymize_dataset
+
+        ds = pseudonymize_dataset(ds, load_key(cfg.pseudonym_key_file))
+    if cfg.tombstones:  # users erased since (lgrec.privacy.tombstones)
+        from lgrec.privacy.tombstones import drop_erased, read_tombstones
+
+        ds = drop_erased(ds, read_tombstones(cfg.tombstones))
     if cfg.split == "fixed":
         split = split_fixed(ds)
     elif cfg.split == "random":
@@ -159,10 +167,14 @@ def save_bundle(model: Recommender, data: Dataset, path: str | Path) -> Path:
     cols = [c for c in ("item_id", "title", "categories", "description") if c in data.items.columns]
     items = data.items[cols].copy()
     if "categories" in items:
-        items["categories"] = items["categories"].map(lambda v: list(v) if v is not None else [])
+        items["categories"] = items["categories"].map(
+            lambda v: list(v) if isinstance(v, list | tuple | np.ndarray) else []
+        )  # NaN where a table without categories met one with them (retrain)
     items.to_parquet(path / "items.parquet", index=False)
     ucols = [c for c in ("user_id", "text") if c in data.users.columns]
     data.users[ucols].to_parquet(path / "users.parquet", index=False)
     info = {"dataset": data.name, "n_users": data.n_users, "n_items": data.n_items}
+    if data.meta.get("pseudonym"):
+        info["pseudonym"] = data.meta["pseudonym"]
     atomic_write_text(path / "dataset.json", json.dumps(info))
     return path

@@ -80,7 +80,8 @@ def test_openapi_declares_the_key_only_where_it_is_needed(make_client):
         for path, ops in spec["paths"].items():
             for method, op in ops.items():
                 secured = bool(op.get("security"))
-                want = method == "post" or (protect and path != "/health")  # /health: open
+                write = method in ("post", "delete")  # DELETE /users/{id}: erasure
+                want = write or (protect and path != "/health")  # /health: open
                 assert secured == want, (protect, method, path)
 
 

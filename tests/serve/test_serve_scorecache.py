@@ -77,3 +77,16 @@ def test_a_row_computed_while_an_event_arrived_is_not_kept():
 @pytest.mark.parametrize("budget", [0, 0.001])
 def test_no_cache_beyond_the_budget(budget):
     assert ScoreCache.build(torch.ones(50, 4), torch.ones(60, 4), None, budget) is None
+
+
+def test_erasure_clears_the_users_cached_rows(client):
+    st = client.app.state.serve
+    u = st.user_index("u5")
+    assert st.score_cache.core[u].abs().sum() > 0 and st.score_cache.gf[u].abs().sum() > 0
+    r = client.delete("/users/u5", headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert not st.score_cache.core[u].any() and not st.score_cache.gf[u].any()
+    assert st.score_cache.get(u)[0] is None  # nothing would serve the row again
+    assert client.get("/recommend", params={"user": "u5"}).status_code == 404
+    other = st.user_index("u6")
+    assert st.score_cache.get(other)[0] is not None  # other users keep theirs

@@ -1,4 +1,7 @@
-"""FeedbackStore: validation, idempotency, users/items, schema version, threads, kill -9."""
+"""FeedbackStore: validation, idempotency, users/items, schema version, threads, kill -9.
+
+Every test runs twice: on a plain SQLite file and on an SQLCipher-encrypted one
+(``LGREC_FEEDBACK_KEY`` set, :mod:`lgrec.privacy.encryption`)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,24 @@ import time
 import pytest
 
 from lgrec.errors import DataError
+from lgrec.privacy.encryption import connect, feedback_key
 from lgrec.store import FeedbackStore
 from lgrec.store.feedback import SCHEMA_VERSION
+
+
+@pytest.fixture(autouse=True, params=["plain", "encrypted"])
+def store_key(request, monkeypatch) -> str:
+    """Plain store, or encrypted with the key from the environment (subprocesses inherit it)."""
+    if request.param == "encrypted":
+        monkeypatch.setenv("LGREC_FEEDBACK_KEY", "a test passphrase")
+    else:
+        monkeypatch.delenv("LGREC_FEEDBACK_KEY", raising=False)
+    return request.param
+
+
+def raw_connect(path) -> sqlite3.Connection:
+    """A plain connection to the file, with the key when the test's store is encrypted."""
+    return connect(path, feedback_key())
 
 
 @pytest.fixture
@@ -118,14 +137,14 @@ def test_schema_version_and_reopen(tmp_path):
     path = tmp_path / "f.sqlite"
     with FeedbackStore(path) as s:
         s.add_event("u", "i", "like", idempotency_key="k")
-    conn = sqlite3.connect(path)
+    conn = raw_connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(DataError, match="newer"):
         FeedbackStore(path)
-    conn = sqlite3.connect(path)
+    conn = raw_connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     conn.close()
     with FeedbackStore(path) as s:  # data survives reopening; the key still deduplicates

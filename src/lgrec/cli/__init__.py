@@ -6,6 +6,7 @@
 * :mod:`lgrec.cli.recommend`: ``recommend``
 * :mod:`lgrec.cli.graph`: ``graph export/query``, ``recommend --friends`` (``lgrec.graphcli``)
 * :mod:`lgrec.cli.serve`: ``serve``, ``retrain``
+* :mod:`lgrec.privacy.erasure`: ``forget``
 
 Settings come from a TOML file (``--config``) plus flags; every subcommand has ``--help``.
 Each subparser sets ``run`` (its command function) as a default. Errors raised on purpose
@@ -21,6 +22,7 @@ import sys
 
 from lgrec.cli import data, evaluate, graph, recommend, serve, train
 from lgrec.errors import LgrecError
+from lgrec.privacy.erasure import add_forget_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_profile(sub)
     evaluate.add_quickstart(sub)
     serve.add_parsers(sub)
+    add_forget_parser(sub)  # lgrec forget (lgrec.privacy.erasure)
     return p
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lgrec.privacy.cli import add_pseudonym_args, add_tombstone_args
+
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     """The data, split, text and cache options of prepare/embed/train/evaluate/tune/profile."""
@@ -51,6 +53,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         "--cache-dir", help="embedding cache (default $LGREC_CACHE_DIR or ~/.cache/lgrec)"
     )
     g.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    add_pseudonym_args(p)
+    add_tombstone_args(g)
 
 
 def add_param_arg(p: argparse.ArgumentParser, help: str | None = None) -> None:
@@ -85,6 +89,9 @@ def run_config(args: argparse.Namespace, **extra: Any) -> Any:
         text_max_length=args.text_max_length,
         threads=args.threads,
         cache_dir=args.cache_dir,
+        pseudonymize=getattr(args, "pseudonymize", None),
+        pseudonym_key_file=getattr(args, "pseudonym_key_file", None),
+        tombstones=getattr(args, "tombstones", None),
     )
     over.update(extra)
     cfg = load_config(args.config, **over)

@@ -73,13 +73,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from lgrec.pipeline import prepare, setup
+    from lgrec.privacy.cli import config_user_mapper
     from lgrec.text.profiles import profile_texts
 
     cfg = run_config(args, valid_ratio=0.0)
     setup(cfg)
     prep = prepare(cfg)
     train = prep.split.train
-    u = prep.data.user_index(args.user)
+    u = prep.data.user_index(config_user_mapper(cfg)(args.user))
     text = profile_texts(train.subset(train.interactions["user"].to_numpy() == u))[u]
     hist = train.interactions[train.interactions["user"] == u].sort_values("timestamp")
     print(f"user {args.user}: {len(hist)} training interactions")

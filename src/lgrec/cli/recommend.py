@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lgrec.errors import LgrecError
+from lgrec.privacy.cli import add_pseudonym_args
 
 
 def add_parsers(sub: Any) -> argparse.ArgumentParser:
@@ -17,6 +18,7 @@ def add_parsers(sub: Any) -> argparse.ArgumentParser:
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--query", help="free-text request that steers the ranking")
     s.add_argument("--include-seen", action="store_true")
+    add_pseudonym_args(s)
     s.set_defaults(run=cmd_recommend)
     return s
 
@@ -25,6 +27,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from lgrec.models import Recommender
+    from lgrec.privacy.cli import bundle_user_mapper
 
     if getattr(args, "friends", False):
         from lgrec.graphcli import cmd_friends
@@ -34,13 +37,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise LgrecError("--model is required (a saved model directory), unless --friends")
     path = Path(args.model)
     model = Recommender.load(path)
+    user = bundle_user_mapper(args, path)(args.user)
     users = pd.Index(model.user_ids_)
-    if args.user not in users:
+    if user not in users:
         raise LgrecError(
             f"unknown user {args.user!r} in model {path} "
             f"({len(users):,} users, e.g. {', '.join(users[:3])})"
         )
-    uid = users.get_loc(args.user)
+    uid = users.get_loc(user)
     items, scores = model.recommend(
         [uid], k=args.k, exclude_seen=not args.include_seen, query=args.query
     )

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from lgrec.privacy.cli import add_pseudonym_args
+
 log = logging.getLogger("lgrec")
 
 
@@ -46,6 +48,7 @@ def add_parsers(sub: Any) -> None:
         "(Neo4j); user/password/database from $LGREC_GRAPH_USER/PASSWORD/DATABASE",
     )
     s.add_argument("-v", "--verbose", action="store_true")
+    add_pseudonym_args(s)
     s.set_defaults(run=cmd_serve)
     s = sub.add_parser("retrain", help="refit a saved model on its data + stored feedback")
     s.add_argument("--model", required=True, help="saved model directory")
@@ -60,6 +63,7 @@ def add_parsers(sub: Any) -> None:
         "ratings on its saved binary interaction matrix (no ratings, no timestamps)",
     )
     s.add_argument("-v", "--verbose", action="store_true")
+    add_pseudonym_args(s)
     s.set_defaults(run=cmd_retrain)
 
 
@@ -81,9 +85,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_burst=max(1, int(2 * args.rate_limit)), online_lr=args.online_lr,
         text="off" if args.no_text else "auto", threads=args.threads, graph_path=args.graph_path,
         graph_uri=args.graph_uri, score_cache_mb=args.score_cache_mb,
+        pseudonymize=bool(args.pseudonymize), pseudonym_key_file=args.pseudonym_key_file,
     )  # fmt: skip
     if not key:
         log.warning("no API key (LGREC_API_KEY / --api-key-file): write endpoints are disabled")
+    if args.graph_path:  # erased users leave the graph store before it is opened read-only
+        from lgrec.privacy.erasure import purge_graph_path
+
+        purge_graph_path(settings.store_path, args.graph_path)
     level = "info" if args.verbose else "warning"
     if args.workers > 1:
         os.environ.update(settings.to_env())
@@ -103,7 +112,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     store = args.store or str(Path(args.model) / "feedback.sqlite")
     out = retrain(
         args.model, store, args.out, data_dir=args.data_dir, config=args.config,
-        seen_only=args.seen_only,
+        seen_only=args.seen_only, pseudonymize=bool(args.pseudonymize),
+        pseudonym_key_file=args.pseudonym_key_file,
     )  # fmt: skip
     print(f"retrained {args.model} + feedback from {store} → {out}")
     return 0

@@ -23,3 +23,7 @@ __all__ = [
     "register",
     "registered_models",
 ]
+
+# the user-level DP-SGD variants (dp-bprmf, dp-lightgcn) register themselves on import; a plain
+# import (not `from`) also works when lgrec.privacy.dp_models is the module imported first
+import lgrec.privacy.dp_models  # noqa: F401

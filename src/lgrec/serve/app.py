@@ -46,6 +46,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from lgrec.errors import ConfigError
+from lgrec.privacy.serving import ErasureAwareGraph, install_erasure, user_mapper
 from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.graph import GraphCompanion
@@ -120,6 +121,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     """The FastAPI app serving ``settings.model`` (or an already built ``state``)."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    pid = user_mapper(settings.model, settings.pseudonymize, settings.pseudonym_key_file)
     metrics = Metrics(settings.metrics_dir, interval=settings.metrics_interval)
     graph = None
     if settings.graph_path or settings.graph_uri:
@@ -131,6 +133,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             score_cache_mb=settings.score_cache_mb,
         )  # fmt: skip
     st = state
+    if graph is not None:  # leaves out erased users still in the read-only store
+        graph = ErasureAwareGraph(graph, st)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -215,9 +219,9 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
                 "or --graph-uri URI"
             )
         st.sync()
-        u = st.user_index(user)
+        u = st.user_index(pid(user))
         kw: dict[str, Any] = dict(exclude_seen=exclude_seen, query=query, query_weight=query_weight)
-        got = _graph_top(st, graph, user, u, k, **kw) if candidates == "graph" else None
+        got = _graph_top(st, graph, pid(user), u, k, **kw) if candidates == "graph" else None
         if got is None:
             candidates = "all"
             got = st.recommend(u, k, **kw)
@@ -253,7 +257,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         and text), the categories they share, and one sentence; with a graph store, also its
         paths from the user to the item (strongest first)."""
         st.sync()
-        u, i = st.user_index(user), st.item_index(item)
+        u, i = st.user_index(pid(user)), st.item_index(item)
         ex = st.explanations(u, np.array([i]), query)[0]
         because = [
             S.Because(
@@ -277,7 +281,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             sentence=ex.sentence,
             graph_paths=None
             if graph is None
-            else [S.GraphPath(**p) for p in graph.paths(user, item)],
+            else [S.GraphPath(**p) for p in graph.paths(pid(user), item)],
         )
 
     @app.get("/users", response_model=S.UserList, dependencies=[read])
@@ -287,7 +291,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     ) -> S.UserList:
         """User ids (trained users first, then users created at run time)."""
         st.sync()
-        return S.UserList(total=st.n_users, users=st.user_ids[offset : offset + limit])
+        ids = st.listed_user_ids()  # erased users left out
+        return S.UserList(total=len(ids), users=ids[offset : offset + limit])
 
     @app.get(
         "/users/{user_id:path}", response_model=S.UserProfile, responses=errs, dependencies=[read]
@@ -295,7 +300,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     def profile(user_id: str, limit: Limit = 20) -> S.UserProfile:
         """A user's text and history (most recent online interactions last)."""
         st.sync()
-        u = st.user_index(user_id)
+        u = st.user_index(pid(user_id))
         hist = st.history(u)
         return S.UserProfile(
             user_id=user_id,
@@ -320,10 +325,12 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     )
     def create_user(body: S.UserIn) -> S.UserCreated:
         """A new user from ``liked_items`` and/or ``text``; recommendations work at once."""
-        st.add_user(body.user_id, body.text, body.liked_items)
+        st.add_user(pid(body.user_id), body.text, body.liked_items)
         return S.UserCreated(
             user_id=body.user_id, n_liked=len(set(body.liked_items)), has_text=bool(body.text)
         )
+
+    install_erasure(app, st, pid, write, graph)  # DELETE /users/{id} (lgrec.privacy)
 
     @app.post(
         "/items",
@@ -357,20 +364,10 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             if not lo <= body.value <= hi:
                 raise ConfigError(f"value: a rating must be within [{lo}, {hi}], got {body.value}")
         eid, created = st.add_feedback(
-            body.user, body.item, body.event, body.value, body.timestamp, body.idempotency_key
+            pid(body.user), body.item, body.event, body.value, body.timestamp, body.idempotency_key
         )
         response.status_code = 201 if created else 200
-        ev = st.store.get_event(eid)
-        value = ev["value"]
-        return S.FeedbackOut(
-            id=eid,
-            created=created,
-            user=ev["user_id"],
-            item=ev["item_id"],
-            event=ev["event"],
-            value=None if value is None or value != value else value,
-            timestamp=ev["ts"],
-        )
+        return S.FeedbackOut.stored(st.store.get_event(eid), created, body.user)
 
     @app.get("/ui", include_in_schema=False)
     def ui() -> FileResponse:
@@ -383,6 +380,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
 
     def protect(method: str, path: str) -> bool:
         if method not in ("GET", "HEAD"):
+            if method == "DELETE":
+                return path.startswith("/users/")
             return method == "POST" and path in ("/feedback", "/users", "/items")
         return settings.protect_reads and path != "/" and not path.startswith(open_paths)
 

@@ -99,6 +99,8 @@ class CatalogMixin:
         exactly one succeeds and every process serves the same user."""
         if self.has_user(user_id):
             raise AlreadyExistsError(f"user {user_id!r} already exists")
+        if self.store.is_erased(user_id):
+            raise AlreadyExistsError(f"user {user_id!r} was erased; its id cannot be reused")
         for i in liked:
             self.item_index(i)
         if text and not self.text_enabled:

@@ -49,22 +49,32 @@ def retrain(
     data_dir: str | None = None,
     config: str | None = None,
     seen_only: bool = False,
+    pseudonymize: bool = False,
+    pseudonym_key_file: str | None = None,
 ) -> Path:
     """Refit the bundle ``model_dir`` on its training data plus the feedback in ``store_path``
-    and save the new bundle in ``out`` (module docstring); nothing is written on error."""
+    and save the new bundle in ``out`` (module docstring); nothing is written on error.
+    Erased users (tombstones of the store, :mod:`lgrec.privacy.tombstones`) leave the training
+    data; on a pseudonymised bundle the data set is rebuilt with the same key."""
     from lgrec.models.base import Recommender
     from lgrec.pipeline import save_bundle
+    from lgrec.privacy.pseudonym import for_bundle
+    from lgrec.privacy.tombstones import drop_erased
     from lgrec.store.feedback import FeedbackStore
     from lgrec.utils import atomic_write_text
 
     model_dir, out = Path(model_dir), Path(out)
+    pz = for_bundle(model_dir, pseudonymize, pseudonym_key_file)  # refuses a wrong key
     model = Recommender.load(model_dir)
     info_file = model_dir / "dataset.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
-    base = _training_data(model, model_dir, info, data_dir, config, seen_only)
+    pseudo = {"pseudonymize": True, "pseudonym_key_file": pseudonym_key_file} if pz else {}
     with FeedbackStore(store_path) as store:
         events = store.events()
         users, items = store.list_users(), store.list_items()
+        erased = store.tombstones()
+    base = _training_data(model, model_dir, info, data_dir, config, seen_only, erased, pseudo)
+    base = drop_erased(base, erased)  # erased users' training interactions (lgrec.privacy)
     data, n_events, learned = with_feedback(base, events, users, items)
     log.info(
         "retraining %s on %s (+%d feedback interactions)", model.name, data.summary(), n_events
@@ -78,6 +88,8 @@ def retrain(
         feedback_learned=learned,
         retrained_from=str(model_dir),
     )
+    if pz is not None:  # also when the data came from the model's own matrix (no meta)
+        info["pseudonym"] = pz.record()
     atomic_write_text(out / "dataset.json", json.dumps(info))
     return out
 
@@ -90,9 +102,20 @@ def uses_ratings(model: Any) -> bool:
 
 
 def _training_data(
-    model: Any, model_dir: Path, info: dict, data_dir: str | None, config: str | None, seen_only
+    model: Any,
+    model_dir: Path,
+    info: dict,
+    data_dir: str | None,
+    config: str | None,
+    seen_only: bool,
+    erased: frozenset[str] = frozenset(),
+    pseudo: dict | None = None,
 ) -> Dataset:
-    """The model's training data rebuilt exactly, or (``seen_only``) its binary matrix."""
+    """The model's training data rebuilt exactly, or (``seen_only``) its binary matrix;
+    compared without the ``erased`` users, who leave both."""
+    from lgrec.privacy.tombstones import drop_erased, erased_mask
+
+    alive = ~erased_mask(model.user_ids_, erased)
     name = info.get("dataset")
     if not name:
         reason = f"{model_dir / 'dataset.json'} names no data set"
@@ -101,12 +124,17 @@ def _training_data(
             from lgrec.config import load_config
             from lgrec.pipeline import prepare
 
-            cfg = load_config(config, dataset=name, data_dir=data_dir, valid_ratio=0.0)
-            train = prepare(cfg).split.full_train
+            cfg = load_config(
+                config, dataset=name, data_dir=data_dir, valid_ratio=0.0, **(pseudo or {})
+            )
+            train = drop_erased(prepare(cfg).split.full_train, erased)
             same_ids = train.items["item_id"].astype(str).tolist() == list(
                 model.item_ids_
-            ) and train.users["user_id"].astype(str).tolist() == list(model.user_ids_)
-            if same_ids and (train.matrix("binary") != model.seen_).nnz == 0:
+            ) and train.users["user_id"].astype(str).tolist() == list(
+                np.asarray(model.user_ids_, dtype=object)[alive]
+            )
+            seen = model.seen_.tocsr()[alive]
+            if same_ids and (train.matrix("binary") != seen).nnz == 0:
                 return train
             reason = (
                 f"data set {name!r} rebuilt with these options differs from the model's "

@@ -163,6 +163,17 @@ class FeedbackOut(BaseModel):
     value: float | None = Field(None, description="the rating of a 'rating' event")
     timestamp: float = Field(description="Unix seconds the event happened (as stored)")
 
+    @classmethod
+    def stored(cls, ev: dict, created: bool, user: str) -> FeedbackOut:
+        """From the stored event ``ev`` (:meth:`FeedbackStore.get_event`); ``user`` is the id
+        the client sent (the store may hold its pseudonym)."""
+        value = ev["value"]
+        value = None if value is None or value != value else value  # NaN: no value
+        return cls(
+            id=ev["id"], created=created, user=user, item=ev["item_id"], event=ev["event"],
+            value=value, timestamp=ev["ts"],
+        )  # fmt: skip
+
 
 class Because(BaseModel):
     item_id: str

@@ -121,5 +121,14 @@ class ScoreCache:
         if 0 <= u < self.n_users:
             self.version[u] += 1
 
+    def erase(self, u: int) -> None:
+        """User ``u`` was erased (:mod:`lgrec.privacy.serving`): zero its rows, which were
+        computed from their data, and mark them stale so that nothing serves them."""
+        if 0 <= u < self.n_users:
+            self.core[u] = 0.0
+            if self.gf is not None:
+                self.gf[u] = 0.0
+            self.version[u] += 1
+
 
 __all__ = ["ScoreCache"]

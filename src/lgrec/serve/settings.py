@@ -46,6 +46,8 @@ class ServeSettings:
     graph_path: str | None = None
     graph_uri: str | None = None  # its credentials travel as LGREC_GRAPH_* (lgrec.store.connect)
     score_cache_mb: float = 512.0
+    pseudonymize: bool = False  # map client user ids with the key (lgrec.privacy.pseudonym)
+    pseudonym_key_file: str | None = None  # the key itself travels as LGREC_PSEUDONYM_KEY
 
     @property
     def store_path(self) -> Path:

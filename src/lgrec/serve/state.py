@@ -13,6 +13,7 @@ The class is assembled from parts with one job each:
   :class:`~lgrec.store.feedback.FeedbackStore` in event-id order (:class:`SyncMixin`): the
   store is the source of truth, so processes sharing it converge and a restart loses nothing;
 * :mod:`lgrec.serve.scoring` — scores, top-k, similar items, histories (:class:`ScoringMixin`);
+* :mod:`lgrec.privacy.serving` — erased users folded out (:class:`ErasureMixin`);
 * this module — loading the bundle and the text encoder, sizes, encoding free text.
 
 One ``RLock`` guards every mutation and every read of mutable rows, so the state may be used
@@ -34,6 +35,7 @@ import torch
 
 from lgrec.errors import AlreadyExistsError, ConfigError, ModelFileError
 from lgrec.models.base import Recommender
+from lgrec.privacy.serving import ErasureMixin
 from lgrec.serve import online
 from lgrec.serve.catalog import CatalogMixin
 from lgrec.serve.scorecache import ScoreCache
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 Tensor = torch.Tensor
 
 
-class ServeState(CatalogMixin, SyncMixin, ScoringMixin):
+class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
     """A model bundle ready to serve, with online users, items and feedback (module docstring).
 
     Args:

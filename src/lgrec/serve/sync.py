@@ -44,6 +44,7 @@ class SyncMixin:
     _local: threading.local
     _conns: list[sqlite3.Connection]
     _catalog_mark: tuple[int, int]
+    _tomb_mark: int
     last_event: int
     n_base_users: int
     online_lr: float
@@ -60,6 +61,7 @@ class SyncMixin:
     user_index: Callable[[str], int]
     item_index: Callable[[str], int]
     _load_catalog: Callable[[], None]
+    _apply_tombstones: Callable[[], int]
 
     # ---- writes: store durably, then sync ----------------------------------------------------
     def add_feedback(
@@ -87,7 +89,10 @@ class SyncMixin:
         only — a few per request, all of them once at start).
         """
         with self._sync_lock:
-            ev_max, users_max, items_max = self._watermarks()
+            ev_max, users_max, items_max, tomb_max = self._watermarks()
+            if tomb_max != self._tomb_mark:  # users erased (lgrec.privacy.serving)
+                self._apply_tombstones()
+                self._tomb_mark = tomb_max
             if force_catalog or (users_max, items_max) != self._catalog_mark:
                 self._load_catalog()
                 self._catalog_mark = (users_max, items_max)
@@ -128,25 +133,25 @@ class SyncMixin:
                 since = int(rows[-1][0])
             return n
 
-    def _watermarks(self) -> tuple[int, int, int]:
-        """``(max event id, max users rowid, max items rowid)`` of the store in one indexed
-        read (microseconds), so every request can look for news without building a DataFrame.
-        A read-only SQLite connection per thread; rowids only grow (rows are never deleted)."""
+    def _watermarks(self) -> tuple[int, int, int, int]:
+        """``(max event id, max users rowid, max items rowid, max tombstones rowid)`` of the
+        store in one indexed read (microseconds), so every request can look for news without
+        building a DataFrame. A read-only SQLite connection per thread; ids and rowids only
+        grow (only erasure deletes rows, and it adds a tombstone)."""
         try:
             conn = getattr(self._local, "conn", None)
             if conn is None:
-                uri = f"file:{self.store.path.resolve()}?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+                conn = self.store.read_only_connection()  # with the key when encrypted
                 self._local.conn = conn
                 with self.lock:
                     self._conns.append(conn)
             row = conn.execute(
                 "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
-                "(SELECT max(rowid) FROM items)"
+                "(SELECT max(rowid) FROM items), (SELECT max(rowid) FROM tombstones)"
             ).fetchone()
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"feedback store {self.store.path}: {e}") from e
-        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
 
     def close(self) -> None:
         """Close the store and this state's read connections."""

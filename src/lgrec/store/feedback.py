@@ -18,11 +18,13 @@ Errors (the contract every feedback store keeps, whatever its database): invalid
 database's unique key, so of several processes creating one id exactly one succeeds; an
 idempotency key already used for another event raises :class:`~lgrec.errors.ConflictError`;
 a closed, locked or failing database raises :class:`~lgrec.errors.StoreUnavailableError`.
+
+Encryption at rest: with ``LGREC_FEEDBACK_KEY`` set (or ``key=``) the file is an SQLCipher
+database (:mod:`lgrec.privacy.encryption`); everything above holds unchanged.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -36,10 +38,21 @@ from typing import Any
 
 import pandas as pd
 
-from lgrec.errors import AlreadyExistsError, DataError, StoreUnavailableError
-from lgrec.store.records import EVENT_TYPES, EventRow, check_id, check_replay, to_json
+from lgrec.errors import DataError, StoreUnavailableError
+from lgrec.privacy.encryption import connect, feedback_key, row_class
+from lgrec.privacy.store import ErasureStoreMixin, refuse_erased
+from lgrec.store.records import EVENT_TYPES, check_id, to_json
 from lgrec.store.records import validate_event as _validate_event
-from lgrec.store.sqlite_schema import SCHEMA_VERSION, flocked, migrate, open_lock_file
+from lgrec.store.sqlite_schema import (
+    SCHEMA_VERSION,
+    flocked,
+    insert_event,
+    insert_row,
+    item_dict,
+    migrate,
+    open_lock_file,
+    user_dict,
+)
 
 log = logging.getLogger(__name__)
 __all__ = ["EVENT_COLUMNS", "EVENT_TYPES", "SCHEMA_VERSION", "FeedbackStore", "migrate"]
@@ -54,16 +67,6 @@ EVENT_COLUMNS = (
     "idempotency_key",
     "received_at",
 )
-
-
-def _insert_row(conn: sqlite3.Connection, sql: str, row: tuple, what: str, key: str) -> None:
-    """Run an ``INSERT``; a primary-key clash is :class:`AlreadyExistsError`."""
-    try:
-        conn.execute(sql, row)
-    except sqlite3.IntegrityError as e:
-        if "UNIQUE" not in str(e):
-            raise
-        raise AlreadyExistsError(f"{what} {key!r} already exists") from None
 
 
 def _available(method: Callable) -> Callable:
@@ -82,7 +85,7 @@ def _available(method: Callable) -> Callable:
     return wrapped
 
 
-class FeedbackStore:
+class FeedbackStore(ErasureStoreMixin):
     """Events, users and items in a SQLite file (see module docstring for durability/threads).
 
     Args:
@@ -90,9 +93,10 @@ class FeedbackStore:
         timeout: seconds a writer waits for another writer's lock before failing.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, key: str | None = None) -> None:
         self.path = Path(path)
         self.timeout = timeout
+        self._key = feedback_key(key)  # None: plain SQLite (lgrec.privacy.encryption)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -108,19 +112,28 @@ class FeedbackStore:
             raise StoreUnavailableError(f"feedback store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
+            conn = connect(self.path, self._key, timeout=self.timeout)
+            conn.row_factory = row_class(conn)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise DataError(f"feedback store {self.path}: cannot enable WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # erased rows are zeroed, not just freed
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
+
+    def read_only_connection(self) -> sqlite3.Connection:
+        """A new read-only connection to the file (with the key, if encrypted); the caller
+        closes it."""
+        return connect(self.path, self._key, timeout=self.timeout, read_only=True)
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the file is SQLCipher-encrypted."""
+        return self._key is not None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -178,7 +191,8 @@ class FeedbackStore:
             user_id, item_id, event, value, ts, idempotency_key, where="add_event"
         )
         with self._write() as conn:
-            return _insert(conn, row)
+            refuse_erased(conn, row[0])
+            return insert_event(conn, row)
 
     @_available
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, bool]]:
@@ -208,7 +222,9 @@ class FeedbackStore:
         if not rows:
             return []
         with self._write() as conn:
-            return [_insert(conn, row) for row in rows]
+            for uid in {row[0] for row in rows}:
+                refuse_erased(conn, uid)
+            return [insert_event(conn, row) for row in rows]
 
     def events(
         self, since_id: int = 0, user_id: str | None = None, limit: int | None = None
@@ -289,8 +305,9 @@ class FeedbackStore:
         )
         sql = "INSERT INTO users (user_id, text, created_at, attributes) VALUES (?, ?, ?, ?)"
         with self._write() as conn:
+            refuse_erased(conn, uid)
             known = conn.execute("SELECT 1 FROM users WHERE user_id = ?", (uid,)).fetchone()
-            _insert_row(
+            insert_row(
                 conn, sql + on_conflict * exist_ok, (uid, text, time.time(), attrs), "user", uid
             )
             return known is None
@@ -323,7 +340,7 @@ class FeedbackStore:
         with self._write() as conn:
             known = conn.execute("SELECT 1 FROM items WHERE item_id = ?", (iid,)).fetchone()
             row = (iid, title, description, cats, time.time())
-            _insert_row(conn, sql + on_conflict * exist_ok, row, "item", iid)
+            insert_row(conn, sql + on_conflict * exist_ok, row, "item", iid)
             return known is None
 
     @_available
@@ -334,7 +351,7 @@ class FeedbackStore:
             .execute("SELECT * FROM users WHERE user_id = ?", (str(user_id),))
             .fetchone()
         )
-        return None if row is None else _user_dict(row)
+        return None if row is None else user_dict(row)
 
     @_available
     def get_item(self, item_id: str) -> dict[str, Any] | None:
@@ -344,7 +361,7 @@ class FeedbackStore:
             .execute("SELECT * FROM items WHERE item_id = ?", (str(item_id),))
             .fetchone()
         )
-        return None if row is None else _item_dict(row)
+        return None if row is None else item_dict(row)
 
     @_available
     def list_users(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
@@ -353,7 +370,7 @@ class FeedbackStore:
             "SELECT * FROM users ORDER BY user_id LIMIT ? OFFSET ?",
             (-1 if limit is None else int(limit), int(offset)),
         )
-        return [_user_dict(r) for r in rows]
+        return [user_dict(r) for r in rows]
 
     @_available
     def list_items(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
@@ -362,37 +379,4 @@ class FeedbackStore:
             "SELECT * FROM items ORDER BY item_id LIMIT ? OFFSET ?",
             (-1 if limit is None else int(limit), int(offset)),
         )
-        return [_item_dict(r) for r in rows]
-
-
-# ---- helpers ---------------------------------------------------------------------------
-def _insert(conn: sqlite3.Connection, row: EventRow) -> tuple[int, bool]:
-    """Insert ``row`` unless its idempotency key is stored; a stored key must be a true
-    replay (:func:`check_replay`), else :class:`ConflictError`."""
-    ts = time.time() if row.ts is None else row.ts
-    cur = conn.execute(
-        "INSERT INTO events (user_id, item_id, event, value, ts, idempotency_key, received_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING RETURNING id",
-        (row.user_id, row.item_id, row.event, row.value, ts, row.idempotency_key, time.time()),
-    )
-    got = cur.fetchone()
-    if got is not None:
-        return int(got[0]), True
-    first = conn.execute(
-        "SELECT id, user_id, item_id, event, value, ts FROM events WHERE idempotency_key = ?",
-        (row.idempotency_key,),
-    ).fetchone()
-    check_replay(dict(first), row)
-    return int(first[0]), False
-
-
-def _user_dict(row: sqlite3.Row) -> dict[str, Any]:
-    d = dict(row)
-    d["attributes"] = json.loads(d["attributes"])
-    return d
-
-
-def _item_dict(row: sqlite3.Row) -> dict[str, Any]:
-    d = dict(row)
-    d["categories"] = json.loads(d["categories"])
-    return d
+        return [item_dict(r) for r in rows]

@@ -1,4 +1,5 @@
-"""SQLite plumbing of the feedback store: the schema and its migrations, the writers' lock.
+"""SQLite plumbing of the feedback store: the schema and its migrations, the writers' lock,
+the statements that insert and decode rows.
 
 * The schema is versioned with ``PRAGMA user_version``; :func:`migrate` runs the pending
   migrations of :data:`MIGRATIONS` in one transaction when a file is opened.
@@ -9,14 +10,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from lgrec.errors import DataError
+from lgrec.errors import AlreadyExistsError, DataError
+from lgrec.store.records import EventRow, check_replay
 
 try:
     import fcntl
@@ -52,6 +57,13 @@ MIGRATIONS: tuple[str, ...] = (
         description TEXT,
         categories TEXT NOT NULL DEFAULT '[]',
         created_at REAL NOT NULL
+    );
+    """,
+    # version 1 -> 2: erased users (lgrec.privacy.tombstones: hashes, never the ids)
+    """
+    CREATE TABLE tombstones (
+        user_hash TEXT PRIMARY KEY CHECK (length(user_hash) = 64),
+        erased_at REAL NOT NULL
     );
     """,
 )
@@ -112,3 +124,48 @@ def flocked(fd: int | None) -> Iterator[None]:
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+# ---- rows ------------------------------------------------------------------------------
+def insert_event(conn: sqlite3.Connection, row: EventRow) -> tuple[int, bool]:
+    """Insert ``row`` unless its idempotency key is stored; a stored key must be a true
+    replay (:func:`check_replay`), else :class:`ConflictError`."""
+    ts = time.time() if row.ts is None else row.ts
+    cur = conn.execute(
+        "INSERT INTO events (user_id, item_id, event, value, ts, idempotency_key, received_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING RETURNING id",
+        (row.user_id, row.item_id, row.event, row.value, ts, row.idempotency_key, time.time()),
+    )
+    got = cur.fetchone()
+    if got is not None:
+        return int(got[0]), True
+    first = conn.execute(
+        "SELECT id, user_id, item_id, event, value, ts FROM events WHERE idempotency_key = ?",
+        (row.idempotency_key,),
+    ).fetchone()
+    check_replay(dict(first), row)
+    return int(first[0]), False
+
+
+def user_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """A ``users`` row as a dict, its JSON ``attributes`` decoded."""
+    d = dict(row)
+    d["attributes"] = json.loads(d["attributes"])
+    return d
+
+
+def item_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """An ``items`` row as a dict, its JSON ``categories`` decoded."""
+    d = dict(row)
+    d["categories"] = json.loads(d["categories"])
+    return d
+
+
+def insert_row(conn: sqlite3.Connection, sql: str, row: tuple, what: str, key: str) -> None:
+    """Run an ``INSERT``; a primary-key clash is :class:`AlreadyExistsError`."""
+    try:
+        conn.execute(sql, row)
+    except sqlite3.IntegrityError as e:
+        if "UNIQUE" not in str(e):
+            raise
+        raise AlreadyExistsError(f"{what} {key!r} already exists") from None
