@@ -88,7 +88,7 @@ def fit_logistic_category_head(
     x: torch.Tensor | np.ndarray,
     y: torch.Tensor | np.ndarray,
     *,
-    cs: tuple[float, ...] | list[float] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+    cs: tuple[float, ...] | list[float] = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0),
     valid_frac: float = 0.2,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
