@@ -22,6 +22,7 @@ import scipy.sparse as sp
 import torch
 
 from lgrec.models.base import Recommender
+from lgrec.ranking import topk_stable
 from lgrec.serve import online
 
 log = logging.getLogger(__name__)
@@ -119,21 +120,21 @@ class ScoringMixin:
         query: str | None = None,
         query_weight: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` item rows and scores for user row ``u``."""
+        """Top-``k`` item rows and scores for user row ``u`` (ties: lower row first)."""
         s = self.scores(u, query, query_weight)
         if exclude_seen:
             s[torch.from_numpy(self.history(u))] = -torch.inf
         k = min(k, int(torch.isfinite(s).sum()))
-        top = torch.topk(s, k)
-        return top.indices.numpy(), top.values.numpy()
+        v, ix = topk_stable(s, k)
+        return ix.numpy(), v.numpy()
 
     def similar(self, i: int, k: int, blend: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
         """Items most associated with item ``i``: ``β cos(e_i, e_j) + (1−β) cos(t_i, t_j)``."""
         V, _, T = self.snapshot()
         sim = online.blend_cosines(online.unit_rows(V), T, i, blend)
         sim[i] = -torch.inf
-        top = torch.topk(sim, min(k, len(sim) - 1))
-        return top.indices.numpy(), top.values.numpy()
+        v, ix = topk_stable(sim, min(k, len(sim) - 1))
+        return ix.numpy(), v.numpy()
 
     def _check_parity(self) -> None:
         """Warn when the online scores of a trained user differ from ``model.score``."""
