@@ -33,6 +33,7 @@ from lgrec.data import (
 from lgrec.data.dataset import Dataset, Split
 from lgrec.errors import ConfigError
 from lgrec.models.base import Recommender, registered_models
+from lgrec.progress import progress, working
 from lgrec.utils import atomic_write_text, seed_everything
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,10 @@ def setup(cfg: RunConfig) -> None:
 def prepare(cfg: RunConfig) -> Prepared:
     """Load, clean and split ``cfg.dataset``; carve the validation split from training data."""
     kw = {"fold": cfg.fold} if cfg.dataset in ("ml-100k",) else {}
-    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **{**kw, **cfg.loader})
-    ds, report = clean(ds, k_core=cfg.k_core)
+    with working(f"loading {cfg.dataset}"):
+        ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **{**kw, **cfg.loader})
+    with working(f"cleaning {ds.name}"):
+        ds, report = clean(ds, k_core=cfg.k_core)
     if cfg.pseudonymize:  # before anything is stored or trained (lgrec.privacy.pseudonym)
         from lgrec.privacy.pseudonym import load_key, pseudonymize_dataset
 
@@ -73,6 +76,13 @@ def prepare(cfg: RunConfig) -> Prepared:
         from lgrec.privacy.tombstones import drop_erased, read_tombstones
 
         ds = drop_erased(ds, read_tombstones(cfg.tombstones))
+    with working(f"splitting {ds.name} ({cfg.split})"):
+        split = _split(ds, cfg)
+    return Prepared(ds, split, report)
+
+
+def _split(ds: Dataset, cfg: RunConfig) -> Split:
+    """The split of ``cfg.split`` (+ the validation part carved from training data)."""
     if cfg.split == "fixed":
         split = split_fixed(ds)
     elif cfg.split == "random":
@@ -84,7 +94,7 @@ def prepare(cfg: RunConfig) -> Prepared:
         split = split_cold_items(ds, item_frac=cfg.cold_item_frac, seed=cfg.seed, items=given)
     if cfg.valid_ratio > 0:
         split = carve_valid(split, ratio=cfg.valid_ratio, seed=cfg.seed)
-    return Prepared(ds, split, report)
+    return split
 
 
 def encode_items(prep: Prepared, cfg: RunConfig) -> np.ndarray:
@@ -94,7 +104,8 @@ def encode_items(prep: Prepared, cfg: RunConfig) -> np.ndarray:
 
         t0 = time.perf_counter()
         enc = TextEncoder(cfg.text_model, max_length=cfg.text_max_length)
-        prep.item_emb = enc.encode(prep.data.item_text())
+        with working(f"encoding {prep.data.n_items} item texts"):
+            prep.item_emb = enc.encode(prep.data.item_text())
         prep.encode_seconds = time.perf_counter() - t0
     return prep.item_emb
 
@@ -134,9 +145,12 @@ def fit_model(
     if "item_emb" in sig and (getattr(model, "needs_text", True) or cold_split):
         extra["item_emb"] = encode_items(prep, cfg)
     split = prep.split
-    model.fit(split.train, valid=split.valid, **extra)
+    with working(f"fitting {model.name}"):
+        model.fit(split.train, valid=split.valid, **extra)
     if cfg.refit and split.valid is not None and len(split.valid):
-        model = type(model)(**model.refit_params()).fit(split.full_train, **extra)
+        first = time.perf_counter() - t0  # the refit sees ~valid_ratio more data: about as long
+        with working(f"refitting {model.name} on train + valid", expect=first):
+            model = type(model)(**model.refit_params()).fit(split.full_train, **extra)
     if "item_emb" in extra:  # encoded here: queries and new items must be encoded alike
         model.text_max_length_ = cfg.text_max_length
     return model, time.perf_counter() - t0
@@ -148,10 +162,11 @@ def evaluate_all(cfg: RunConfig, prep: Prepared, out: Path | None = None) -> lis
 
     rows = []
     cold = prep.split.kind == "cold" or len(prep.split.cold_items) > 0
-    for name in cfg.models:
+    for name in progress(cfg.models, desc="models", unit="models"):
         model = build_model(name, cfg)
         model, fit_s = fit_model(model, prep, cfg)
-        res = evaluate_model(model, prep.split, ks=tuple(cfg.ks), cold=cold, seed=cfg.seed)
+        with working(f"evaluating {name}"):
+            res = evaluate_model(model, prep.split, ks=tuple(cfg.ks), cold=cold, seed=cfg.seed)
         row = {"model": name, **res, "fit_s": fit_s}
         log.info("%s: %s", name, row)
         rows.append(row)

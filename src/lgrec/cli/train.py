@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from lgrec.cli.common import add_data_args, add_param_arg, run_config
+from lgrec.progress import note
 
 
 def add_parsers(sub: Any) -> None:
@@ -47,6 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lgrec.pipeline import build_model, fit_model, prepare, save_bundle, setup
 
     cfg = run_config(args, refit=not args.no_refit)
+    note(f"the model goes to {Path(args.out).resolve()}")
     setup(cfg)
     prep = prepare(cfg)
     if args.graph_path:  # training interactions from the graph store (lgrec graph export)

@@ -26,8 +26,8 @@ from lgrec.data.dataset import Dataset, Split
 from lgrec.errors import ConfigError, DataError
 from lgrec.eval.metrics import accuracy, auc, check_ks, coverage, mae, ranking_metrics, rmse
 from lgrec.models.base import Recommender
+from lgrec.progress import progress
 from lgrec.ranking import topk_stable
-from lgrec.utils import progress
 
 __all__ = [
     "evaluate_click",
@@ -157,7 +157,7 @@ def _topk_blocks(
     # avoids allocating (and page-faulting) a fresh block × items copy per block
     buf = torch.empty((min(block_size, len(users)), seen.shape[1]), dtype=torch.float32)
     with torch.no_grad():
-        for start in progress(blocks, desc="ranking", total=len(blocks)):
+        for start in progress(blocks, desc="ranking", total=len(blocks), unit="blocks"):
             ub = users[start : start + block_size]
             raw = torch.as_tensor(model.score(torch.from_numpy(ub))).detach()
             if raw.shape != (len(ub), seen.shape[1]):
