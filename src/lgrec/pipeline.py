@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from lgrec.config import RunConfig
@@ -33,8 +34,8 @@ from lgrec.data import (
 from lgrec.data.dataset import Dataset, Split
 from lgrec.errors import ConfigError
 from lgrec.models.base import Recommender, registered_models
-from lgrec.progress import progress, working
-from lgrec.utils import atomic_write_text, seed_everything
+from lgrec.progress import note, progress, working
+from lgrec.utils import atomic_write_text, data_dir, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Prepared:
     report: Any
     item_emb: np.ndarray | None = None
     encode_seconds: float = 0.0
+    item_graph: Any = None  # the knowledge graph's item links (``--kg``), built once
 
 
 def setup(cfg: RunConfig) -> None:
@@ -110,6 +112,23 @@ def encode_items(prep: Prepared, cfg: RunConfig) -> np.ndarray:
     return prep.item_emb
 
 
+def kg_item_graph(prep: Prepared, cfg: RunConfig) -> Any:
+    """The item–item graph of the knowledge graph ``cfg.kg`` (a folder path, or a folder under
+    the data root), :func:`lgrec.graph.knowledge.knowledge_item_graph` with its defaults;
+    also kept on ``prep``."""
+    if prep.item_graph is None:
+        from lgrec.graph.knowledge import knowledge_item_graph
+
+        path = Path(str(cfg.kg)).expanduser()
+        if not path.is_dir() and not path.is_absolute():
+            under = data_dir(cfg.data_dir) / str(cfg.kg)
+            path = under if under.is_dir() else path
+        with working(f"building the item graph of the knowledge graph {path}"):
+            prep.item_graph = knowledge_item_graph(prep.data, path)
+        log.info("--kg %s: %d item links", path, prep.item_graph.nnz)
+    return prep.item_graph
+
+
 def build_model(name: str, cfg: RunConfig, **extra: Any) -> Recommender:
     """A model by registry name with ``cfg.params[name]`` (+ ``extra``) as arguments."""
     models = registered_models()
@@ -144,6 +163,11 @@ def fit_model(
     cold_split = len(prep.split.cold_items) > 0  # cold items are placed from their text
     if "item_emb" in sig and (getattr(model, "needs_text", True) or cold_split):
         extra["item_emb"] = encode_items(prep, cfg)
+    if cfg.kg and "item_graph" not in extra:
+        if "item_graph" in sig:
+            extra["item_graph"] = kg_item_graph(prep, cfg)
+        else:
+            note(f"--kg: {model.name} takes no item graph and is fitted without it")
     split = prep.split
     with working(f"fitting {model.name}"):
         model.fit(split.train, valid=split.valid, **extra)
@@ -188,6 +212,12 @@ def save_bundle(model: Recommender, data: Dataset, path: str | Path) -> Path:
     items.to_parquet(path / "items.parquet", index=False)
     ucols = [c for c in ("user_id", "text") if c in data.users.columns]
     data.users[ucols].to_parquet(path / "users.parquet", index=False)
+    edges = data.meta.get("social_edges")
+    if edges is not None and len(edges):  # friendships, for GET /friends (lgrec.serve.extras)
+        uid = data.users["user_id"].astype(str).to_numpy()
+        e = np.asarray(edges, dtype=np.int64)
+        social = pd.DataFrame({"user_id": uid[e[:, 0]], "friend_id": uid[e[:, 1]]})
+        social.to_parquet(path / "social.parquet", index=False)
     info = {"dataset": data.name, "n_users": data.n_users, "n_items": data.n_items}
     if data.meta.get("pseudonym"):
         info["pseudonym"] = data.meta["pseudonym"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 from typing import Any
 
 from lgrec.cli.common import add_data_args, add_param_arg, run_config
+from lgrec.errors import ConfigError
 from lgrec.progress import note
 
 
@@ -60,6 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         split = store_split(prep.split, args.graph_path, valid_ratio=cfg.valid_ratio, seed=cfg.seed)
         prep = replace(prep, split=split)
     model = build_model(args.model, cfg)
+    if cfg.kg and "item_graph" not in inspect.signature(model.fit).parameters:
+        raise ConfigError(f"--kg: model {args.model!r} takes no item graph (lmgcn does)")
     model, fit_s = fit_model(model, prep, cfg)
     path = save_bundle(model, prep.data, args.out)
     print(f"trained {args.model} in {fit_s:.1f}s → {path}")

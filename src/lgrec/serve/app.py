@@ -52,6 +52,7 @@ from lgrec.ranking import topk_stable
 from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.explain import explain_items
+from lgrec.serve.extras import install_extras
 from lgrec.serve.graph import GraphCompanion
 from lgrec.serve.metrics import Metrics, MetricsMiddleware, shared_metrics_dir
 from lgrec.serve.security import (
@@ -421,6 +422,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         )
 
     install_erasure(app, st, pid, write, graph)  # DELETE /users/{id} (lgrec.privacy)
+    install_extras(app, st, pid, read, errs)  # /categories, /friends (lgrec.serve.extras)
 
     @app.post(
         "/items",
