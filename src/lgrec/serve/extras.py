@@ -12,8 +12,6 @@
   they are never suggested. 404 when the bundle has no social edges or the user has none.
 """
 
-from __future__ import annotations
-
 import logging
 import threading
 from pathlib import Path
