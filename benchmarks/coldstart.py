@@ -46,22 +46,13 @@ KEYS = ("cold_Recall@20", "cold_NDCG@20", "cold_all_Recall@20", "cold_all_NDCG@2
 
 
 def cold_split(ds: Any, seed: int, frac: float, ids_file: str | None) -> Any:
-    """The cold-item split: drawn with ``seed``, or the items listed in ``ids_file``."""
+    """The cold-item split: drawn with ``seed``, or the items listed in ``ids_file``
+    (:func:`lgrec.data.split.read_item_ids`: one external id per line)."""
     from lgrec.data import split_cold_items
+    from lgrec.data.split import read_item_ids
 
-    if ids_file is None:
-        return split_cold_items(ds, item_frac=frac, seed=seed)
-    from lgrec.data.split import _parts
-
-    wanted = [x.strip() for x in Path(ids_file).read_text().splitlines() if x.strip()]
-    index = {str(v): k for k, v in enumerate(ds.items["item_id"].astype(str))}
-    missing = [w for w in wanted if w not in index]
-    if missing:
-        raise SystemExit(f"{ids_file}: {len(missing)} item id(s) not in {ds.name}: {missing[:5]}")
-    cold = np.unique([index[w] for w in wanted]).astype(np.int64)
-    is_cold = np.zeros(ds.n_items, dtype=bool)
-    is_cold[cold] = True
-    return _parts(ds, is_cold[ds.item_ids], "cold_items", cold)
+    items = None if ids_file is None else read_item_ids(ids_file, ds)
+    return split_cold_items(ds, item_frac=frac, seed=seed, items=items)
 
 
 def run_seed(dataset: str, seed: int, labels: list[str], args: argparse.Namespace) -> list[dict]:

@@ -6,6 +6,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -80,3 +81,17 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
         if cand.is_dir():
             return cand
     return Path.cwd() / "data"
+
+
+class PhaseClock:
+    """Seconds per named phase of a long computation: ``clock("name")`` records the time since
+    the previous call (or creation) under ``name`` in ``laps``."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 3)
+        self._t = now

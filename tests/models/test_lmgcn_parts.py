@@ -139,3 +139,20 @@ def test_items_without_text_fields_leave_the_text_blocks_out(planted_split, capl
     assert not m.text_used_ and "none of the text fields" in caplog.text
     assert set(m.blocks_) == {"spectral"}
     assert set(LMGCN(**PARTS, filter_weight=0.0).fit(train, item_emb=emb).blocks_) > {"text"}
+
+
+def test_refit_reuses_the_cold_parts_choices(planted, planted_text_emb, caplog):
+    # the side map (λ, α) chosen at fit time travel in refit_params; the refit does not search
+    cold = np.array([3, 4, 23, 24])
+    train = planted.subset(~planted.interactions["item"].isin(cold).to_numpy())
+    with caplog.at_level("INFO", logger="lgrec.models.coldstart"):
+        m = LMGCN(**PARTS).fit(train, item_emb=planted_text_emb)
+        searched = caplog.text.count("cold-start map")  # the side map's and the filter's
+        caplog.clear()
+        grid = m.refit_params()["cold_grid"]
+        assert len(grid["lambdas"]) == len(grid["alphas"]) == 1
+        assert grid["lambdas"][0] in (1.0, 10.0, 100.0, 1000.0)
+        r = LMGCN(**m.refit_params()).fit(train, item_emb=planted_text_emb)
+    assert caplog.text.count("cold-start map") == searched - 1  # the side map did not search
+    assert r.side_choice_ == m.side_choice_
+    torch.testing.assert_close(r.item_emb_[cold], m.item_emb_[cold])

@@ -176,7 +176,7 @@ def fit_cold_map(
         user_emb = user_emb[torch.from_numpy(users)].float()
     err = np.zeros((len(lambdas), len(alphas)))
     count = 0
-    for fo in range(folds):
+    for fo in range(folds if err.size > 1 else 0):  # one (λ, α): nothing to choose
         tr, te = fold != fo, fold == fo
         if not te.any() or not tr.any():
             continue
@@ -196,8 +196,9 @@ def fit_cold_map(
     a, b = np.unravel_index(np.argmin(err), err.shape)
     lam, alpha = lambdas[a], alphas[b]
     w = torch.linalg.solve(f.T @ f + lam * eye, f.T @ e).float()
-    log.info("cold-start map: λ=%s α=%s (CV %s %.4f)", lam, alpha,
-             "Recall@20" if ranked else "MSE", abs(err[a, b]) / max(1, count))  # fmt: skip
+    if err.size > 1:
+        log.info("cold-start map: λ=%s α=%s (CV %s %.4f)", lam, alpha,
+                 "Recall@20" if ranked else "MSE", abs(err[a, b]) / max(1, count))  # fmt: skip
     return ColdMap(w, float(lam), float(alpha), k, tau)
 
 

@@ -37,11 +37,11 @@ class HeadsMixin:
         else:
             self.cat_logits_ = None
         src = valid if valid is not None and len(valid) else data
-        rng = np.random.default_rng(self.seed)  # ≤ 2,000 users × 5 pairs: scoring is per user
-        users = np.unique(src.user_ids)
-        users = rng.choice(users, min(len(users), 2000), replace=False)
+        rng = np.random.default_rng(self.seed)  # ≤ 1,000 users × 5 pairs: scoring is per user
+        users = np.unique(src.user_ids)  # (two parameters need far fewer than 5,000 pairs)
+        users = rng.choice(users, min(len(users), 1000), replace=False)
         rows = np.flatnonzero(np.isin(src.user_ids, users))
-        pick = rng.choice(rows, min(len(rows), 10_000), replace=False)
+        pick = rng.choice(rows, min(len(rows), 5_000), replace=False)
         u, i = src.user_ids[pick], src.item_ids[pick]
         j = NegativeSampler(self.seen_, rng).sample(u, 1)[:, 0]
         self.click_ab_ = fit_click_calibration(self.score_pairs(u, i), self.score_pairs(u, j))

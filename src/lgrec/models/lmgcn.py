@@ -38,7 +38,6 @@ is scored by the same W as a warm one; new users are h_u of whatever they intera
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import numpy as np
@@ -56,9 +55,16 @@ from lgrec.models.fusion import blend, fit_filter_blend
 from lgrec.models.lmgcn_state import LMGCNStateMixin
 from lgrec.models.rating import COMPONENTS
 from lgrec.train import validation_grid
-from lgrec.utils import seed_everything
+from lgrec.utils import PhaseClock, seed_everything
 
 log = logging.getLogger(__name__)
+
+
+#: grids of the cold parts: the side map's ridge λ and text-neighbour weight α
+#: (:func:`lgrec.models.coldstart.fit_cold_map`), the user-text map's ridge μ (models.newusers)
+_COLD_GRID: dict[str, tuple[float, ...]] = dict(
+    lambdas=(1.0, 10.0, 100.0, 1000.0), alphas=(0.0, 0.5, 1.0), mus=(0.1, 1.0, 10.0, 100.0)
+)
 
 
 def _grid(v: Any, name: str) -> list[float]:
@@ -73,19 +79,6 @@ def _project(x: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     return np.ascontiguousarray(x if b is None else x @ b, dtype=np.float32)
 
 
-class _Clock:
-    """Seconds per named phase of a fit (logged, and kept as ``fit_seconds_``)."""
-
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-        self._t = time.perf_counter()
-
-    def __call__(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = round(now - self._t, 3)
-        self._t = now
-
-
 @register
 class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
     """The fused LM + graph recommender (module docstring).
@@ -93,6 +86,8 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
     Args:
         text, profiles, semantic_k, spectral_k, filter_weight, cold: the parts (module
             docstring); ``semantic_threshold`` is the semantic graph's minimum cosine.
+        cold_grid: grids of the cold parts (``lambdas``/``alphas`` of the side map, ``mus`` of
+            the user-text map; defaults ``_COLD_GRID``); single values skip their search.
         reg: ridge strength in units of the data's scale, λ = reg · mean eig(HᵀH) · mean
             eig(XᵀX), so one grid suits every data size; a list is a grid chosen on validation
             (its middle value without validation data); ``refine`` then tries a factor of 3
@@ -123,6 +118,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         filter_weight: float | tuple[float, ...] | list[float] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
         filter_params: dict[str, Any] | None = None,
         cold: str = "percentile",
+        cold_grid: dict[str, Any] | None = None,
         category_head: bool = True,
         rating_head: bool = True,
         rating_models: tuple[str, ...] | list[str] = COMPONENTS,
@@ -145,6 +141,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         self.filter_weight = filter_weight
         self.filter_params = filter_params
         self.cold = cold
+        self.cold_grid = cold_grid
         self.category_head = category_head
         self.rating_head = rating_head
         self.rating_models = rating_models
@@ -210,7 +207,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         if self.text and not self.text_used_:
             log.warning("lmgcn: the items have none of the text fields %s; the text blocks are "
                         "left out", list(self.text_fields))  # fmt: skip
-        clock = _Clock()
+        clock = PhaseClock()
         feats, _ = item_features(
             x,
             item_emb if self.text_used_ else None,
@@ -230,7 +227,9 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         self._place_cold(data, feats)
         from lgrec.models.newusers import fit_user_text_map
 
-        self.user_text_map_ = fit_user_text_map(self, data)
+        mus = dict(_COLD_GRID, **(self.cold_grid or {}))["mus"]
+        utm = fit_user_text_map(self, data, mus=tuple(mus))
+        self.user_text_map_, self.user_text_mu_ = utm if utm is not None else (None, None)
         clock("cold items and users")
         self.filter_, self.filter_weight_, self.blend_search_ = fit_filter_blend(
             self._core_block, data, valid, _grid(self.filter_weight, "filter_weight"),
@@ -306,7 +305,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         of every item (for percentile matching)."""
         from lgrec.models.coldstart import fit_side_map
 
-        self.side_emb_ = None
+        self.side_emb_ = self.side_choice_ = None
         cols = feats.graph_columns()
         if not len(cols):
             return
@@ -314,12 +313,14 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         b = np.eye(feats.x.shape[1], dtype=np.float32) if b is None else b
         user_side = self.user_emb_ @ torch.from_numpy(b[cols].T.copy())  # · x_graph: the graph part
         target = torch.from_numpy(feats.x[:, cols].copy())
+        grid = dict(_COLD_GRID, **(self.cold_grid or {}))
         sm = fit_side_map(
             data, self.text_emb_, target, user_emb=user_side, seen=self.seen_, seed=self.seed,
-            lambdas=(1.0, 10.0, 100.0, 1000.0), alphas=(0.0, 0.5, 1.0), max_users=2000,
+            lambdas=tuple(grid["lambdas"]), alphas=tuple(grid["alphas"]), max_users=2000,
         )  # fmt: skip
         if sm is None:
             return
+        self.side_choice_ = {"lambdas": (sm.cmap.lam,), "alphas": (sm.cmap.alpha,)}
         side_x = feats.x.copy()
         side_x[:, cols] = sm.embed(np.arange(data.n_items), exclude_self=True).numpy()
         cold = np.flatnonzero(~self.warm_)
@@ -371,6 +372,10 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
 
     def refit_params(self) -> dict[str, Any]:
         params = {**self.get_params(), "reg": self.reg_, "filter_weight": self.filter_weight_}
+        chosen = dict(getattr(self, "side_choice_", None) or {})  # the cold parts' choices
+        if getattr(self, "user_text_mu_", None) is not None:
+            chosen["mus"] = (self.user_text_mu_,)
+        params["cold_grid"] = {**(self.cold_grid or {}), **chosen}
         if self.rating_ is not None:
             params["rating_epochs"] = dict(self.rating_.best_epochs)
             params["rating_models"] = list(self.rating_.names)
