@@ -32,7 +32,7 @@ from lgrec.data import (
     split_temporal,
 )
 from lgrec.data.dataset import Dataset, Split
-from lgrec.errors import ConfigError
+from lgrec.errors import ConfigError, DatasetNotFoundError
 from lgrec.models.base import Recommender, registered_models
 from lgrec.progress import note, progress, working
 from lgrec.utils import atomic_write_text, data_dir, seed_everything
@@ -120,9 +120,15 @@ def kg_item_graph(prep: Prepared, cfg: RunConfig) -> Any:
         from lgrec.graph.knowledge import knowledge_item_graph
 
         path = Path(str(cfg.kg)).expanduser()
-        if not path.is_dir() and not path.is_absolute():
-            under = data_dir(cfg.data_dir) / str(cfg.kg)
-            path = under if under.is_dir() else path
+        under = data_dir(cfg.data_dir) / str(cfg.kg)
+        if not path.is_dir() and not path.is_absolute() and under.is_dir():
+            path = under
+        if not path.is_dir():
+            raise DatasetNotFoundError(
+                f"--kg {cfg.kg}: no knowledge-graph folder there"
+                + ("" if path.is_absolute() else f" nor at {under}")
+                + " (expected RecBole <name>.kg and <name>.link files)"
+            )
         with working(f"building the item graph of the knowledge graph {path}"):
             prep.item_graph = knowledge_item_graph(prep.data, path)
         log.info("--kg %s: %d item links", path, prep.item_graph.nnz)
@@ -169,10 +175,11 @@ def fit_model(
         else:
             note(f"--kg: {model.name} takes no item graph and is fitted without it")
     split = prep.split
+    t_fit = time.perf_counter()
     with working(f"fitting {model.name}"):
         model.fit(split.train, valid=split.valid, **extra)
     if cfg.refit and split.valid is not None and len(split.valid):
-        first = time.perf_counter() - t0  # the refit sees ~valid_ratio more data: about as long
+        first = time.perf_counter() - t_fit  # the refit sees ~valid_ratio more data: as long
         with working(f"refitting {model.name} on train + valid", expect=first):
             model = type(model)(**model.refit_params()).fit(split.full_train, **extra)
     if "item_emb" in extra:  # encoded here: queries and new items must be encoded alike

@@ -73,8 +73,9 @@ def test_kg_errors_name_the_problem(ml_dir, tmp_path, tmp_cache, capsys):  # noq
     args = ["train", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--out", str(tmp_path)]
     assert main([*args, "--model", "popularity", "--kg", str(tmp_path)]) == 2
     assert "--kg: model 'popularity' takes no item graph" in capsys.readouterr().err
-    assert main([*args, "--model", "lmgcn", "--kg", str(tmp_path / "nowhere"), *FAST]) == 2
-    assert "knowledge-graph folder" in capsys.readouterr().err
+    assert main([*args, "--model", "lmgcn", "--kg", "no-such-kg", *FAST]) == 2
+    err = capsys.readouterr().err  # a relative name: the path and the data root both tried
+    assert f"--kg no-such-kg: no knowledge-graph folder there nor at {ml_dir / 'no-such-kg'}" in err
 
 
 def test_predict_categories_names_each_items_genre(kg_run, ml_dir, capsys):  # noqa: F811

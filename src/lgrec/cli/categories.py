@@ -1,7 +1,8 @@
 """``lgrec predict-categories``: an item's most likely categories from a saved model.
 
 The category head of LMGCN (``category_head=True``, fitted when the data has categories) is a
-softmax regression on the item features (:func:`lgrec.models.heads.fit_category_head`); this
+ridge regression on the item features with a fitted softmax temperature
+(:func:`lgrec.models.heads.fit_category_head`); this
 command prints its top-``k`` categories with their probabilities for the given items, or for
 every item with ``--all``.
 """

@@ -1,9 +1,9 @@
 """Endpoints for what a bundle may carry beyond ranking: item categories and friends.
 
 * ``GET /categories?item=ID&k=3`` — the item's most likely categories from the model's
-  category head (LMGCN, ``category_head=True``; :mod:`lgrec.models.fused_heads`): a softmax
-  regression on the item features. 404 when the model has no head or the item was added at
-  run time (its features were never seen by the head).
+  category head (LMGCN, ``category_head=True``; :mod:`lgrec.models.fused_heads`): a ridge
+  regression on the item features with a fitted softmax temperature. 404 when the model has
+  no head or the item was added at run time (its features were never seen by the head).
 * ``GET /friends?user=ID&k=10`` — friend suggestions (:class:`lgrec.models.friends.
   FriendRecommender`) over the social edges the bundle was saved with (``social.parquet``,
   written by :func:`lgrec.pipeline.save_bundle` for a data set with social edges such as
