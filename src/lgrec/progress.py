@@ -211,8 +211,9 @@ def progress(
     disable: bool | None = None,
     unit: str = "",
     **kw: Any,
-) -> Iterator[T]:
-    """``it`` with progress: a tqdm bar on a terminal, lines with an ETA elsewhere.
+) -> Iterable[T]:
+    """``it`` with progress: a tqdm bar on a terminal, lines with an ETA elsewhere; both have
+    tqdm's ``set_postfix``, except when progress is off.
 
     ``disable=True`` turns it off (so does ``LGREC_PROGRESS=off``); extra keywords go to tqdm.
     """
@@ -223,7 +224,7 @@ def progress(
         return _Lines(it, desc or "working", total, unit or "steps")
     from tqdm.auto import tqdm
 
-    return iter(tqdm(it, desc=desc, total=total, leave=False, unit=unit or "it", **kw))
+    return tqdm(it, desc=desc, total=total, leave=False, unit=unit or "it", **kw)
 
 
 @contextlib.contextmanager

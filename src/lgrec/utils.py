@@ -6,7 +6,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +24,7 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def progress(it: Iterable[T], desc: str = "", total: int | None = None, **kw) -> Iterator[T]:
+def progress(it: Iterable[T], desc: str = "", total: int | None = None, **kw) -> Iterable[T]:
     """Progress of a loop: a bar on a terminal, lines with an ETA in logs and pipes
     (:func:`lgrec.progress.progress`)."""
     from lgrec.progress import progress as _progress
