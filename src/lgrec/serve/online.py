@@ -55,6 +55,7 @@ import torch
 
 from lgrec.data.dataset import INTERACTION_COLUMNS, Dataset
 from lgrec.errors import ConfigError, LgrecError, ModelFileError
+from lgrec.progress import working
 from lgrec.ranking import topk_stable
 from lgrec.text.profiles import fold_in_profile
 
@@ -286,7 +287,8 @@ def retrain(
     log.info(
         "retraining %s on %s (+%d feedback interactions)", model.name, data.summary(), n_events
     )
-    new = type(model)(**model.refit_params()).fit(data)
+    with working(f"retraining {model.name}"):
+        new = type(model)(**model.refit_params()).fit(data)
     save_bundle(new, data, out)
     info = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     info.update(
