@@ -121,7 +121,7 @@ class _Reporter:
         global _TICKER
         with _LOCK:
             _ACTIVE.append(self)
-            if _TICKER is None:
+            if _TICKER is None or not _TICKER.is_alive():  # (a forked child has none)
                 _TICKER = threading.Thread(target=_tick, name="lgrec-progress", daemon=True)
                 _TICKER.start()
         return self
