@@ -164,6 +164,8 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
             raise ConfigError(f"LMGCN: rank must be a positive integer or None, got {self.rank!r}")
         if not self.text and not self.spectral_k:
             raise ConfigError("LMGCN: with text=False the spectral block is the only input")
+        if set(self.cold_grid or {}) - set(_COLD_GRID):
+            raise ConfigError(f"LMGCN: cold_grid keys are {list(_COLD_GRID)}, got {self.cold_grid}")
         if any(r <= 0 for r in _grid(self.reg, "reg")):
             raise ConfigError(f"LMGCN: reg must be positive, got {self.reg!r}")
 
