@@ -18,8 +18,8 @@ def lines(monkeypatch):
 def test_a_loop_reports_count_eta_and_end_when_stderr_is_not_a_terminal(lines, capsys):
     assert progress_mode() == "lines"  # capsys' stderr is no terminal
     bar = progress(range(6), desc="epochs", total=6, unit="epochs")
-    for i in bar:
-        time.sleep(0.05)
+    for i in bar:  # 1.5 s: a ticker started earlier (sleeping ≤ 0.5 s) wakes during the loop
+        time.sleep(0.25)
         bar.set_postfix(loss=f"{1 / (i + 1):.2f}")
     err = capsys.readouterr().err.splitlines()
     steps = [ln for ln in err if ln.startswith("lgrec: epochs: ") and "/6 epochs (" in ln]
