@@ -26,7 +26,9 @@ from collections.abc import Callable
 
 import torch
 
+from lgrec.errors import StoreUnavailableError
 from lgrec.serve import online
+from lgrec.serve.scorecache import ScoreCache
 from lgrec.store.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class SyncMixin:
     _catalog_mark: tuple[int, int]
     _tomb_mark: int
     last_event: int
+    n_base_users: int
     online_lr: float
     rating_scale: tuple[float, float]
     U: Tensor
@@ -52,6 +55,7 @@ class SyncMixin:
     _iidx: dict[str, int]
     online_seen: dict[int, dict[int, None]]
     online_events: dict[int, int]
+    score_cache: ScoreCache | None
 
     # provided by the catalogue part of ServeState
     user_index: Callable[[str], int]
@@ -105,21 +109,48 @@ class SyncMixin:
                 self.last_event = int(rows[-1][0])
             return n
 
+    def replay_unlearned(self, learned: str) -> int:
+        """Fold in the stored events up to :attr:`last_event` (the bundle's
+        ``feedback_until``) that its retrain did not learn (:mod:`lgrec.serve.retrain`): with
+        ``learned == "rating"`` every other event type, and every event of a user the model
+        does not hold; with ``"all"`` none. Returns the number applied."""
+        if learned == "all" or self.last_event <= 0:
+            return 0
+        with self._sync_lock:
+            self._load_catalog()
+            n, since = 0, 0
+            n_base = self.n_base_users
+            while since < self.last_event:
+                rows = self.store.event_rows(since_id=since, limit=10_000)
+                if not rows:
+                    break
+                for row in rows:
+                    if row[0] > self.last_event:
+                        return n
+                    u = self._uidx.get(row[1])
+                    if row[3] != learned or (u is not None and u >= n_base):
+                        n += self._apply_event(*row)
+                since = int(rows[-1][0])
+            return n
+
     def _watermarks(self) -> tuple[int, int, int, int]:
         """``(max event id, max users rowid, max items rowid, max tombstones rowid)`` of the
         store in one indexed read (microseconds), so every request can look for news without
         building a DataFrame. A read-only SQLite connection per thread; ids and rowids only
         grow (only erasure deletes rows, and it adds a tombstone)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.store.read_only_connection()  # with the key when encrypted
-            self._local.conn = conn
-            with self.lock:
-                self._conns.append(conn)
-        row = conn.execute(
-            "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
-            "(SELECT max(rowid) FROM items), (SELECT max(rowid) FROM tombstones)"
-        ).fetchone()
+        try:
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self.store.read_only_connection()  # with the key when encrypted
+                self._local.conn = conn
+                with self.lock:
+                    self._conns.append(conn)
+            row = conn.execute(
+                "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
+                "(SELECT max(rowid) FROM items), (SELECT max(rowid) FROM tombstones)"
+            ).fetchone()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"feedback store {self.store.path}: {e}") from e
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
 
     def close(self) -> None:
@@ -142,6 +173,10 @@ class SyncMixin:
         alpha = self.online_lr * online.event_weight(event, value, self.rating_scale)
         with self.lock:
             self.U[u] = online.fold_in(self.U[u], self.V[i], alpha)
-            self.online_seen.setdefault(u, {})[i] = None
+            seen = self.online_seen.setdefault(u, {})
+            seen.pop(i, None)  # once, at its most recent place
+            seen[i] = None
             self.online_events[u] = self.online_events.get(u, 0) + 1
+            if self.score_cache is not None:
+                self.score_cache.invalidate(u)
         return 1
