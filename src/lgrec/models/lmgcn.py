@@ -13,7 +13,8 @@ h_u = n_u^{-1/2} Σ_{i∈H(u)} x_i, next to an optional language *profile* block
 recency-weighted mean of the history's text, :func:`lgrec.text.profiles.history_profiles`).
 The score is bilinear, ŝ_ui = [h_u, p_u, 1] W x_iᵀ, and W is the closed-form ridge solution
 of ‖R − H W Xᵀ‖² + λ‖W‖² with a leave-one-out correction (:mod:`lgrec.models.bilinear`); λ
-is chosen on the validation split. Fitting takes seconds: no epochs, no sampling.
+is chosen on the validation split. The core has no epochs and no sampling (the optional
+rating head trains its components; see the heads below).
 
 Parts:
 
@@ -28,7 +29,8 @@ Parts:
   the warm items' scale (:mod:`lgrec.models.coldcal`), ``"raw"`` leaves the model's score;
 * heads — ratings (``rating_head``: a validated blend of SVD++-with-text and item autoencoders,
   :mod:`lgrec.models.rating`), clicks (σ(a ŝ + b), always), categories (``category_head``:
-  softmax regression on the item features, :func:`lgrec.models.heads.fit_category_head`).
+  closed-form ridge regression on the item features with leave-one-out-chosen ρ and a fitted
+  softmax temperature, :func:`lgrec.models.heads.fit_category_head`).
 
 Cold items have no graph blocks (no edges): those are placed from side features
 (:func:`lgrec.models.coldstart.fit_side_map`, chosen by pseudo-cold validation), so a new item

@@ -47,8 +47,10 @@ from fastapi.staticfiles import StaticFiles
 
 from lgrec.errors import ConfigError
 from lgrec.privacy.serving import ErasureAwareGraph, install_erasure, user_mapper
+from lgrec.ranking import topk_stable
 from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
+from lgrec.serve.extras import install_extras
 from lgrec.serve.graph import GraphCompanion
 from lgrec.serve.limits import HeaderLimitMiddleware, OptionsMiddleware, RateLimitMiddleware
 from lgrec.serve.metrics import Metrics, MetricsMiddleware
@@ -104,17 +106,17 @@ def _graph_top(
     query: str | None,
     query_weight: float,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Top-``k`` of the user's two-hop items by model score; ``None`` when the graph store
-    does not know the user (then the caller ranks every item)."""
+    """Top-``k`` of the user's two-hop items by model score (ties: lower item row first);
+    ``None`` when the graph store does not know the user (then the caller ranks every item)."""
     ids = graph.candidates(user)
     if ids is None:
         return None
-    rows = np.array([st.item_index(i) for i in ids if st.has_item(i)], dtype=np.int64)
+    rows = np.unique(np.array([st.item_index(i) for i in ids if st.has_item(i)], dtype=np.int64))
     if exclude_seen:
         rows = rows[~np.isin(rows, st.history(u))]
     s = st.scores(u, query, query_weight)[torch.from_numpy(rows)]
-    top = torch.topk(s, min(k, len(rows)))
-    return rows[top.indices.numpy()], top.values.numpy()
+    v, ix = topk_stable(s, min(k, len(rows)))
+    return rows[ix.numpy()], v.numpy()
 
 
 def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> FastAPI:
@@ -331,6 +333,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         )
 
     install_erasure(app, st, pid, write, graph)  # DELETE /users/{id} (lgrec.privacy)
+    install_extras(app, st, pid, read, errs)  # /categories, /friends (lgrec.serve.extras)
 
     @app.post(
         "/items",

@@ -54,6 +54,7 @@ import torch
 
 from lgrec.data.dataset import INTERACTION_COLUMNS, Dataset
 from lgrec.errors import ConfigError, ModelFileError
+from lgrec.ranking import topk_stable
 from lgrec.text.profiles import fold_in_profile
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,9 @@ def text_neighbours(q: Tensor, text: Tensor, k: int, tau: float = 0.1) -> tuple[
         raise ConfigError(f"text_neighbours: tau must be > 0, got {tau!r}")
     c = text @ torch.nn.functional.normalize(q.float(), dim=0)
     kk = min(int(k), len(c))
-    top = torch.topk(c, kk)
-    w = torch.exp((top.values - top.values.max()) / tau)
-    return top.indices, w / w.sum()
+    vals, ix = topk_stable(c, kk)
+    w = torch.exp((vals - vals.max()) / tau)
+    return ix, w / w.sum()
 
 
 def item_from_text(

@@ -37,6 +37,7 @@ import pandas as pd
 
 from lgrec.data.dataset import Dataset
 from lgrec.errors import DataError, LgrecError
+from lgrec.progress import working
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def retrain(
     log.info(
         "retraining %s on %s (+%d feedback interactions)", model.name, data.summary(), n_events
     )
-    new = type(model)(**model.refit_params()).fit(data)
+    with working(f"retraining {model.name}"):
+        new = type(model)(**model.refit_params()).fit(data)
     save_bundle(new, data, out)
     info = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     info.update(

@@ -23,6 +23,7 @@ import torch
 
 from lgrec.errors import ServerFaultError
 from lgrec.models.base import Recommender
+from lgrec.ranking import topk_stable
 from lgrec.serve import online
 from lgrec.serve.explain import explain_items
 from lgrec.serve.scorecache import ScoreCache
@@ -165,14 +166,14 @@ class ScoringMixin:
         query: str | None = None,
         query_weight: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` item rows and scores for user row ``u``."""
+        """Top-``k`` item rows and scores for user row ``u`` (ties: lower row first)."""
         s = self.scores(u, query, query_weight)
         if exclude_seen:
             hist = self.history(u)
             s[torch.from_numpy(hist[hist < len(s)])] = -torch.inf
         k = min(k, int(torch.isfinite(s).sum()))
-        top = torch.topk(s, k)
-        return top.indices.numpy(), top.values.numpy()
+        v, ix = topk_stable(s, k)
+        return ix.numpy(), v.numpy()
 
     def explanations(self, u: int, items: np.ndarray, query: str | None = None) -> list:
         """:func:`~lgrec.serve.explain.explain_items` of ``items`` for user row ``u`` (their
@@ -191,8 +192,8 @@ class ScoringMixin:
         V, _, T = self.snapshot()
         sim = online.blend_cosines(online.unit_rows(V), T, i, blend)
         sim[i] = -torch.inf
-        top = torch.topk(sim, min(k, len(sim) - 1))
-        return top.indices.numpy(), top.values.numpy()
+        v, ix = topk_stable(sim, min(k, len(sim) - 1))
+        return ix.numpy(), v.numpy()
 
     def _check_parity(self) -> None:
         """Warn when the online scores of a trained user differ from ``model.score``."""

@@ -36,6 +36,7 @@ import torch
 from lgrec.errors import AlreadyExistsError, ConfigError, ModelFileError
 from lgrec.models.base import Recommender
 from lgrec.privacy.serving import ErasureMixin
+from lgrec.progress import working
 from lgrec.serve import online
 from lgrec.serve.catalog import CatalogMixin
 from lgrec.serve.scorecache import ScoreCache
@@ -85,7 +86,8 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._catalog_mark = (-1, -1)
-        self.model = Recommender.load(self.model_dir)
+        with working(f"serve: loading the model in {self.model_dir}"):
+            self.model = Recommender.load(self.model_dir)
         U, V, b = online.model_factors(self.model)
         self.U = U.detach().float().clone()
         self.V = V.detach().float().clone()
@@ -125,10 +127,12 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
         self.encoder = None
         self.T: Tensor | None = None
         if text == "auto":
-            self._setup_text()
+            with working("serve: loading the text model and item texts"):
+                self._setup_text()
         self._check_parity()
-        self.replay_unlearned(info.get("feedback_learned", "all"))
-        self.sync(force_catalog=True)
+        with working("serve: applying the stored feedback"):
+            self.replay_unlearned(info.get("feedback_learned", "all"))
+            self.sync(force_catalog=True)
         log.info(
             "serving %s from %s: %d users, %d items, text=%s, events applied up to %d",
             self.model.name,

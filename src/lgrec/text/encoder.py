@@ -32,8 +32,9 @@ import numpy as np
 import torch
 
 from lgrec.errors import ConfigError, DataError
+from lgrec.progress import progress
 from lgrec.text.cache import EmbeddingCache, get_cache, model_digest
-from lgrec.utils import cache_dir, progress
+from lgrec.utils import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +236,13 @@ class TextEncoder:
         disable = None if show_progress is None else not show_progress
         out: np.ndarray | None = None
         pending: list[int] = []
-        bar = progress(range(n_batches), desc="encoding texts", total=n_batches, disable=disable)
+        bar = progress(
+            range(n_batches),
+            desc="encoding texts",
+            total=n_batches,
+            disable=disable,
+            unit="batches",
+        )
         for b in bar:
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             emb = self._encode_batch([texts[i] for i in idx], normalize)

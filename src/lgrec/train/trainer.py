@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lgrec.utils import progress
+from lgrec.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def train_loop(
     best_state = None
     bad = 0
     t0 = time.perf_counter()
-    bar = progress(range(1, epochs + 1), desc=desc, total=epochs)
+    bar = progress(range(1, epochs + 1), desc=desc, total=epochs, unit="epochs")
     for epoch in bar:
         module.train()
         perm = rng.permutation(n_samples)
