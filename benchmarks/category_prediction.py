@@ -1,7 +1,6 @@
 """Category prediction (node classification) on ML-100K: lgrec's heads vs logistic regression.
 
-    python benchmarks/category_prediction.py --seeds 0 1 2 --out docs/category_prediction.json \
-        --docs docs/benchmarks.md
+    python benchmarks/category_prediction.py --seeds 0 1 2 --out docs/category_prediction.json
 
 For each seed, the genres of a seeded 20 % of the items that have genres are removed from the
 item table (:func:`lgrec.eval.tasks.holdout_categories`); every predictor sees only the other
@@ -117,7 +116,7 @@ def summary(rows: list[dict]) -> list[dict]:
     out = []
     for name in dict.fromkeys(r["predictor"] for r in rows):
         sel = [r for r in rows if r["predictor"] == name]
-        agg = {"predictor": name, "n_seeds": len(sel)}
+        agg = {"predictor": name, "n_seeds": len(sel), "C": [r.get("C") for r in sel]}
         for m in METRICS:
             v = np.array([r[m] for r in sel])
             agg[m], agg[m + "_sd"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
@@ -126,10 +125,12 @@ def summary(rows: list[dict]) -> list[dict]:
 
 
 def table(summ: list[dict]) -> str:
-    lines = ["| predictor | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    head = "| predictor | " + " | ".join(METRICS) + " | C chosen (per seed) |"
+    lines = [head, "|---" * (len(METRICS) + 2) + "|"]
     for s in summ:
         cells = [f"{s[m]:.3f} ± {s[m + '_sd']:.3f}" for m in METRICS]
-        lines.append(f"| {s['predictor']} | " + " | ".join(cells) + " |")
+        cs = ", ".join(f"{c:g}" for c in s["C"]) if None not in s["C"] else "—"
+        lines.append(f"| {s['predictor']} | " + " | ".join(cells) + f" | {cs} |")
     return "\n".join(lines)
 
 
