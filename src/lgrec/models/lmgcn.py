@@ -231,8 +231,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         self._place_cold(data, feats)
         from lgrec.models.newusers import fit_user_text_map
 
-        mus = dict(_COLD_GRID, **(self.cold_grid or {}))["mus"]
-        utm = fit_user_text_map(self, data, mus=tuple(mus))
+        utm = fit_user_text_map(self, data, mus=tuple(self._cold_grid_values()["mus"]))
         self.user_text_map_, self.user_text_mu_ = utm if utm is not None else (None, None)
         clock("cold items and users")
         self.filter_, self.filter_weight_, self.blend_search_ = fit_filter_blend(
@@ -304,6 +303,10 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         log.info("lmgcn core: reg=%.3g (λ=%.4g), %d features, rank %d", reg,
                  reg * solver.scale_, feats.x.shape[1], a.shape[1])  # fmt: skip
 
+    def _cold_grid_values(self) -> dict[str, Any]:
+        """``_COLD_GRID`` with the constructor's ``cold_grid`` entries in place of its own."""
+        return {**_COLD_GRID, **(self.cold_grid or {})}
+
     def _place_cold(self, data: Dataset, feats: ItemFeatures) -> None:
         """Graph blocks of cold items from side features; the side-feature-only item vectors
         of every item (for percentile matching)."""
@@ -317,7 +320,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         b = np.eye(feats.x.shape[1], dtype=np.float32) if b is None else b
         user_side = self.user_emb_ @ torch.from_numpy(b[cols].T.copy())  # · x_graph: the graph part
         target = torch.from_numpy(feats.x[:, cols].copy())
-        grid = dict(_COLD_GRID, **(self.cold_grid or {}))
+        grid = self._cold_grid_values()
         sm = fit_side_map(
             data, self.text_emb_, target, user_emb=user_side, seen=self.seen_, seed=self.seed,
             lambdas=tuple(grid["lambdas"]), alphas=tuple(grid["alphas"]), max_users=2000,
