@@ -7,7 +7,7 @@
 * encryption: ``FeedbackStore.add_event`` latency (each durable: fsync'ed) and throughput,
   batched ``add_events``, reading events back, and opening a store (key derivation), plain
   vs SQLCipher, each in a fresh temporary folder;
-* erasure: ``delete_user`` of a user with 200 events (secure delete + WAL truncation).
+* erasure: ``delete_user`` of a user with 2,000 events (secure delete + WAL truncation).
 
 Every figure is the median over ``--runs`` repetitions; the load average is recorded, since
 the machine is shared.

@@ -1,7 +1,8 @@
 """Crash test of `lgrec serve`: no acknowledged feedback event is lost to ``kill -9``.
 
-1. Starts ``lgrec serve`` (default 2 workers) on the colakg-ml-1m LightGCN bundle of
-   ``serve_load.py`` (trained first if missing) with a fresh feedback store.
+1. Starts ``lgrec serve`` (default 2 workers) on the colakg-ml-1m bundle of ``serve_load.py``
+   (``--model lmgcn``, the default, or ``lightgcn``; trained first if missing) with a fresh
+   feedback store.
 2. Sends N feedback events (concurrently, unique idempotency keys) and, once half of them are
    acknowledged, kills the whole server process group with SIGKILL while requests are in flight.
 3. Restarts the server on the same store and checks that every acknowledged event (a 201/200
@@ -15,7 +16,8 @@ With ``--store postgresql`` the feedback store is a PostgreSQL database on a thr
 server (``tests/pg_server.py``: initdb in a temporary directory, loopback port, password in
 ``PGPASSWORD``), otherwise a fresh SQLite file.
 
-    .venv/bin/python benchmarks/serve_crash.py [--events 2000] [--workers 2] [--store postgresql]
+    .venv/bin/python benchmarks/serve_crash.py [--model lmgcn] [--events 2000] [--workers 2] \
+        [--store postgresql]
 """
 
 from __future__ import annotations
@@ -118,7 +120,8 @@ def store_location(kind: str, tmp: Path):
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bundle", type=Path, default=OUT / "lightgcn-colakg-ml-1m")
+    p.add_argument("--model", choices=("lightgcn", "lmgcn"), default="lmgcn")
+    p.add_argument("--bundle", type=Path, help="default: runs/bench-serve/MODEL-colakg-ml-1m")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--events", type=int, default=2000)
     p.add_argument("--workers", type=int, default=2)
@@ -128,7 +131,9 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     OUT.mkdir(parents=True, exist_ok=True)
-    bundle = build_bundle(args.bundle, args.epochs)
+    bundle = build_bundle(
+        args.bundle or OUT / f"{args.model}-colakg-ml-1m", args.epochs, args.model
+    )
     import pandas as pd
 
     from lgrec.store import open_feedback_store

@@ -6,14 +6,17 @@
 2. Starts ``lgrec serve --workers 2`` on a free loopback port.
 3. Drives it with Debian's ``wrk`` (closed loop, Lua scripts drawing random users/items):
    ``GET /recommend?k=10`` and ``POST /feedback`` (unique idempotency keys), then with a Python
-   asyncio open-loop generator at a fixed rate (default 200 req/s, 90 % recommend, 10 %
-   feedback, one connection per request; latency measured from the scheduled send time, so
-   queueing counts).
+   asyncio open-loop generator at fixed rates: ``/recommend`` at ``--rate`` req/s (default
+   200) plus, for each of ``--feedback-rates`` (default 0 and 50), that many ``POST
+   /feedback`` per second mixed in at random; one connection per request, latency measured
+   from the scheduled send time, so queueing counts.
 4. Prints a table and writes ``runs/bench-serve/serve_load.json``.
 
-Total load time ≤ 30 s by default. The machine may be shared: the load average is recorded.
+``--model lmgcn`` (default) serves the fused model the README leads with, ``--model lightgcn``
+the LightGCN bundle of earlier runs. Total load time ≤ 60 s by default. The machine may be
+shared: the load average is recorded before and after.
 
-    .venv/bin/python benchmarks/serve_load.py [--epochs 2] [--rate 200]
+    .venv/bin/python benchmarks/serve_load.py [--model lmgcn] [--rate 200] [--feedback-rates 0,50]
 """
 
 from __future__ import annotations
@@ -43,22 +46,36 @@ OUT = ROOT / "runs" / "bench-serve"
 API_KEY = "bench-" + os.urandom(8).hex()
 
 
-def build_bundle(path: Path, epochs: int) -> Path:
-    """Train LightGCN on colakg-ml-1m (its fixed split, train part) and save the bundle."""
+def build_bundle(path: Path, epochs: int, model_name: str = "lightgcn") -> Path:
+    """Train ``model_name`` on colakg-ml-1m (its fixed split) and save the bundle.
+
+    LightGCN: ``epochs`` epochs on the training part. LMGCN (the fused model): its defaults
+    (the graph-filter blend chosen on a validation split carved from training, then refit
+    on all of training) without the rating and category heads, which ``/recommend`` and
+    ``/feedback`` never use and which take most of the fitting time."""
     from lgrec.config import load_config
-    from lgrec.models.lightgcn import LightGCN
-    from lgrec.pipeline import prepare, save_bundle, setup
+    from lgrec.pipeline import build_model, fit_model, prepare, save_bundle, setup
 
     if (path / "config.json").is_file():
         log.info("reusing %s", path)
         return path
-    cfg = load_config(dataset="colakg-ml-1m", split="fixed", valid_ratio=0.0)
-    setup(cfg)
-    prep = prepare(cfg)
-    log.info("training LightGCN on %s for %d epochs", prep.data.summary(), epochs)
     t0 = time.perf_counter()
-    model = LightGCN(dim=64, n_layers=3, epochs=epochs, batch_size=8192, lr=0.005)
-    model.fit(prep.split.full_train)
+    if model_name == "lmgcn":
+        cfg = load_config(dataset="colakg-ml-1m", split="fixed", valid_ratio=0.1)
+        setup(cfg)
+        prep = prepare(cfg)
+        log.info("training LMGCN on %s", prep.data.summary())
+        model = build_model("lmgcn", cfg, rating_head=False, category_head=False)
+        model, _ = fit_model(model, prep, cfg)
+    else:
+        from lgrec.models.lightgcn import LightGCN
+
+        cfg = load_config(dataset="colakg-ml-1m", split="fixed", valid_ratio=0.0)
+        setup(cfg)
+        prep = prepare(cfg)
+        log.info("training LightGCN on %s for %d epochs", prep.data.summary(), epochs)
+        model = LightGCN(dim=64, n_layers=3, epochs=epochs, batch_size=8192, lr=0.005)
+        model.fit(prep.split.full_train)
     log.info("trained in %.0fs", time.perf_counter() - t0)
     return save_bundle(model, prep.data, path)
 
@@ -69,7 +86,7 @@ def warm_text_cache(bundle: Path) -> None:
     from lgrec.store.feedback import FeedbackStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        st = ServeState(bundle, FeedbackStore(Path(tmp) / "warm.sqlite"))
+        st = ServeState(bundle, FeedbackStore(Path(tmp) / "warm.sqlite"), score_cache_mb=0)
         st.close()
 
 
@@ -159,16 +176,8 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(url: str, script: Path, seconds: int, conns: int, threads: int = 2) -> dict:
-    cmd = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{conns}",
-        f"-d{seconds}s",
-        "--latency",
-        "-s",
-        str(script),
-        url,
-    ]
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(script)]
+    cmd.append(url)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -282,7 +291,8 @@ async def fixed_rate(
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bundle", type=Path, default=OUT / "lightgcn-colakg-ml-1m")
+    p.add_argument("--model", choices=("lightgcn", "lmgcn"), default="lmgcn")
+    p.add_argument("--bundle", type=Path, help="default: runs/bench-serve/MODEL-colakg-ml-1m")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--connections", type=int, default=8)
@@ -290,16 +300,26 @@ def main() -> int:
     p.add_argument("--fb-seconds", type=int, default=8)
     p.add_argument("--fixed-seconds", type=float, default=20)
     p.add_argument("--warmup-seconds", type=float, default=3)
-    p.add_argument("--rate", type=float, default=200)
+    p.add_argument("--rate", type=float, default=200, help="open loop: /recommend per second")
+    p.add_argument(
+        "--feedback-rates", default="0,50",
+        help="open loop: /feedback per second mixed in, one phase per value (comma-separated)",
+    )  # fmt: skip
+    p.add_argument("--no-wrk", action="store_true", help="skip the closed-loop wrk phases")
     p.add_argument("--no-text", action="store_true", help="serve without the text encoder")
     p.add_argument("--threads", type=int, help="torch threads per server worker (server default)")
+    p.add_argument(
+        "--score-cache-mb", type=float, help="server's --score-cache-mb (0: scores per request)"
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if not shutil.which("wrk"):
+    if not args.no_wrk and not shutil.which("wrk"):
         log.error("wrk not found: apt-get install -y wrk")
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
-    bundle = build_bundle(args.bundle, args.epochs)
+    bundle = build_bundle(
+        args.bundle or OUT / f"{args.model}-colakg-ml-1m", args.epochs, args.model
+    )
     if not args.no_text:
         warm_text_cache(bundle)
     import pandas as pd
@@ -314,45 +334,59 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         extra = ["--no-text"] if args.no_text else []
         extra += ["--threads", str(args.threads)] if args.threads else []
+        if args.score_cache_mb is not None:
+            extra += ["--score-cache-mb", str(args.score_cache_mb)]
+            result["score_cache_mb"] = args.score_cache_mb
         proc = start_server(
             bundle, tmp / "load.sqlite", port, args.workers, extra, OUT / "serve_load.log"
         )
         try:
             result["startup_s"] = wait_up(proc, url)
             log.info("server up in %.1fs (%d workers)", result["startup_s"], args.workers)
-            rec_lua, fb_lua = wrk_scripts(tmp, users, items)
             for _ in range(20):  # warm-up: both workers, first-request costs
                 urllib.request.urlopen(f"{url}/recommend?user={users[0]}&k=10").read()
-            result["wrk_recommend"] = run_wrk(url, rec_lua, args.rec_seconds, args.connections)
-            log.info("wrk /recommend: %s", result["wrk_recommend"])
-            result["wrk_feedback"] = run_wrk(url, fb_lua, args.fb_seconds, args.connections)
-            log.info("wrk /feedback: %s", result["wrk_feedback"])
-            result["fixed_rate"] = asyncio.run(
-                fixed_rate(
-                    url, users, items, args.rate, args.fixed_seconds, 0.1, args.warmup_seconds
-                )
-            )
-            log.info("fixed rate: %s", result["fixed_rate"])
+            result["open_loop"] = []
+            for fb_rate in (float(r) for r in args.feedback_rates.split(",")):
+                total = args.rate + fb_rate
+                res = asyncio.run(
+                    fixed_rate(
+                        url, users, items, total, args.fixed_seconds, fb_rate / total,
+                        args.warmup_seconds,
+                    )
+                )  # fmt: skip
+                res["recommend_rate"], res["feedback_rate"] = args.rate, fb_rate
+                result["open_loop"].append(res)
+                log.info("open loop: %s", res)
+            if not args.no_wrk:
+                rec_lua, fb_lua = wrk_scripts(tmp, users, items)
+                w = run_wrk(url, rec_lua, args.rec_seconds, args.connections)
+                result["wrk_recommend"] = w
+                log.info("wrk /recommend: %s", w)
+                result["wrk_feedback"] = run_wrk(url, fb_lua, args.fb_seconds, args.connections)
+                log.info("wrk /feedback: %s", result["wrk_feedback"])
             with urllib.request.urlopen(url + "/health") as r:
                 result["health_after"] = json.loads(r.read())
         finally:
             stop_server(proc)
     result["load_after"] = os.getloadavg()
     (OUT / "serve_load.json").write_text(json.dumps(result, indent=2))
-    w1, w2, fr = result["wrk_recommend"], result["wrk_feedback"], result["fixed_rate"]
-    rows = [
-        ("GET /recommend (wrk, closed loop)", w1),
-        ("POST /feedback (wrk, closed loop)", w2),
-        (f"GET /recommend (open loop, {args.rate:.0f} req/s mix)", fr["recommend"]),
-        (f"POST /feedback (open loop, {args.rate:.0f} req/s mix)", fr["feedback"]),
-    ]
-    print(f"\nlgrec serve, {args.workers} workers, {len(users)} users × {len(items)} items; "
+    rows = []
+    for fr in result["open_loop"]:
+        mix = f"{fr['recommend_rate']:.0f} rec/s + {fr['feedback_rate']:.0f} fb/s"
+        rows.append((f"GET /recommend (open loop, {mix})", fr["recommend"]))
+        if fr["feedback"]["requests"]:
+            rows.append((f"POST /feedback (open loop, {mix})", fr["feedback"]))
+    if not args.no_wrk:
+        rows.append((f"GET /recommend (wrk, {args.connections} conns)", result["wrk_recommend"]))
+        rows.append((f"POST /feedback (wrk, {args.connections} conns)", result["wrk_feedback"]))
+    print(f"\nlgrec serve {args.model}, {args.workers} workers, {len(users)} users × "
+          f"{len(items)} items; "
           f"load avg before/after {result['load_before'][0]:.1f}/{result['load_after'][0]:.1f} "
           f"on {result['cpus']} CPUs (shared machine)")  # fmt: skip
-    print(f"| {'endpoint':<46} | req/s | p50 ms | p99 ms | errors |")
-    print(f"|{'-' * 48}|------:|-------:|-------:|-------:|")
+    print(f"| {'endpoint':<52} | req/s | p50 ms | p99 ms | errors |")
+    print(f"|{'-' * 54}|------:|-------:|-------:|-------:|")
     for name, r in rows:
-        print(f"| {name:<46} | {r['throughput_rps']:5.0f} | {r['p50_ms']:6.1f} | "
+        print(f"| {name:<52} | {r['throughput_rps']:5.0f} | {r['p50_ms']:6.1f} | "
               f"{r['p99_ms']:6.1f} | {r['errors']:6d} |")  # fmt: skip
     print(f"\nwrote {OUT / 'serve_load.json'}")
     return 0

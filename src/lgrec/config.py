@@ -6,6 +6,7 @@ Example ``lgrec.toml``::
     dataset = "ml-100k"
     split = "fixed"            # fixed | random | temporal | cold
     cold_items = "cold.txt"    # split "cold": these items (one external id per line) are cold
+    kg = "ml-100k-kg"          # knowledge graph (RecBole .kg + .link): LMGCN's item graph
     valid_ratio = 0.1
     models = ["popularity", "textknn", "bprmf", "lightgcn", "lmgcn"]
 
@@ -46,6 +47,7 @@ class RunConfig:
     test_ratio: float = 0.2
     cold_item_frac: float = 0.2
     cold_items: str | None = None
+    kg: str | None = None
     valid_ratio: float = 0.1
     k_core: int | None = None
     loader: dict[str, Any] = field(default_factory=dict)

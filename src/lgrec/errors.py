@@ -39,6 +39,21 @@ class ModelFileError(LgrecError, OSError):
     """A saved model directory is missing, incomplete, or not an lgrec model."""
 
 
-class StoreUnavailableError(LgrecError, ConnectionError):
-    """A store's database server cannot be reached or failed during a call (HTTP 503: a retry
-    with the same idempotency key is safe)."""
+# ---- HTTP-facing split: the client's mistake (4xx) or the server's fault (5xx) ------------------
+class ConflictError(LgrecError, ValueError):
+    """The request contradicts what is stored: an id that already exists, an idempotency key
+    already used for another event (HTTP 409)."""
+
+
+class AlreadyExistsError(ConflictError):
+    """A user or item with this id already exists (HTTP 409)."""
+
+
+class ServerFaultError(LgrecError, RuntimeError):
+    """A fault of the server or of a store it depends on, not of the request (HTTP 500): e.g.
+    a model that produced non-finite scores. Logged with its traceback."""
+
+
+class StoreUnavailableError(ServerFaultError):
+    """A store is unreachable, locked, closed or failed an I/O operation (HTTP 503: the same
+    request may succeed when retried). The message names the store and the cause."""

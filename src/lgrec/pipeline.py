@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from lgrec.config import RunConfig
@@ -31,9 +32,10 @@ from lgrec.data import (
     split_temporal,
 )
 from lgrec.data.dataset import Dataset, Split
-from lgrec.errors import ConfigError
+from lgrec.errors import ConfigError, DatasetNotFoundError
 from lgrec.models.base import Recommender, registered_models
-from lgrec.utils import atomic_write_text, seed_everything
+from lgrec.progress import note, progress, working
+from lgrec.utils import atomic_write_text, data_dir, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class Prepared:
     report: Any
     item_emb: np.ndarray | None = None
     encode_seconds: float = 0.0
+    item_graph: Any = None  # the knowledge graph's item links (``--kg``), built once
 
 
 def setup(cfg: RunConfig) -> None:
@@ -71,8 +74,10 @@ def prepare(cfg: RunConfig, *, row_column: bool = False) -> Prepared:
 
         return Prepared(*read_prepared(cfg.prepared))
     kw = {"fold": cfg.fold} if cfg.dataset in ("ml-100k",) else {}
-    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **{**kw, **cfg.loader})
-    ds, report = clean(ds, k_core=cfg.k_core)
+    with working(f"loading {cfg.dataset}"):
+        ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **{**kw, **cfg.loader})
+    with working(f"cleaning {ds.name}"):
+        ds, report = clean(ds, k_core=cfg.k_core)
     if cfg.pseudonymize:  # before anything is stored or trained (lgrec.privacy.pseudonym)
         from lgrec.privacy.pseudonym import load_key, pseudonymize_dataset
 
@@ -86,6 +91,13 @@ def prepare(cfg: RunConfig, *, row_column: bool = False) -> Prepared:
         from lgrec.data.prepared import with_row_column
 
         ds = with_row_column(ds)
+    with working(f"splitting {ds.name} ({cfg.split})"):
+        split = _split(ds, cfg)
+    return Prepared(data, split, report)
+
+
+def _split(ds: Dataset, cfg: RunConfig) -> Split:
+    """The split of ``cfg.split`` (+ the validation part carved from training data)."""
     if cfg.split == "fixed":
         split = split_fixed(ds)
     elif cfg.split == "random":
@@ -97,7 +109,7 @@ def prepare(cfg: RunConfig, *, row_column: bool = False) -> Prepared:
         split = split_cold_items(ds, item_frac=cfg.cold_item_frac, seed=cfg.seed, items=given)
     if cfg.valid_ratio > 0:
         split = carve_valid(split, ratio=cfg.valid_ratio, seed=cfg.seed)
-    return Prepared(data, split, report)
+    return split
 
 
 def encode_items(prep: Prepared, cfg: RunConfig) -> np.ndarray:
@@ -107,9 +119,33 @@ def encode_items(prep: Prepared, cfg: RunConfig) -> np.ndarray:
 
         t0 = time.perf_counter()
         enc = TextEncoder(cfg.text_model, max_length=cfg.text_max_length)
-        prep.item_emb = enc.encode(prep.data.item_text())
+        with working(f"encoding {prep.data.n_items} item texts"):
+            prep.item_emb = enc.encode(prep.data.item_text())
         prep.encode_seconds = time.perf_counter() - t0
     return prep.item_emb
+
+
+def kg_item_graph(prep: Prepared, cfg: RunConfig) -> Any:
+    """The item–item graph of the knowledge graph ``cfg.kg`` (a folder path, or a folder under
+    the data root), :func:`lgrec.graph.knowledge.knowledge_item_graph` with its defaults;
+    also kept on ``prep``."""
+    if prep.item_graph is None:
+        from lgrec.graph.knowledge import knowledge_item_graph
+
+        path = Path(str(cfg.kg)).expanduser()
+        under = data_dir(cfg.data_dir) / str(cfg.kg)
+        if not path.is_dir() and not path.is_absolute() and under.is_dir():
+            path = under
+        if not path.is_dir():
+            raise DatasetNotFoundError(
+                f"--kg {cfg.kg}: no knowledge-graph folder there"
+                + ("" if path.is_absolute() else f" nor at {under}")
+                + " (expected RecBole <name>.kg and <name>.link files)"
+            )
+        with working(f"building the item graph of the knowledge graph {path}"):
+            prep.item_graph = knowledge_item_graph(prep.data, path)
+        log.info("--kg %s: %d item links", path, prep.item_graph.nnz)
+    return prep.item_graph
 
 
 def build_model(name: str, cfg: RunConfig, **extra: Any) -> Recommender:
@@ -146,10 +182,19 @@ def fit_model(
     cold_split = len(prep.split.cold_items) > 0  # cold items are placed from their text
     if "item_emb" in sig and (getattr(model, "needs_text", True) or cold_split):
         extra["item_emb"] = encode_items(prep, cfg)
+    if cfg.kg and "item_graph" not in extra:
+        if "item_graph" in sig:
+            extra["item_graph"] = kg_item_graph(prep, cfg)
+        else:
+            note(f"--kg: {model.name} takes no item graph and is fitted without it")
     split = prep.split
-    model.fit(split.train, valid=split.valid, **extra)
+    t_fit = time.perf_counter()
+    with working(f"fitting {model.name}"):
+        model.fit(split.train, valid=split.valid, **extra)
     if cfg.refit and split.valid is not None and len(split.valid):
-        model = type(model)(**model.refit_params()).fit(split.full_train, **extra)
+        first = time.perf_counter() - t_fit  # the refit sees ~valid_ratio more data: as long
+        with working(f"refitting {model.name} on train + valid", expect=first):
+            model = type(model)(**model.refit_params()).fit(split.full_train, **extra)
     if "item_emb" in extra:  # encoded here: queries and new items must be encoded alike
         model.text_max_length_ = cfg.text_max_length
     return model, time.perf_counter() - t0
@@ -161,10 +206,11 @@ def evaluate_all(cfg: RunConfig, prep: Prepared, out: Path | None = None) -> lis
 
     rows = []
     cold = prep.split.kind == "cold" or len(prep.split.cold_items) > 0
-    for name in cfg.models:
+    for name in progress(cfg.models, desc="models", unit="models"):
         model = build_model(name, cfg)
         model, fit_s = fit_model(model, prep, cfg)
-        res = evaluate_model(model, prep.split, ks=tuple(cfg.ks), cold=cold, seed=cfg.seed)
+        with working(f"evaluating {name}"):
+            res = evaluate_model(model, prep.split, ks=tuple(cfg.ks), cold=cold, seed=cfg.seed)
         row = {"model": name, **res, "fit_s": fit_s}
         log.info("%s: %s", name, row)
         rows.append(row)
@@ -186,6 +232,12 @@ def save_bundle(model: Recommender, data: Dataset, path: str | Path) -> Path:
     items.to_parquet(path / "items.parquet", index=False)
     ucols = [c for c in ("user_id", "text") if c in data.users.columns]
     data.users[ucols].to_parquet(path / "users.parquet", index=False)
+    edges = data.meta.get("social_edges")
+    if edges is not None and len(edges):  # friendships, for GET /friends (lgrec.serve.extras)
+        uid = data.users["user_id"].astype(str).to_numpy()
+        e = np.asarray(edges, dtype=np.int64)
+        social = pd.DataFrame({"user_id": uid[e[:, 0]], "friend_id": uid[e[:, 1]]})
+        social.to_parquet(path / "social.parquet", index=False)
     info = {"dataset": data.name, "n_users": data.n_users, "n_items": data.n_items}
     if data.meta.get("pseudonym"):
         info["pseudonym"] = data.meta["pseudonym"]

@@ -37,6 +37,7 @@ from lgrec.config import RunConfig
 from lgrec.errors import ConfigError
 from lgrec.models.base import Recommender, registered_models
 from lgrec.pipeline import Prepared, build_model, encode_items
+from lgrec.progress import working
 from lgrec.tune_space import DEFAULT_SPACES, Dim, model_params, parse_dim, resolve_space
 from lgrec.utils import atomic_write_text
 
@@ -241,7 +242,10 @@ def tune(
         m = build_model(model, cfg, **params)
         extra = _fit_extra(m, prep, cfg)
         t0 = time.perf_counter()  # fit on train only, early-stopping on valid; no refit
-        m = m.fit(prep.split.train, valid=prep.split.valid, **extra)
+        fits = [t.user_attrs["fit_s"] for t in study.trials if t.user_attrs.get("fit_s")]
+        of = f"/{trials}" if trials else ""
+        with working(f"tune {model}: trial {trial.number + 1}{of}", expect=_mean(fits)):
+            m = m.fit(prep.split.train, valid=prep.split.valid, **extra)
         trial.set_user_attr("fit_s", round(time.perf_counter() - t0, 3))
         if isinstance(getattr(m, "best_epoch_", None), int):
             trial.set_user_attr("best_epoch", m.best_epoch_)
@@ -280,6 +284,11 @@ def tune(
 
 
 # ---- small formatting helpers --------------------------------------------------------------
+def _mean(values: list[float]) -> float | None:
+    """Mean of ``values`` (the ETA of the next trial), ``None`` when there are none."""
+    return sum(values) / len(values) if values else None
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "—"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,14 +24,12 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def progress(it: Iterable[T], desc: str = "", total: int | None = None, **kw) -> Iterator[T]:
-    """A tqdm progress bar that is silent when stderr is not a terminal (CI, pipes)."""
-    from tqdm.auto import tqdm
+def progress(it: Iterable[T], desc: str = "", total: int | None = None, **kw) -> Iterable[T]:
+    """Progress of a loop: a bar on a terminal, lines with an ETA in logs and pipes
+    (:func:`lgrec.progress.progress`)."""
+    from lgrec.progress import progress as _progress
 
-    disable = kw.pop("disable", None)
-    if disable is None:
-        disable = not sys.stderr.isatty() or os.environ.get("CI") == "true"
-    return iter(tqdm(it, desc=desc, total=total, disable=disable, leave=False, **kw))
+    return _progress(it, desc, total, **kw)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

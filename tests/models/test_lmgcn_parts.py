@@ -73,6 +73,8 @@ def test_ablation_settings_are_constructor_choices(planted_split, planted_text_e
         LMGCN(text=False, spectral_k=0).fit(s.train, item_emb=planted_text_emb)
     with pytest.raises(ConfigError, match="cold"):
         LMGCN(cold="boost").fit(s.train, item_emb=planted_text_emb)
+    with pytest.raises(ConfigError, match="cold_grid keys"):
+        LMGCN(cold_grid={"lambda": (1.0,)}).fit(s.train, item_emb=planted_text_emb)
 
 
 def test_fold_in_reproduces_training_users_exactly(planted_text_emb):

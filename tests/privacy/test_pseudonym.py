@@ -113,7 +113,7 @@ def test_no_raw_user_id_in_any_file_the_pipeline_writes(tmp_path, pseudonym_env,
         assert httpx.get(f"{url}/users/{raw_user(4)}").status_code == 404
     retrained = work / "model2"
     assert main(["retrain", "--model", str(model), "--store", str(store),
-                 "--out", str(retrained), "--pseudonymize"]) == 0  # fmt: skip
+                 "--out", str(retrained), "--pseudonymize", "--seen-only"]) == 0  # fmt: skip
     rec = ["recommend", "--model", str(retrained), "--user", raw_user(3), "--pseudonymize"]
     assert main(rec) == 0
     out = capsys.readouterr()

@@ -117,7 +117,7 @@ def test_explain(client, dataset):
         assert b["contribution"] == pytest.approx(
             0.5 * b["collaborative"] + 0.5 * b["semantic"], abs=1e-5
         )
-    assert ex["sentence"].startswith("Recommended because you liked")
+    assert ex["sentence"].startswith("Recommended because of")
     assert f'"{ex["because"][0]["title"]}"' in ex["sentence"]
     if ex["shared_categories"]:
         assert ex["shared_categories"][0] in ex["sentence"]

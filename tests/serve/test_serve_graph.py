@@ -145,6 +145,19 @@ def test_missing_store_and_env_round_trip(bundle, tmp_path, graph_dir, monkeypat
     assert ServeSettings.from_env().graph_path is None
 
 
+def test_graph_store_down_is_503_not_a_client_error(make_client, graph_dir):
+    """A graph store that fails is the server's fault: 503 (retry), not 422."""
+    c = make_client(graph_path=str(graph_dir))
+    c.app.state.graph.store.close()
+    for params in ({"user": "u0", "item": "sci-1"},):
+        r = c.get("/explain", params=params)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "unavailable" and r.headers["retry-after"] == "1"
+    r = c.get("/recommend", params={"user": "u0", "candidates": "graph"})
+    assert r.status_code == 503, r.text
+    assert c.get("/recommend", params={"user": "u0"}).status_code == 200
+
+
 def _falkordb_launcher():
     import importlib.util
     from pathlib import Path

@@ -11,6 +11,7 @@ import torch
 
 from lgrec.errors import ConfigError
 from lgrec.serve import online
+from lgrec.serve.retrain import retrain
 from lgrec.serve.state import ServeState
 from lgrec.store.feedback import FeedbackStore
 
@@ -152,7 +153,7 @@ def test_retrain_on_feedback(bundle, dataset, tmp_path):
     st.add_feedback("u0", "rom-20", "like")
     st.add_feedback("eve", "rom-new", "rating", value=5.0)
     st.close()
-    out = online.retrain(bundle, path, tmp_path / "retrained")
+    out = retrain(bundle, path, tmp_path / "retrained", seen_only=True)  # no data set to rebuild
     model = Recommender.load(out)
     assert model.n_items_ == dataset.n_items + 1 and model.n_users_ == dataset.n_users + 1
     seen = model.seen_

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from lgrec.errors import DataError
+from lgrec.errors import AlreadyExistsError, ConflictError, DataError, StoreUnavailableError
 from lgrec.privacy.encryption import connect, feedback_key
 from lgrec.store import FeedbackStore, open_feedback_store
 from lgrec.store.feedback import SCHEMA_VERSION
@@ -106,6 +106,59 @@ def test_idempotency_key_never_duplicates(store):
     assert [created for _, created in got] == [True, False, False, True]
     assert got[0][0] == got[1][0] and got[2][0] == first[0]
     assert store.count() == 3
+
+
+def test_a_key_reused_for_another_event_is_a_conflict_and_stores_nothing(store):
+    eid, _ = store.add_event("u", "i", "rating", value=4.0, ts=100.0, idempotency_key="k")
+    assert store.add_event("u", "i", "rating", value=4.0, idempotency_key="k") == (eid, False)
+    for kw in ({"value": 5.0}, {"value": 4.0, "ts": 101.0}, {"value": 4.0, "item_id": "j"}):
+        args = {"user_id": "u", "item_id": "i", "event": "rating", **kw}
+        with pytest.raises(ConflictError, match=f"already used for event {eid}"):
+            store.add_event(**args, idempotency_key="k")
+    with pytest.raises(ConflictError):  # a batch with a conflict writes nothing
+        store.add_events([{"user_id": "v", "item_id": "j", "event": "view"},
+                          {"user_id": "w", "item_id": "i", "event": "view",
+                           "idempotency_key": "k"}])  # fmt: skip
+    assert store.count() == 1
+    assert store.get_event(eid)["value"] == 4.0 and store.get_event(eid + 5) is None
+    got = store.get_event(eid)
+    assert (got["user_id"], got["ts"], got["idempotency_key"]) == ("u", 100.0, "k")
+
+
+def test_create_is_decided_by_the_unique_key(store_spec):
+    assert open_feedback_store(store_spec).add_user("x", text="first", exist_ok=False) is True
+    stores = [open_feedback_store(store_spec) for _ in range(2)]  # two servers' stores
+    try:
+        with pytest.raises(AlreadyExistsError, match="user 'x' already exists"):
+            stores[0].add_user("x", text="second", exist_ok=False)
+        assert stores[1].get_user("x")["text"] == "first"
+        assert stores[1].add_user("x", text="updated") is False  # the default still updates
+        gate, won, lost = threading.Barrier(8), [], []
+
+        def create(n: int) -> None:  # eight racing creators of one id on two store objects
+            gate.wait()
+            try:
+                won.append(stores[n % 2].add_item("race", title=f"v{n}", exist_ok=False))
+            except AlreadyExistsError:
+                lost.append(n)
+
+        threads = [threading.Thread(target=create, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert won == [True] and len(lost) == 7
+        assert stores[0].get_item("race")["title"] == f"v{({*range(8)} - set(lost)).pop()}"
+    finally:
+        for st in stores:
+            st.close()
+
+
+def test_a_closed_store_is_unavailable(store_spec):
+    s = open_feedback_store(store_spec)
+    s.close()
+    with pytest.raises(StoreUnavailableError, match="closed"):
+        s.add_event("u", "i", "click")
 
 
 BAD_EVENTS = [

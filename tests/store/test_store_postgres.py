@@ -133,7 +133,7 @@ def test_lost_connections_reads_retry_writes_fail_503_style(postgres_server, pos
     assert store.add_event("u", "i", "click", idempotency_key="b") == (eid, False)
     assert store.count() == 2
     store.close()
-    with pytest.raises(DataError, match="closed"):
+    with pytest.raises(StoreUnavailableError, match="closed"):
         store.count()
 
 

@@ -4,6 +4,7 @@
 * :mod:`lgrec.cli.train`: ``train``, ``tune``
 * :mod:`lgrec.cli.evaluate`: ``evaluate``, ``quickstart``
 * :mod:`lgrec.cli.recommend`: ``recommend``
+* :mod:`lgrec.cli.categories`: ``predict-categories``
 * :mod:`lgrec.cli.graph`: ``graph export/query``, ``recommend --friends`` (``lgrec.graphcli``)
 * :mod:`lgrec.cli.serve`: ``serve``, ``retrain``
 * :mod:`lgrec.privacy.erasure`: ``forget``
@@ -20,7 +21,7 @@ import argparse
 import logging
 import sys
 
-from lgrec.cli import data, evaluate, graph, recommend, serve, train
+from lgrec.cli import categories, data, evaluate, graph, recommend, serve, train
 from lgrec.errors import LgrecError
 from lgrec.privacy.erasure import add_forget_parser
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_tune(sub)
     rec = recommend.add_parsers(sub)
     graph.add_parsers(sub, rec)
+    categories.add_parsers(sub)
     data.add_profile(sub)
     evaluate.add_quickstart(sub)
     serve.add_parsers(sub)

@@ -29,6 +29,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         help="with --split cold: these items are the cold ones (one external item id per line)",
     )
     g.add_argument(
+        "--kg",
+        metavar="DIR",
+        help="knowledge graph folder (RecBole <name>.kg + <name>.link), a path or a folder "
+        "under the data root: its item links become LMGCN's item graph (item_graph=)",
+    )
+    g.add_argument(
         "--loader-arg",
         action="append",
         metavar="NAME=VALUE",
@@ -89,6 +95,7 @@ def run_config(args: argparse.Namespace, **extra: Any) -> Any:
         fold=args.fold,
         split=args.split,
         cold_items=getattr(args, "cold_items", None),
+        kg=getattr(args, "kg", None),
         valid_ratio=args.valid_ratio,
         k_core=args.k_core,
         seed=args.seed,

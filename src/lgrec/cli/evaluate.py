@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lgrec.cli.common import add_data_args, add_param_arg, run_config
+from lgrec.progress import note
 
 
 def add_parsers(sub: Any) -> None:
@@ -16,7 +17,11 @@ def add_parsers(sub: Any) -> None:
     add_data_args(s)
     s.add_argument("--models", help="comma-separated model names (default: all baselines + lmgcn)")
     add_param_arg(s)
-    s.add_argument("--out", help="report folder (default runs/<dataset>-<split>)")
+    s.add_argument(
+        "--out",
+        metavar="DIR",
+        help="report folder (default: runs/<dataset>-<split> under the current directory)",
+    )
     s.add_argument("--no-refit", action="store_true", help="do not refit on train + valid")
     s.set_defaults(run=lambda a: cmd_evaluate(a)[0])
 
@@ -25,7 +30,12 @@ def add_quickstart(sub: Any) -> None:
     """Register ``quickstart``."""
     s = sub.add_parser("quickstart", help="the whole pipeline on MovieLens-100K (u1) in one go")
     s.add_argument("--data-dir")
-    s.add_argument("--out", default="runs/quickstart")
+    s.add_argument(
+        "--out",
+        metavar="DIR",
+        default="runs/quickstart",
+        help="report folder (default: %(default)s)",
+    )
     s.add_argument("--threads", type=int)
     s.add_argument("--models", help="comma-separated subset of models")
     s.add_argument("--config", help="TOML configuration file")
@@ -44,9 +54,10 @@ def cmd_evaluate(
     if args.models:
         extra["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
     cfg = run_config(args, **extra)
+    out = Path(args.out or f"runs/{Path(cfg.dataset).name}-{cfg.split}").resolve()
+    note(f"report and models go to {out}" + ("" if args.out else " (choose with --out DIR)"))
     setup(cfg)
     prep = prepare(cfg)
-    out = Path(args.out or f"runs/{Path(cfg.dataset).name}-{cfg.split}")
     rows = evaluate_all(cfg, prep, out=out)
     print(comparison_table(rows, columns=columns(rows, cfg.ks)))
     paths = write_report(

@@ -62,5 +62,5 @@ def item_titles(path: Path, model: Any) -> list[str]:
 
         items = pd.read_parquet(f)
         if "title" in items:
-            return items["title"].fillna("").astype(str).tolist()
+            return [("" if pd.isna(t) else str(t)) for t in items["title"]]  # any dtype
     return list(model.item_ids_)

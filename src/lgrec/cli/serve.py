@@ -18,6 +18,8 @@ STORE_HELP = (
 
 def add_parsers(sub: Any) -> None:
     """Register ``serve`` and ``retrain``."""
+    from lgrec.credentials import add_secret_args
+
     s = sub.add_parser("serve", help="HTTP API + web page for a saved model (FastAPI/uvicorn)")
     s.add_argument("--model", required=True, help="saved model directory (lgrec train --out)")
     s.add_argument("--host", default="127.0.0.1")
@@ -28,7 +30,7 @@ def add_parsers(sub: Any) -> None:
         "--sync-interval", type=float, metavar="S",
         help="seconds between looks for other servers' writes (default 0; 0.5 on PostgreSQL)",
     )  # fmt: skip
-    s.add_argument("--api-key", help="key for write endpoints (prefer env LGREC_API_KEY)")
+    add_secret_args(s, "api-key", "LGREC_API_KEY", "key for the write endpoints")
     s.add_argument(
         "--index", choices=("exact", "faiss"), default="exact",
         help="/recommend candidates: score every item, or ask a FAISS index (large catalogues)",
@@ -36,9 +38,19 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--index-options", metavar="K=V,…", help="e.g. method=ivf,nprobe=64")
     s.add_argument("--protect-reads", action="store_true", help="read endpoints need the key too")
     s.add_argument("--max-body", type=int, default=64 * 1024, help="max request body bytes")
+    s.add_argument("--max-header", type=int, default=16 * 1024, help="max request header bytes")
+    s.add_argument(
+        "--rate-limit", type=float, default=20.0,
+        help="expensive requests (query=, /explain, creates) per second per client and worker "
+        "(0: off; bursts of twice as many)",
+    )  # fmt: skip
     s.add_argument("--online-lr", type=float, default=0.5, help="η of the feedback fold-in")
     s.add_argument("--no-text", action="store_true", help="disable text (queries, text cold start)")
     s.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    s.add_argument(
+        "--score-cache-mb", type=float, default=512.0,
+        help="MiB per worker for the trained users' precomputed scores (0: off)",
+    )  # fmt: skip
     s.add_argument(
         "--graph-path", metavar="DIR", help="LadybugDB graph store: /explain paths, candidates"
     )
@@ -57,6 +69,12 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--out", required=True, help="directory of the retrained model")
     s.add_argument("--data-dir", help="root folder of the data sets")
     s.add_argument("--config", help="TOML configuration the model was trained with")
+    s.add_argument(
+        "--seen-only",
+        action="store_true",
+        help="when the data set cannot be rebuilt, refit a model that did not learn from "
+        "ratings on its saved binary interaction matrix (no ratings, no timestamps)",
+    )
     s.add_argument("-v", "--verbose", action="store_true")
     add_pseudonym_args(s)
     s.set_defaults(run=cmd_retrain)
@@ -67,21 +85,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from lgrec.credentials import read_secret
     from lgrec.errors import ModelFileError
     from lgrec.serve.app import ServeSettings, create_app
 
     if not (Path(args.model) / "config.json").is_file():
         raise ModelFileError(f"{args.model} is not a saved lgrec model (no config.json)")
-    key = args.api_key or os.environ.get("LGREC_API_KEY") or None
+    key = read_secret(args.api_key_file, "LGREC_API_KEY")
     settings = ServeSettings(
         model=args.model, store=args.store, api_key=key, protect_reads=args.protect_reads,
-        max_body=args.max_body, online_lr=args.online_lr, text="off" if args.no_text else "auto",
-        threads=args.threads, graph_path=args.graph_path, graph_uri=args.graph_uri,
+        max_body=args.max_body, max_header=args.max_header, rate_limit=args.rate_limit,
+        rate_burst=max(1, int(2 * args.rate_limit)), online_lr=args.online_lr,
+        text="off" if args.no_text else "auto", threads=args.threads, graph_path=args.graph_path,
+        graph_uri=args.graph_uri, score_cache_mb=args.score_cache_mb,
         pseudonymize=bool(args.pseudonymize), pseudonym_key_file=args.pseudonym_key_file,
         sync_interval=args.sync_interval, index=args.index, index_options=args.index_options,
     )  # fmt: skip
     if not key:
-        log.warning("no API key (LGREC_API_KEY / --api-key): write endpoints are disabled")
+        log.warning("no API key (LGREC_API_KEY / --api-key-file): write endpoints are disabled")
     if args.graph_path:  # erased users leave the graph store before it is opened read-only
         from lgrec.privacy.erasure import purge_graph_path
 
@@ -100,12 +121,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from lgrec.serve.online import retrain
+    from lgrec.serve.retrain import retrain
 
     store = args.store or str(Path(args.model) / "feedback.sqlite")
     out = retrain(
         args.model, store, args.out, data_dir=args.data_dir, config=args.config,
-        pseudonymize=bool(args.pseudonymize), pseudonym_key_file=args.pseudonym_key_file,
+        seen_only=args.seen_only, pseudonymize=bool(args.pseudonymize),
+        pseudonym_key_file=args.pseudonym_key_file,
     )  # fmt: skip
     print(f"retrained {args.model} + feedback from {store} → {out}")
     return 0

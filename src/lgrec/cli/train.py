@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+from pathlib import Path
 from typing import Any
 
 from lgrec.cli.common import add_data_args, add_param_arg, run_config
 from lgrec.distcli import add_distributed_args
+from lgrec.errors import ConfigError
+from lgrec.progress import note
 
 
 def add_parsers(sub: Any) -> None:
@@ -53,6 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lgrec.pipeline import build_model, fit_model, prepare, save_bundle, setup
 
     cfg = run_config(args, refit=not args.no_refit)
+    note(f"the model goes to {Path(args.out).resolve()}")
     setup(cfg)
     prep = prepare(cfg)
     if args.graph_path:  # training interactions from the graph store (lgrec graph export)
@@ -63,6 +68,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         split = store_split(prep.split, args.graph_path, valid_ratio=cfg.valid_ratio, seed=cfg.seed)
         prep = replace(prep, split=split)
     model = build_model(args.model, cfg)
+    if cfg.kg and "item_graph" not in inspect.signature(model.fit).parameters:
+        raise ConfigError(f"--kg: model {args.model!r} takes no item graph (lmgcn does)")
     with distcli.training(args):  # data-parallel with --distributed
         model, fit_s = fit_model(model, prep, cfg)
     if distcli.rank() == 0:

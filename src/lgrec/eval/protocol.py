@@ -7,7 +7,8 @@ baseline or ours, is evaluated by the same code.
 Full ranking (LightGCN protocol): every user with at least one test item ranks *all* items
 (or only ``candidates``) except the items in their training history; the top-``k`` lists are
 scored by :func:`lgrec.eval.metrics.ranking_metrics`. Users are processed in blocks with
-``torch.topk``, so memory is O(block · items) and never users × items.
+``torch.topk``, so memory is O(block · items) and never users × items. Ties are broken by
+item index, lower first (:func:`lgrec.ranking.topk_stable`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from lgrec.data.dataset import Dataset, Split
 from lgrec.errors import ConfigError, DataError
 from lgrec.eval.metrics import accuracy, auc, check_ks, coverage, mae, ranking_metrics, rmse
 from lgrec.models.base import Recommender
-from lgrec.utils import progress
+from lgrec.progress import progress
+from lgrec.ranking import topk_stable
 
 __all__ = [
     "evaluate_click",
@@ -59,9 +61,10 @@ def evaluate_ranking(
     * Evaluated users: those with :math:`|R_u| \\ge 1`, intersected with ``users`` when given.
     * Ranking: ``model.score`` per block of ``block_size`` users; the items in ``train`` (and
       in the model's own seen matrix ``seen_``, when it has one) are set to :math:`-\\infty`;
-      the top :math:`\\max(ks)` are taken with ``torch.topk`` over all items, or over
+      the top :math:`\\max(ks)` are taken over all items, or over
       ``candidates`` only (e.g. the cold-start items). Masked items never enter a list: a list
-      shorter than ``k`` is padded with ``-1``.
+      shorter than ``k`` is padded with ``-1``. Equal scores rank by item index, lower
+      first (:func:`lgrec.ranking.topk_stable`), so ties never depend on the thread count.
 
     Returns the metrics of :func:`~lgrec.eval.metrics.ranking_metrics` plus ``coverage@k``
     (share of the catalogue, or of the candidates, in any top-``k`` list), ``n_users`` and
@@ -154,7 +157,7 @@ def _topk_blocks(
     # avoids allocating (and page-faulting) a fresh block × items copy per block
     buf = torch.empty((min(block_size, len(users)), seen.shape[1]), dtype=torch.float32)
     with torch.no_grad():
-        for start in progress(blocks, desc="ranking", total=len(blocks)):
+        for start in progress(blocks, desc="ranking", total=len(blocks), unit="blocks"):
             ub = users[start : start + block_size]
             raw = torch.as_tensor(model.score(torch.from_numpy(ub))).detach()
             if raw.shape != (len(ub), seen.shape[1]):
@@ -180,7 +183,7 @@ def _topk_blocks(
             s[torch.from_numpy(m.row).long(), torch.from_numpy(m.col).long()] = -torch.inf
             if cand_t is not None:
                 s = s[:, cand_t]
-            sc, ix = torch.topk(s, kk, dim=1)
+            sc, ix = topk_stable(s, kk)
             ids = ix if cand_t is None else cand_t[ix]
             ids[torch.isneginf(sc)] = -1  # only masked items were left: pad
             top[start : start + len(ub), :kk] = ids.numpy()

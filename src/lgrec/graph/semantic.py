@@ -29,6 +29,7 @@ import torch
 
 from lgrec.errors import ConfigError
 from lgrec.graph.cooccurrence import topk_per_row
+from lgrec.ranking import topk_stable
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def semantic_knn(
             if exclude_self:
                 r = torch.arange(stop - start)
                 s[r, r + start] = -torch.inf
-            v, ix = torch.topk(s, kk, dim=1)
+            v, ix = topk_stable(s, kk)  # equal cosines: lower item index first
             keep = v >= threshold
             rows.append((torch.nonzero(keep)[:, 0] + start).numpy())
             cols.append(ix[keep].numpy())

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from lgrec.data.dataset import Dataset
 from lgrec.errors import ConfigError, ModelFileError, NotFittedError, UnknownIdError
+from lgrec.ranking import topk_stable
 
 Tensor = torch.Tensor
 _REGISTRY: dict[str, type[Recommender]] = {}
@@ -141,14 +142,17 @@ class Recommender(ABC):
         Seen training items are excluded when ``exclude_seen``. ``query`` adds
         ``query_weight · z(cos(q, t_i))`` to the standardised scores, where ``t_i`` is item i's
         text embedding and ``q`` the query's, so free text steers the list (needs a model that
-        kept text embeddings). ``candidates`` restricts ranking to those items. Users are
+        kept text embeddings). ``candidates`` restricts ranking to those items. Equal scores
+        rank by item index, lower first (:func:`lgrec.ranking.topk_stable`). Users are
         processed in blocks of ``block_size`` so memory is O(block · items).
         """
         self._check_fitted()
         if not isinstance(k, int | np.integer) or k <= 0:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         u = as_index_tensor(users, self.n_users_, "user")
-        cand = None if candidates is None else as_index_tensor(candidates, self.n_items_, "item")
+        cand = None
+        if candidates is not None:  # sorted: ties among candidates rank by item index
+            cand = torch.unique(as_index_tensor(candidates, self.n_items_, "item"))
         n_cand = self.n_items_ if cand is None else len(cand)
         k = min(int(k), n_cand)
         qvec = self._query_scores(query) if query else None
@@ -162,7 +166,7 @@ class Recommender(ABC):
                 s = self._mask_seen(s, ub)
             if cand is not None:
                 s = s[:, cand]
-            sc, ix = torch.topk(s, k, dim=1)
+            sc, ix = topk_stable(s, k)
             out_i.append(ix if cand is None else cand[ix])
             out_s.append(sc)
         return torch.cat(out_i), torch.cat(out_s)

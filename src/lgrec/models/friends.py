@@ -41,6 +41,7 @@ from lgrec.graph.social import (
     taste_similarity,
 )
 from lgrec.models.base import Recommender, Tensor, _standardise, as_index_tensor
+from lgrec.ranking import topk_stable
 from lgrec.train import validation_metrics
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class FriendRecommender:
             if exclude_known:
                 m = self.social_[ub].tocoo()
                 sc[torch.from_numpy(m.row).long(), torch.from_numpy(m.col).long()] = -torch.inf
-            v, ix = torch.topk(sc, k, dim=1)
+            v, ix = topk_stable(sc, k)
             ids.append(ix.numpy())
             scores.append(v.numpy())
         return np.concatenate(ids), np.concatenate(scores)

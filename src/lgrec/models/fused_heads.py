@@ -21,6 +21,7 @@ from lgrec.models.base import Tensor, as_index_tensor
 from lgrec.models.features import ItemFeatures
 from lgrec.models.heads import fit_category_head, fit_click_calibration
 from lgrec.models.rating import check_components, fit_rating_blend
+from lgrec.ranking import topk_stable
 from lgrec.train import NegativeSampler
 
 
@@ -85,8 +86,8 @@ class HeadsMixin:
             raise NotImplementedError("this LMGCN has no category head (no categories in data)")
         i = as_index_tensor(items, self.n_items_, "item")
         p = torch.softmax(self.cat_logits_[i], dim=1)
-        top = torch.topk(p, min(k, p.shape[1]), dim=1)
+        vals, ix = topk_stable(p, min(k, p.shape[1]))  # ties: lower category index first
         return [
             [(self.categories_[c], float(s)) for c, s in zip(row_i.tolist(), row_s.tolist())]
-            for row_i, row_s in zip(top.indices, top.values)
+            for row_i, row_s in zip(ix, vals)
         ]

@@ -222,17 +222,9 @@ class GraphFilter(Recommender):
         best = (-1.0, grid[0])
         for (k, a, g, h), m in zip(grid, res):
             r = m["Recall@20"]
-            self.search_.append(
-                {
-                    "user_exp": self.user_exp_,
-                    "item_exp": self.item_exp_,
-                    "k": k,
-                    "alpha": a,
-                    "semantic_weight": g,
-                    "sharpen": h,
-                    "valid_Recall@20": r,
-                }
-            )
+            self.search_.append({"user_exp": self.user_exp_, "item_exp": self.item_exp_, "k": k,
+                                 "alpha": a, "semantic_weight": g, "sharpen": h,
+                                 "valid_Recall@20": r})  # fmt: skip
             if r > best[0]:
                 best = (r, (k, a, g, h))
         log.info(

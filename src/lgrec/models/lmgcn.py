@@ -13,7 +13,8 @@ h_u = n_u^{-1/2} Σ_{i∈H(u)} x_i, next to an optional language *profile* block
 recency-weighted mean of the history's text, :func:`lgrec.text.profiles.history_profiles`).
 The score is bilinear, ŝ_ui = [h_u, p_u, 1] W x_iᵀ, and W is the closed-form ridge solution
 of ‖R − H W Xᵀ‖² + λ‖W‖² with a leave-one-out correction (:mod:`lgrec.models.bilinear`); λ
-is chosen on the validation split. Fitting takes seconds: no epochs, no sampling.
+is chosen on the validation split. The core has no epochs and no sampling (the optional
+rating head trains its components; see the heads below).
 
 Parts:
 
@@ -28,7 +29,8 @@ Parts:
   the warm items' scale (:mod:`lgrec.models.coldcal`), ``"raw"`` leaves the model's score;
 * heads — ratings (``rating_head``: a validated blend of SVD++-with-text and item autoencoders,
   :mod:`lgrec.models.rating`), clicks (σ(a ŝ + b), always), categories (``category_head``:
-  softmax regression on the item features, :func:`lgrec.models.heads.fit_category_head`).
+  closed-form ridge regression on the item features with leave-one-out-chosen ρ and a fitted
+  softmax temperature, :func:`lgrec.models.heads.fit_category_head`).
 
 Cold items have no graph blocks (no edges): those are placed from side features
 (:func:`lgrec.models.coldstart.fit_side_map`, chosen by pseudo-cold validation), so a new item
@@ -164,6 +166,8 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
             raise ConfigError(f"LMGCN: rank must be a positive integer or None, got {self.rank!r}")
         if not self.text and not self.spectral_k:
             raise ConfigError("LMGCN: with text=False the spectral block is the only input")
+        if set(self.cold_grid or {}) - set(_COLD_GRID):
+            raise ConfigError(f"LMGCN: cold_grid keys are {list(_COLD_GRID)}, got {self.cold_grid}")
         if any(r <= 0 for r in _grid(self.reg, "reg")):
             raise ConfigError(f"LMGCN: reg must be positive, got {self.reg!r}")
 
@@ -227,8 +231,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         self._place_cold(data, feats)
         from lgrec.models.newusers import fit_user_text_map
 
-        mus = dict(_COLD_GRID, **(self.cold_grid or {}))["mus"]
-        utm = fit_user_text_map(self, data, mus=tuple(mus))
+        utm = fit_user_text_map(self, data, mus=tuple(self._cold_grid_values()["mus"]))
         self.user_text_map_, self.user_text_mu_ = utm if utm is not None else (None, None)
         clock("cold items and users")
         self.filter_, self.filter_weight_, self.blend_search_ = fit_filter_blend(
@@ -300,6 +303,10 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         log.info("lmgcn core: reg=%.3g (λ=%.4g), %d features, rank %d", reg,
                  reg * solver.scale_, feats.x.shape[1], a.shape[1])  # fmt: skip
 
+    def _cold_grid_values(self) -> dict[str, Any]:
+        """``_COLD_GRID`` with the constructor's ``cold_grid`` entries in place of its own."""
+        return {**_COLD_GRID, **(self.cold_grid or {})}
+
     def _place_cold(self, data: Dataset, feats: ItemFeatures) -> None:
         """Graph blocks of cold items from side features; the side-feature-only item vectors
         of every item (for percentile matching)."""
@@ -313,7 +320,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         b = np.eye(feats.x.shape[1], dtype=np.float32) if b is None else b
         user_side = self.user_emb_ @ torch.from_numpy(b[cols].T.copy())  # · x_graph: the graph part
         target = torch.from_numpy(feats.x[:, cols].copy())
-        grid = dict(_COLD_GRID, **(self.cold_grid or {}))
+        grid = self._cold_grid_values()
         sm = fit_side_map(
             data, self.text_emb_, target, user_emb=user_side, seen=self.seen_, seed=self.seed,
             lambdas=tuple(grid["lambdas"]), alphas=tuple(grid["alphas"]), max_users=2000,

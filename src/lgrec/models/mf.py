@@ -42,9 +42,9 @@ import torch
 from lgrec.data.dataset import Dataset
 from lgrec.errors import ConfigError, DataError
 from lgrec.models.base import Recommender, Tensor, as_index_tensor, register
+from lgrec.progress import progress
 from lgrec.train.sampling import NegativeSampler
 from lgrec.train.validation import validation_metrics
-from lgrec.utils import progress
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class BPRMF(Recommender):
         vx = None if valid is None or len(valid) == 0 else valid.matrix("binary")
         best, best_state, bad_evals, self.history_ = -np.inf, None, 0, []
         t0 = time.perf_counter()
-        for epoch in progress(range(1, int(self.epochs) + 1), desc="BPRMF"):
+        for epoch in progress(range(1, int(self.epochs) + 1), desc="BPRMF", unit="epochs"):
             u_all = np.repeat(pu, self.neg)
             i_all = np.repeat(pi, self.neg)
             j_all = sampler.sample(pu, int(self.neg)).ravel()
@@ -301,7 +301,7 @@ class BiasedMF(Recommender):
         best, best_state, bad, self.history_ = np.inf, None, 0, []
         lam, c = float(self.reg), 2.0 / n
         t0 = time.perf_counter()
-        for epoch in progress(range(1, int(self.epochs) + 1), desc="BiasedMF"):
+        for epoch in progress(range(1, int(self.epochs) + 1), desc="BiasedMF", unit="epochs"):
             err = (self._raw(ut, it) - rt).numpy()
             e_mat.data[:] = np.bincount(slot, err, len(keys))
             grads = (

@@ -50,8 +50,8 @@ from lgrec.privacy.dp import (
     sample_users,
     user_rows,
 )
+from lgrec.progress import progress
 from lgrec.train.sampling import NegativeSampler
-from lgrec.utils import progress
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor

@@ -135,6 +135,9 @@ class ErasureMixin:
             if u is None:
                 return
             self.U[u] = 0.0
+            cache = getattr(self, "score_cache", None)  # precomputed rows (lgrec.serve.scorecache)
+            if cache is not None:
+                cache.erase(u)
             self.user_ids[u] = ""  # the row stays (rows never move) but names nobody
             for table in (self.online_seen, self.online_events, self.user_text, self.user_query):
                 table.pop(u, None)

@@ -2,7 +2,7 @@
 
 ``lgrec serve --model DIR`` runs :func:`lgrec.serve.app.create_app` under uvicorn;
 ``lgrec retrain`` refits a bundle on its training data plus the stored feedback
-(:func:`lgrec.serve.online.retrain`). Imports are lazy so ``import lgrec.serve`` stays cheap.
+(:func:`lgrec.serve.retrain.retrain`). Imports are lazy so ``import lgrec.serve`` stays cheap.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return ServeState
     if name == "retrain":
-        from lgrec.serve.online import retrain
+        from lgrec.serve.retrain import retrain
 
         return retrain
     raise AttributeError(f"module 'lgrec.serve' has no attribute {name!r}")

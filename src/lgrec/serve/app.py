@@ -36,7 +36,6 @@ import gc
 import logging
 import os
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -48,12 +47,14 @@ from fastapi.staticfiles import StaticFiles
 
 from lgrec.errors import ConfigError
 from lgrec.privacy.serving import ErasureAwareGraph, install_erasure, user_mapper
+from lgrec.ranking import topk_stable
 from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
-from lgrec.serve.explain import explain_items
+from lgrec.serve.extras import install_extras
 from lgrec.serve.graph import GraphCompanion
 from lgrec.serve.index import parse_index_options
-from lgrec.serve.metrics import Metrics, MetricsMiddleware, shared_metrics_dir
+from lgrec.serve.limits import HeaderLimitMiddleware, OptionsMiddleware, RateLimitMiddleware
+from lgrec.serve.metrics import Metrics, MetricsMiddleware
 from lgrec.serve.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -61,18 +62,18 @@ from lgrec.serve.security import (
     api_key_dependency,
     install_error_handlers,
 )
+from lgrec.serve.settings import ServeSettings
 from lgrec.serve.state import ServeState
-from lgrec.store.base import is_postgres_url, open_feedback_store
+from lgrec.store.base import open_feedback_store
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-PG_SYNC_INTERVAL = 0.5
-"""Default seconds between looks at a PostgreSQL store for other servers' writes."""
-ENV_PREFIX = "LGREC_SERVE_"
 UserQ = Annotated[str, Query(min_length=1, max_length=256, description="user id")]
 ItemQ = Annotated[str, Query(min_length=1, max_length=256, description="item id")]
 K = Annotated[int, Query(ge=1, le=1000, description="how many items")]
-Text = Annotated[str | None, Query(min_length=1, max_length=500, description="free text")]
+Text = Annotated[
+    str | None, Query(min_length=1, max_length=500, pattern=S.NOT_BLANK, description="free text")
+]
 Blend = Annotated[float, Query(ge=0, le=1, description="weight of collaborative")]
 QueryWeight = Annotated[float, Query(ge=0, le=10, description="weight of the query")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -80,113 +81,6 @@ Candidates = Annotated[
     Literal["all", "graph"],
     Query(description="'all': rank every item; 'graph': the graph store's two-hop items"),
 ]
-
-
-@dataclass
-class ServeSettings:
-    """Server options; :meth:`from_env` reads them from ``LGREC_SERVE_*`` + ``LGREC_API_KEY``."""
-
-    model: str
-    store: str | None = None
-    api_key: str | None = None
-    protect_reads: bool = False
-    max_body: int = 64 * 1024
-    online_lr: float = 0.5
-    text: str = "auto"
-    threads: int | None = None
-    metrics_dir: str | None = None
-    metrics_interval: float = 2.0
-    graph_path: str | None = None
-    graph_uri: str | None = None
-    sync_interval: float | None = None
-    index: str = "exact"
-    index_options: str | None = None
-    pseudonymize: bool = False  # map client user ids with the key (lgrec.privacy.pseudonym)
-    pseudonym_key_file: str | None = None
-
-    def __post_init__(self) -> None:
-        if is_postgres_url(self.store_path):
-            from lgrec.store.postgres import check_url
-
-            check_url(self.store_path)  # no password in a URL (command lines are visible)
-        if self.sync_interval is not None and not self.sync_interval >= 0:
-            raise ConfigError(f"sync_interval must be seconds ≥ 0, got {self.sync_interval!r}")
-
-    @property
-    def store_path(self) -> str:
-        """The SQLite file (default ``MODEL/feedback.sqlite``) or ``postgresql://`` URL."""
-        return self.store or str(Path(self.model) / "feedback.sqlite")
-
-    @property
-    def sync_seconds(self) -> float:
-        """``sync_interval``, by default 0 (every request) on SQLite and
-        :data:`PG_SYNC_INTERVAL` on PostgreSQL (a look is a network round trip there)."""
-        if self.sync_interval is not None:
-            return self.sync_interval
-        return PG_SYNC_INTERVAL if is_postgres_url(self.store_path) else 0.0
-
-    def to_env(self) -> dict[str, str]:
-        """Environment for worker processes (the API key travels as ``LGREC_API_KEY``).
-
-        The workers share ``metrics_dir`` so that ``/metrics`` sums them all; when it is unset,
-        a fresh temporary directory is made here (once; removed when this process exits)."""
-        if not self.metrics_dir:
-            self.metrics_dir = shared_metrics_dir()
-        env = {f"{ENV_PREFIX}MODEL": str(self.model), f"{ENV_PREFIX}STORE": str(self.store_path)}
-        env[f"{ENV_PREFIX}PROTECT_READS"] = "1" if self.protect_reads else "0"
-        env[f"{ENV_PREFIX}MAX_BODY"] = str(self.max_body)
-        env[f"{ENV_PREFIX}ONLINE_LR"] = str(self.online_lr)
-        env[f"{ENV_PREFIX}TEXT"] = self.text
-        env[f"{ENV_PREFIX}METRICS_DIR"] = str(self.metrics_dir)
-        env[f"{ENV_PREFIX}METRICS_INTERVAL"] = str(self.metrics_interval)
-        if self.threads:
-            env[f"{ENV_PREFIX}THREADS"] = str(self.threads)
-        if self.graph_path:
-            env[f"{ENV_PREFIX}GRAPH_PATH"] = str(self.graph_path)
-        if self.graph_uri:  # its credentials travel as LGREC_GRAPH_* (lgrec.store.connect)
-            env[f"{ENV_PREFIX}GRAPH_URI"] = self.graph_uri
-        if self.sync_interval is not None:
-            env[f"{ENV_PREFIX}SYNC_INTERVAL"] = str(self.sync_interval)
-        env[f"{ENV_PREFIX}INDEX"] = self.index
-        if self.index_options:
-            env[f"{ENV_PREFIX}INDEX_OPTIONS"] = self.index_options
-        if self.api_key:
-            env["LGREC_API_KEY"] = self.api_key
-        env[f"{ENV_PREFIX}PSEUDONYMIZE"] = "1" if self.pseudonymize else "0"
-        if self.pseudonym_key_file:  # the key itself travels as LGREC_PSEUDONYM_KEY, if set
-            env["LGREC_PSEUDONYM_KEY_FILE"] = str(self.pseudonym_key_file)
-        return env
-
-    @classmethod
-    def from_env(cls) -> ServeSettings:
-        e = os.environ
-        model = e.get(f"{ENV_PREFIX}MODEL")
-        if not model:
-            raise ConfigError(f"{ENV_PREFIX}MODEL is not set: which model directory to serve?")
-        try:
-            threads = e.get(f"{ENV_PREFIX}THREADS")
-            sync = e.get(f"{ENV_PREFIX}SYNC_INTERVAL")
-            return cls(
-                model=model,
-                store=e.get(f"{ENV_PREFIX}STORE") or None,
-                api_key=e.get("LGREC_API_KEY") or None,
-                protect_reads=e.get(f"{ENV_PREFIX}PROTECT_READS", "0") in ("1", "true", "yes"),
-                max_body=int(e.get(f"{ENV_PREFIX}MAX_BODY", 64 * 1024)),
-                online_lr=float(e.get(f"{ENV_PREFIX}ONLINE_LR", 0.5)),
-                text=e.get(f"{ENV_PREFIX}TEXT", "auto"),
-                threads=int(threads) if threads else None,
-                metrics_dir=e.get(f"{ENV_PREFIX}METRICS_DIR") or None,
-                metrics_interval=float(e.get(f"{ENV_PREFIX}METRICS_INTERVAL", 2.0)),
-                graph_path=e.get(f"{ENV_PREFIX}GRAPH_PATH") or None,
-                graph_uri=e.get(f"{ENV_PREFIX}GRAPH_URI") or None,
-                sync_interval=float(sync) if sync else None,
-                index=e.get(f"{ENV_PREFIX}INDEX", "exact"),
-                index_options=e.get(f"{ENV_PREFIX}INDEX_OPTIONS") or None,
-                pseudonymize=e.get(f"{ENV_PREFIX}PSEUDONYMIZE", "0") in ("1", "true", "yes"),
-                pseudonym_key_file=e.get("LGREC_PSEUDONYM_KEY_FILE") or None,
-            )
-        except ValueError as err:
-            raise ConfigError(f"invalid {ENV_PREFIX}* environment value: {err}") from err
 
 
 def _items(st: ServeState, idx: Any, scores: Any, reasons: list[str] | None = None) -> list:
@@ -213,17 +107,17 @@ def _graph_top(
     query: str | None,
     query_weight: float,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Top-``k`` of the user's two-hop items by model score; ``None`` when the graph store
-    does not know the user (then the caller ranks every item)."""
+    """Top-``k`` of the user's two-hop items by model score (ties: lower item row first);
+    ``None`` when the graph store does not know the user (then the caller ranks every item)."""
     ids = graph.candidates(user)
     if ids is None:
         return None
-    rows = np.array([st.item_index(i) for i in ids if st.has_item(i)], dtype=np.int64)
+    rows = np.unique(np.array([st.item_index(i) for i in ids if st.has_item(i)], dtype=np.int64))
     if exclude_seen:
         rows = rows[~np.isin(rows, st.history(u))]
     s = st.scores(u, query, query_weight)[torch.from_numpy(rows)]
-    top = torch.topk(s, min(k, len(rows)))
-    return rows[top.indices.numpy()], top.values.numpy()
+    v, ix = topk_stable(s, min(k, len(rows)))
+    return rows[ix.numpy()], v.numpy()
 
 
 def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> FastAPI:
@@ -239,8 +133,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         store = open_feedback_store(settings.store_path)
         state = ServeState(
             settings.model, store, text=settings.text, online_lr=settings.online_lr,
-            sync_interval=settings.sync_seconds, index=settings.index,
-            index_settings=parse_index_options(settings.index_options),
+            score_cache_mb=settings.score_cache_mb, sync_interval=settings.sync_seconds,
+            index=settings.index, index_settings=parse_index_options(settings.index_options),
         )  # fmt: skip
     st = state
     if graph is not None:  # leaves out erased users still in the read-only store
@@ -338,12 +232,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         idx, sc = got
         reasons = None
         if explain:
-            V, _, T = st.snapshot()
-            ut = st.encode(st.user_text[u]) if u in st.user_text and st.text_enabled else None
-            ex = explain_items(
-                st.history(u), idx, V, T, st.titles, st.categories, user_text=ut, query=query
-            )
-            reasons = [e.sentence for e in ex]
+            reasons = [e.sentence for e in st.explanations(u, idx, query)]
         return S.RecommendResponse(
             user=user, k=k, query=query, candidates=candidates, items=_items(st, idx, sc, reasons)
         )
@@ -373,18 +262,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         paths from the user to the item (strongest first)."""
         st.sync()
         u, i = st.user_index(pid(user)), st.item_index(item)
-        V, _, T = st.snapshot()
-        ut = st.encode(st.user_text[u]) if u in st.user_text and st.text_enabled else None
-        ex = explain_items(
-            st.history(u),
-            np.array([i]),
-            V,
-            T,
-            st.titles,
-            st.categories,
-            user_text=ut,
-            query=query,
-        )[0]
+        ex = st.explanations(u, np.array([i]), query)[0]
         because = [
             S.Because(
                 item_id=st.item_ids[h],
@@ -403,6 +281,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             because=because,
             shared_categories=ex.shared_categories,
             text_match=ex.text_match,
+            query_match=ex.query_match,
             sentence=ex.sentence,
             graph_paths=None
             if graph is None
@@ -456,6 +335,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         )
 
     install_erasure(app, st, pid, write, graph)  # DELETE /users/{id} (lgrec.privacy)
+    install_extras(app, st, pid, read, errs)  # /categories, /friends (lgrec.serve.extras)
 
     @app.post(
         "/items",
@@ -474,12 +354,16 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         "/feedback",
         status_code=201,
         response_model=S.FeedbackOut,
-        responses=errs,
+        responses={
+            200: {"model": S.FeedbackOut, "description": "replay: the key's stored event"},
+            **errs,
+        },
         dependencies=[write],
     )
     def feedback(body: S.FeedbackIn, response: Response) -> S.FeedbackOut:
-        """Store the event durably (201), then fold it into the user's vector; a repeated
-        ``idempotency_key`` returns the first event's id with 200 and changes nothing."""
+        """Store the event durably (201), then fold it into the user's vector. A repeated
+        ``idempotency_key`` with the same event is a replay: 200 with the stored event, and
+        nothing changes; the key with another event is refused (409)."""
         if body.event == "rating":
             lo, hi = st.rating_scale
             if not lo <= body.value <= hi:
@@ -488,9 +372,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             pid(body.user), body.item, body.event, body.value, body.timestamp, body.idempotency_key
         )
         response.status_code = 201 if created else 200
-        return S.FeedbackOut(
-            id=eid, created=created, user=body.user, item=body.item, event=body.event
-        )
+        return S.FeedbackOut.stored(st.store.get_event(eid), created, body.user)
 
     @app.get("/ui", include_in_schema=False)
     def ui() -> FileResponse:
@@ -498,6 +380,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
 
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body)
+    app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit, burst=settings.rate_burst)
     open_paths = ("/health", "/ui", "/openapi.json", *DOCS_PATHS)
 
     def protect(method: str, path: str) -> bool:
@@ -508,6 +391,8 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         return settings.protect_reads and path != "/" and not path.startswith(open_paths)
 
     app.add_middleware(ApiKeyMiddleware, key=settings.api_key, protect=protect)
+    app.add_middleware(OptionsMiddleware, routes=lambda: app.router.routes)
+    app.add_middleware(HeaderLimitMiddleware, max_header=settings.max_header)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -22,19 +22,17 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
-from lgrec.errors import ConfigError, LgrecError, UnknownIdError
+from lgrec.errors import AlreadyExistsError, ConfigError, UnknownIdError
 from lgrec.serve import online
 from lgrec.store.base import FeedbackStoreProtocol
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
-
-
-class AlreadyExistsError(LgrecError):
-    """A user or item with this id already exists (HTTP 409)."""
 
 
 class CatalogMixin:
@@ -51,7 +49,7 @@ class CatalogMixin:
     user_text: dict[int, str]
     user_query: dict[int, Tensor]
     online_seen: dict[int, dict[int, None]]
-    _gf_mix: list[tuple[Tensor, Tensor]]
+    _gf_mix: sp.csr_matrix
     U: Tensor
     V: Tensor
     b: Tensor | None
@@ -94,8 +92,12 @@ class CatalogMixin:
         return item_id in self._iidx
 
     def add_user(self, user_id: str, text: str | None, liked: Sequence[str]) -> int:
-        """Create a user from liked items and/or text; usable as soon as this returns."""
-        if self.has_user(user_id) or self.store.get_user(user_id) is not None:
+        """Create a user from liked items and/or text; usable as soon as this returns.
+
+        An id the model or the store knows raises :class:`AlreadyExistsError`; the store's
+        unique key decides between concurrent creators (threads or server processes), so
+        exactly one succeeds and every process serves the same user."""
+        if self.has_user(user_id):
             raise AlreadyExistsError(f"user {user_id!r} already exists")
         if self.store.is_erased(user_id):
             raise AlreadyExistsError(f"user {user_id!r} was erased; its id cannot be reused")
@@ -106,19 +108,22 @@ class CatalogMixin:
         if not liked and not text:
             raise ConfigError("a new user needs 'text' or at least one of 'liked_items'")
         attrs = {"liked_items": list(dict.fromkeys(liked)), "source": "lgrec-serve"}
-        self.store.add_user(user_id, text=text, attributes=attrs)
+        self.store.add_user(user_id, text=text, attributes=attrs, exist_ok=False)
         self.sync(force_catalog=True)
         return self.user_index(user_id)
 
     def add_item(
         self, item_id: str, title: str, description: str | None, categories: Sequence[str]
     ) -> int:
-        """Create an item placed by its text neighbours; recommendable when this returns."""
-        if self.has_item(item_id) or self.store.get_item(item_id) is not None:
+        """Create an item placed by its text neighbours; recommendable when this returns
+        (ids known to the model or the store: :class:`AlreadyExistsError`, as for users)."""
+        if self.has_item(item_id):
             raise AlreadyExistsError(f"item {item_id!r} already exists")
         if not self.text_enabled:
             raise ConfigError("this server cannot encode text, so it cannot place new items")
-        self.store.add_item(item_id, title=title, description=description, categories=categories)
+        self.store.add_item(
+            item_id, title=title, description=description, categories=categories, exist_ok=False
+        )
         self.sync(force_catalog=True)
         return self.item_index(item_id)
 
@@ -146,19 +151,21 @@ class CatalogMixin:
             }
         )
         Q = online.unit_rows(torch.from_numpy(self.encoder.encode(online.item_texts(rows))))
-        for k, rec in enumerate(recs):  # one by one: later new items may neighbour earlier ones
-            with self.lock:
-                vec, bias = online.item_from_text(
-                    Q[k], self.T, self.V, self.b, self.neighbours, self.tau
-                )
-                base_nbrs = online.text_neighbours(
-                    Q[k], self.T[: self.n_base_items], self.neighbours, self.tau
-                )
-                self._gf_mix.append(base_nbrs)
-                self.V = torch.cat([self.V, vec[None]])
-                self.T = torch.cat([self.T, Q[k][None]])
-                if self.b is not None:
-                    self.b = torch.cat([self.b, torch.tensor([bias])])
+        with self.lock:
+            V, T, b = self.V, self.T, self.b
+        mix: list[tuple[Tensor, Tensor]] = []
+        for k in range(len(recs)):  # one by one: later new items may neighbour earlier ones
+            vec, bias = online.item_from_text(Q[k], T, V, b, self.neighbours, self.tau)
+            mix.append(
+                online.text_neighbours(Q[k], T[: self.n_base_items], self.neighbours, self.tau)
+            )
+            V, T = torch.cat([V, vec[None]]), torch.cat([T, Q[k][None]])
+            if b is not None:
+                b = torch.cat([b, torch.tensor([bias])])
+        with self.lock:  # rows first, ids last: an id found always has its row
+            self.V, self.T, self.b = V, T, b
+            self._gf_mix = sp.vstack([self._gf_mix, _mix_rows(mix, self.n_base_items)]).tocsr()
+            for k, rec in enumerate(recs):
                 self._iidx[rec["item_id"]] = len(self.item_ids)
                 self.item_ids.append(rec["item_id"])
                 self.titles.append(rows["title"][k] or rec["item_id"])
@@ -193,3 +200,12 @@ class CatalogMixin:
             if q is not None:
                 self.user_query[u] = q
             self.online_seen[u] = dict.fromkeys(liked)
+
+
+def _mix_rows(mix: list[tuple[Tensor, Tensor]], n_cols: int) -> sp.csr_matrix:
+    """``(neighbour rows, weights)`` of new items as the rows of a CSR matrix."""
+    lengths = [len(idx) for idx, _ in mix]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    cols = np.concatenate([idx.numpy() for idx, _ in mix]) if mix else np.zeros(0, np.int64)
+    vals = np.concatenate([w.numpy() for _, w in mix]) if mix else np.zeros(0, np.float32)
+    return sp.csr_matrix((vals.astype(np.float32), cols, indptr), shape=(len(mix), n_cols))

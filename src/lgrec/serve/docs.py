@@ -7,8 +7,10 @@ point at files served by the app itself: the Swagger UI bundle, its CSS, the ReD
 bundle and a favicon shipped by the ``fastapi-offline`` package, mounted under
 :data:`ASSETS_URL`. Google fonts are off, Swagger's online validator badge is off, and both
 pages carry a Content-Security-Policy allowing only this origin (plus inline code, which the
-pages need), so a browser fetches nothing from elsewhere (ReDoc's sidebar logo, an external
-image, is blocked and then hidden by ReDoc itself).
+pages need), so a browser fetches nothing from elsewhere. The ReDoc bundle hard-codes one
+external image, its sidebar logo (``cdn.redoc.ly``); the bundle is served with that URL
+replaced by an inline empty image (:data:`REDOC_LOGO`), so the page makes no request the CSP
+would have to block.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 ASSETS_URL = "/static-docs"
@@ -34,6 +36,9 @@ CSP = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 """Content-Security-Policy of the two pages: nothing is loaded from another origin."""
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+"""The one external URL in ReDoc's bundle (its sidebar logo), replaced when served."""
+EMPTY_SVG = "data:image/svg+xml,%3Csvg%20xmlns=%27http://www.w3.org/2000/svg%27/%3E"
 
 
 def install_docs(app: FastAPI) -> None:
@@ -47,6 +52,17 @@ def install_docs(app: FastAPI) -> None:
     missing = [f for f in _ASSET_FILES if not (ASSETS_DIR / f).is_file()]
     if missing:
         raise FileNotFoundError(f"fastapi-offline assets missing in {ASSETS_DIR}: {missing}")
+    redoc_js = (ASSETS_DIR / "redoc.standalone.js").read_bytes()
+    redoc_js = redoc_js.replace(REDOC_LOGO.encode(), EMPTY_SVG.encode())
+
+    @app.get(f"{ASSETS_URL}/redoc.standalone.js", include_in_schema=False)
+    def redoc_bundle() -> Response:  # registered before the mount, so it wins
+        return Response(
+            redoc_js,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
     openapi_url = app.openapi_url or "/openapi.json"
 

@@ -8,11 +8,17 @@ For user ``u`` with history ``H`` and a recommended item ``i``, each history ite
 semantic similarity —, β = ``blend``; β = 1 without text). The score ``uᵀe_i`` of embedding
 models is large when ``u`` points where the user's items point, so the history items most
 similar to ``i`` are the ones that put it on the list; the ranking uses no ``u``-specific
-weights, so the explanation is the same whichever way ``u`` was learned. The top contributors,
-the categories ``i`` shares with them and a template sentence form the explanation, e.g.
-*"Recommended because you liked "Alien" and "Aliens", which are liked by the same people;
-all three are Sci-Fi."* No generative language model is used: a template is exact,
-instant and needs no download.
+weights, so the explanation is the same whichever way ``u`` was learned. The top contributors
+(each history item once), the categories ``i`` shares with them and a template sentence form
+the explanation, e.g. *"Recommended because of "Alien" and "Aliens" in your history, which
+attract the same users; all three are Sci-Fi."* No generative language model is used: a
+template is exact, instant and needs no download.
+
+Every clause states something measured. A history item is only *in your history* (it may
+have been a view or a low rating, so nothing says "you liked" it). The item *matches* a text —
+the request's ``query`` or the user's own text — only when it is among the :data:`TEXT_TOP`
+share of the catalogue closest to that text: ``#{j : cos(t_j, q) > cos(t_i, q)} < TEXT_TOP · I``;
+otherwise the sentence says nothing about it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from lgrec.serve.online import unit_rows
 
 Tensor = torch.Tensor
 
+TEXT_TOP = 0.10
+"""An item *matches* a text when at most this share of the catalogue is closer to it."""
+
 
 @dataclass
 class Explanation:
@@ -38,6 +47,9 @@ class Explanation:
     semantic: list[float | None] = field(default_factory=list)
     shared_categories: list[str] = field(default_factory=list)
     text_match: float | None = None
+    text_matches: bool = False
+    query_match: float | None = None
+    query_matches: bool = False
     sentence: str = ""
 
 
@@ -53,21 +65,29 @@ def explain_items(
     top: int = 3,
     user_text: Tensor | None = None,
     query: str | None = None,
+    query_vec: Tensor | None = None,
 ) -> list[Explanation]:
     """Explanations of ``items`` for a user with ``history`` (item rows), vectorised over both.
 
     ``user_text`` is the unit embedding of the user's own text (cold users), used when the
-    history is empty or to add how well the item matches it.
+    history is empty or to add how well the item matches it; ``query_vec`` is the embedding
+    of the request's ``query``. Repeated history items count once.
     """
     items_t = torch.as_tensor(np.asarray(items, dtype=np.int64))
-    hist = torch.as_tensor(np.asarray(history, dtype=np.int64))
+    history = np.asarray(history, dtype=np.int64)
+    _, first = np.unique(history, return_index=True)
+    hist = torch.as_tensor(history[np.sort(first)])  # each history item once, in order
     use_text = T is not None and blend < 1.0
     beta = blend if use_text else 1.0
     out = [Explanation(item=int(i)) for i in items_t.tolist()]
-    if user_text is not None and T is not None:
-        match = (T[items_t] @ user_text).tolist()
-        for ex, m in zip(out, match):
-            ex.text_match = float(m)
+    if T is not None:
+        for vec, attr in ((user_text, "text"), (query_vec, "query")):
+            if vec is None:
+                continue
+            cos, matches = text_match(T, items_t, vec)
+            for ex, c, t in zip(out, cos.tolist(), matches.tolist()):
+                setattr(ex, f"{attr}_match", float(c))
+                setattr(ex, f"{attr}_matches", bool(t))
     if len(hist) and len(items_t):
         Vh, Vi = unit_rows(V[hist]), unit_rows(V[items_t])
         collab = Vh @ Vi.T  # H × K
@@ -88,6 +108,15 @@ def explain_items(
     return out
 
 
+def text_match(T: Tensor, items: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+    """``(cos(t_i, q), matches)`` for ``items``: an item matches when fewer than
+    ``TEXT_TOP · I`` catalogue items are closer to ``q`` (module docstring)."""
+    all_cos = T @ torch.nn.functional.normalize(q.float(), dim=0)
+    cos = all_cos[items]
+    closer = (all_cos[None, :] > cos[:, None]).sum(1)
+    return cos, closer < TEXT_TOP * len(all_cos)
+
+
 def _shared(ex: Explanation, categories: list[list[str]]) -> list[str]:
     mine = categories[ex.item]
     if not ex.because or not mine:
@@ -104,9 +133,14 @@ def _names(titles: list[str]) -> str:
 def _sentence(
     ex: Explanation, titles: list[str], categories: list[list[str]], query: str | None
 ) -> str:
-    tail = f'; it matches your query "{_clip(query)}"' if query else ""
+    tail = ""
+    if query and ex.query_matches:
+        tail = (
+            f"; it is among the {TEXT_TOP:.0%} of items closest in text to your query "
+            f'"{_clip(query)}"'
+        )
     if not ex.because:
-        if ex.text_match is not None:
+        if ex.text_matches:
             return f"Recommended because it matches what you told us about yourself{tail}."
         return f"Recommended from what similar users liked{tail}."
     names = _names([titles[h] for h in ex.because[:2]])
@@ -114,13 +148,14 @@ def _sentence(
     s_vals = [v for v in ex.semantic[:2] if v is not None]
     s = float(np.mean(s_vals)) if s_vals else None
     plural = len(ex.because[:2]) > 1
-    which = "which are" if plural else "which is"
     if s is None or c >= s + 0.1:
-        how = f"{which} liked by the same people"
+        how = "which attract the same users" if plural else "which attracts the same users"
     elif s >= c + 0.1:
         how = "which have similar descriptions" if plural else "which has a similar description"
+    elif plural:
+        how = "which are similar both in who chooses them and in content"
     else:
-        how = f"{which} similar both in who likes {'them' if plural else 'it'} and in content"
+        how = "which is similar both in who chooses it and in content"
     named = ex.because[:2]
     in_all = [c for c in ex.shared_categories if all(c in categories[h] for h in named)]
     cats = ""
@@ -129,7 +164,7 @@ def _sentence(
         cats = f"; {word} are {' and '.join(in_all[:2])}"
     elif ex.shared_categories:
         cats = f"; it is also {' and '.join(ex.shared_categories[:2])}"
-    return f"Recommended because you liked {names}, {how}{cats}{tail}."
+    return f"Recommended because of {names} in your history, {how}{cats}{tail}."
 
 
 def _clip(text: str | None, n: int = 60) -> str:

@@ -183,9 +183,9 @@ def candidate_scores(
     exclude: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` rows and exact scores ``e_iᵀu + b_i`` among the index's candidates and the
-    rows appended after it was built, ``exclude`` (seen rows) left out."""
+    rows appended after it was built, ``exclude`` (seen rows) left out; ties: lower row first."""
     want = max(index.settings.candidates, k) + len(exclude)
-    cand = np.concatenate([index.search(user, want), np.arange(index.n_indexed, len(items))])
+    cand = np.union1d(index.search(user, want), np.arange(index.n_indexed, len(items)))  # sorted
     if len(exclude):
         cand = cand[~np.isin(cand, exclude)]
     s = items[cand] @ user

@@ -19,6 +19,11 @@ and ``lgrec_worker_requests_total{worker}`` each worker's own request count. Cou
 worker are at most ``interval`` seconds old. The directory must belong to one server run
 (``ServeSettings.to_env`` makes a fresh temporary one): files left by an earlier run would be
 counted. Without a shared directory ``/metrics`` reports the one process.
+
+The temporary directory is named ``lgrec-metrics-<pid>-<random>`` after the process that made
+it and removed when that process exits. A process killed with ``kill -9`` cannot remove it, so
+:func:`shared_metrics_dir` first removes such directories left by processes that no longer
+run (and that hold nothing but worker files).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -48,11 +54,36 @@ DURATION = "lgrec_http_request_duration_seconds"
 _instances = itertools.count()
 
 
+PREFIX = "lgrec-metrics-"
+_OURS = re.compile(r"^\.?worker-[\w-]+\.json(\.tmp)?$")
+
+
 def shared_metrics_dir() -> str:
-    """A fresh temporary directory for the workers of one server run, removed at exit."""
-    path = tempfile.mkdtemp(prefix="lgrec-metrics-")
+    """A fresh temporary directory for the workers of one server run, removed at exit;
+    directories of earlier runs whose process is gone are removed first (module docstring)."""
+    remove_stale_metrics_dirs()
+    path = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
     atexit.register(shutil.rmtree, path, True)
     return path
+
+
+def remove_stale_metrics_dirs(root: str | Path | None = None) -> list[Path]:
+    """Remove ``lgrec-metrics-<pid>-*`` directories in ``root`` (the temporary folder) whose
+    process ``pid`` no longer runs and which hold only worker files; return those removed."""
+    removed = []
+    for d in Path(root or tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
+        pid = d.name[len(PREFIX) :].split("-", 1)[0]
+        if not (pid.isdigit() and d.is_dir()) or _alive(int(pid)):
+            continue
+        try:
+            if all(_OURS.match(f.name) and f.is_file() for f in d.iterdir()):
+                shutil.rmtree(d)
+                removed.append(d)
+        except OSError as e:  # another server removed it meanwhile, or no permission
+            log.debug("metrics: cannot remove stale %s (%s)", d, e)
+    if removed:
+        log.info("metrics: removed %d directories of stopped servers", len(removed))
+    return removed
 
 
 def _alive(pid: int) -> bool:
@@ -269,4 +300,10 @@ class MetricsMiddleware:
             self.metrics.observe(ep, scope["method"], status[0], time.perf_counter() - t0)
 
 
-__all__ = ["BUCKETS", "Metrics", "MetricsMiddleware", "shared_metrics_dir"]
+__all__ = [
+    "BUCKETS",
+    "Metrics",
+    "MetricsMiddleware",
+    "remove_stale_metrics_dirs",
+    "shared_metrics_dir",
+]

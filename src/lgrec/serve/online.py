@@ -41,7 +41,6 @@ user's text also scores directly while their history ``H_u`` is short:
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -54,7 +53,8 @@ import scipy.sparse as sp
 import torch
 
 from lgrec.data.dataset import INTERACTION_COLUMNS, Dataset
-from lgrec.errors import ConfigError, LgrecError, ModelFileError
+from lgrec.errors import ConfigError, ModelFileError
+from lgrec.ranking import topk_stable
 from lgrec.text.profiles import fold_in_profile
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,9 @@ def text_neighbours(q: Tensor, text: Tensor, k: int, tau: float = 0.1) -> tuple[
         raise ConfigError(f"text_neighbours: tau must be > 0, got {tau!r}")
     c = text @ torch.nn.functional.normalize(q.float(), dim=0)
     kk = min(int(k), len(c))
-    top = torch.topk(c, kk)
-    w = torch.exp((top.values - top.values.max()) / tau)
-    return top.indices, w / w.sum()
+    vals, ix = topk_stable(c, kk)
+    w = torch.exp((vals - vals.max()) / tau)
+    return ix, w / w.sum()
 
 
 def item_from_text(
@@ -237,173 +237,3 @@ def read_bundle_tables(
         txt = users["text"].where(users["text"].map(lambda v: isinstance(v, str)), "")
         user_text = {k: t for k, t in enumerate(txt.tolist()) if t}
     return items, user_text
-
-
-# ---- retraining on stored feedback -------------------------------------------------------------
-def retrain(
-    model_dir: str | Path,
-    store_path: str | Path,  # a SQLite file or a postgresql:// URL
-    out: str | Path,
-    *,
-    data_dir: str | None = None,
-    config: str | None = None,
-    pseudonymize: bool = False,
-    pseudonym_key_file: str | None = None,
-) -> Path:
-    """Refit a bundle's model — same class, :meth:`Recommender.refit_params` — on its training
-    data plus every stored feedback event, runtime user and runtime item; save a new bundle.
-
-    The training data is rebuilt with :func:`lgrec.pipeline.prepare` from the data set named in
-    ``dataset.json`` (no validation split: the bundle was refit on train + valid) and accepted
-    only if its user × item matrix equals the model's ``seen_``; otherwise (other split options,
-    data not available) the ``seen_`` matrix itself is the training data. Events become
-    interactions (ratings keep their value; other events get the top of the rating scale on
-    explicit data, 1 on implicit data); liked items of runtime users become ``like`` events. The
-    new ``dataset.json`` records ``feedback_until`` (the last event id used), so a server on the
-    new bundle and the same store does not fold those events in twice.
-    """
-    from lgrec.models.base import Recommender
-    from lgrec.pipeline import save_bundle
-    from lgrec.privacy.pseudonym import for_bundle
-    from lgrec.privacy.tombstones import drop_erased
-    from lgrec.store.base import open_feedback_store
-    from lgrec.utils import atomic_write_text
-
-    model_dir, out = Path(model_dir), Path(out)
-    pz = for_bundle(model_dir, pseudonymize, pseudonym_key_file)  # refuses a wrong key
-    model = Recommender.load(model_dir)
-    info_file = model_dir / "dataset.json"
-    info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
-    pseudo = {"pseudonymize": True, "pseudonym_key_file": pseudonym_key_file} if pz else {}
-    with open_feedback_store(store_path) as store:
-        events = store.events()
-        users, items = store.list_users(), store.list_items()
-        erased = store.tombstones()
-    base = _training_data(model, model_dir, info, data_dir, config, erased, **pseudo)
-    base = drop_erased(base, erased)  # erased users' training interactions (lgrec.privacy)
-    data, n_events = _with_feedback(base, events, users, items)
-    log.info(
-        "retraining %s on %s (+%d feedback interactions)", model.name, data.summary(), n_events
-    )
-    new = type(model)(**model.refit_params()).fit(data)
-    save_bundle(new, data, out)
-    info = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
-    info.update(
-        feedback_until=int(events["id"].max()) if len(events) else 0,
-        feedback_interactions=n_events,
-        retrained_from=str(model_dir),
-    )
-    if pz is not None:  # also when the data came from the model's own matrix (no meta)
-        info["pseudonym"] = pz.record()
-    atomic_write_text(out / "dataset.json", json.dumps(info))
-    return out
-
-
-def _training_data(
-    model, model_dir: Path, info: dict, data_dir, config, erased=frozenset(), **pseudo
-) -> Dataset:
-    from lgrec.privacy.tombstones import drop_erased, erased_mask
-
-    seen = model.seen_.tocsr()
-    alive = ~erased_mask(model.user_ids_, erased)  # compare without the erased users
-    name = info.get("dataset")
-    if name:
-        try:
-            from lgrec.config import load_config
-            from lgrec.pipeline import prepare
-
-            cfg = load_config(config, dataset=name, data_dir=data_dir, valid_ratio=0.0, **pseudo)
-            prep = prepare(cfg)
-            train = drop_erased(prep.split.full_train, erased)
-            same_ids = train.items["item_id"].astype(str).tolist() == list(
-                model.item_ids_
-            ) and train.users["user_id"].astype(str).tolist() == list(
-                np.asarray(model.user_ids_, dtype=object)[alive]
-            )
-            if same_ids and (train.matrix("binary") != seen[alive]).nnz == 0:
-                return train
-            log.warning("retrain: %s rebuilt differs from the model's training data", name)
-        except LgrecError as e:
-            log.warning("retrain: cannot rebuild data set %r (%s)", name, e)
-    log.warning("retrain: training on the model's own interaction matrix (seen_)")
-    coo = seen.tocoo()
-    inter = pd.DataFrame(
-        {
-            "user": coo.row.astype(np.int32),
-            "item": coo.col.astype(np.int32),
-            "rating": np.ones(coo.nnz, dtype=np.float32),
-            "timestamp": np.zeros(coo.nnz, dtype=np.int64),
-            "event": "train",
-        }
-    )
-    f_items, f_users = model_dir / "items.parquet", model_dir / "users.parquet"
-    items = pd.read_parquet(f_items) if f_items.is_file() else pd.DataFrame()
-    users = pd.read_parquet(f_users) if f_users.is_file() else pd.DataFrame()
-    if len(items) != len(model.item_ids_):
-        items = pd.DataFrame({"item_id": model.item_ids_})
-    if len(users) != len(model.user_ids_):
-        users = pd.DataFrame({"user_id": model.user_ids_})
-    return Dataset(inter, items, users, name=info.get("dataset", "bundle"))
-
-
-def _with_feedback(
-    base: Dataset, events: pd.DataFrame, users: list[dict], items: list[dict]
-) -> tuple[Dataset, int]:
-    known_i = set(base.items["item_id"].astype(str))
-    new_items = [r for r in items if r["item_id"] not in known_i]
-    item_tab = pd.concat(
-        [
-            base.items,
-            pd.DataFrame(
-                {
-                    "item_id": [r["item_id"] for r in new_items],
-                    "title": [r["title"] for r in new_items],
-                    "description": [r["description"] for r in new_items],
-                    "categories": [list(r["categories"]) for r in new_items],
-                }
-            ),
-        ],
-        ignore_index=True,
-    )
-    known_u = set(base.users["user_id"].astype(str))
-    new_users = [r for r in users if r["user_id"] not in known_u]
-    user_tab = pd.concat(
-        [base.users, pd.DataFrame({"user_id": [r["user_id"] for r in new_users]})],
-        ignore_index=True,
-    )
-    if "text" in user_tab or any(r.get("text") for r in new_users):
-        txt = dict(zip(user_tab["user_id"], user_tab.get("text", pd.Series(dtype=object))))
-        txt.update({r["user_id"]: r.get("text") for r in new_users})
-        user_tab["text"] = user_tab["user_id"].map(txt)
-    likes = pd.DataFrame(
-        [(r["user_id"], i) for r in new_users for i in r["attributes"].get("liked_items", [])],
-        columns=["user_id", "item_id"],
-    )
-    likes["event"], likes["value"], likes["ts"] = "like", np.nan, 0.0
-    ev = pd.concat([likes, events[["user_id", "item_id", "event", "value", "ts"]]])
-    uidx = pd.Series(np.arange(len(user_tab)), index=user_tab["user_id"].astype(str))
-    iidx = pd.Series(np.arange(len(item_tab)), index=item_tab["item_id"].astype(str))
-    u, i = ev["user_id"].map(uidx), ev["item_id"].map(iidx)
-    ok = u.notna() & i.notna()
-    if not bool(ok.all()):
-        log.warning("retrain: %d events name unknown users/items: skipped", int((~ok).sum()))
-    ev, u, i = ev[ok], u[ok], i[ok]
-    top = base.rating_scale[1] if base.has_ratings and base.rating_scale else None
-    default = (
-        float(top) if top is not None else (float(base.ratings.max()) if base.has_ratings else 1.0)
-    )
-    rating = np.where(ev["event"] == "rating", ev["value"], default).astype(np.float32)
-    extra = pd.DataFrame(
-        {
-            "user": u.to_numpy(np.int32),
-            "item": i.to_numpy(np.int32),
-            "rating": rating,
-            "timestamp": ev["ts"].fillna(0).to_numpy(np.float64).astype(np.int64),
-            "event": ev["event"].astype(str).to_numpy(),
-        }
-    )
-    inter = pd.concat([base.interactions[list(extra.columns)], extra], ignore_index=True)
-    data = Dataset(
-        inter, item_tab, user_tab, name=base.name, rating_scale=base.rating_scale, meta=base.meta
-    )
-    return data, len(extra)

@@ -1,15 +1,23 @@
 """What wraps the endpoints: API keys, size limits, security headers, error bodies.
 
-* Write endpoints need the header ``X-API-Key`` equal to the configured key (``--api-key`` or
-  ``LGREC_API_KEY``), compared in constant time (:func:`hmac.compare_digest`). Read endpoints
-  are open unless ``protect_reads``. With no key configured, writes are refused (403): a
-  server never accepts writes by accident. Keys are never logged or echoed.
+* Write endpoints need the header ``X-API-Key`` equal to the configured key (env
+  ``LGREC_API_KEY`` or ``--api-key-file``; never a command-line argument), compared in
+  constant time (:func:`hmac.compare_digest`). Read endpoints are open unless
+  ``protect_reads`` (and then only they declare the key in the OpenAPI schema). With no key
+  configured, writes are refused (403): a server never accepts writes by accident. Keys are
+  never logged or echoed.
+* Request headers above ``max_header`` bytes get 431, expensive requests beyond a client's
+  rate 429, ``OPTIONS`` an ``Allow`` header (:mod:`lgrec.serve.limits`).
 * Request bodies above ``max_body`` bytes get 413 before any endpoint code runs (checked on
   ``Content-Length`` and again on the bytes actually received, for chunked uploads).
-* Every error is JSON ``{"error": <code>, "detail": <what was wrong>}``: 400 malformed JSON,
-  401/403 auth, 404 unknown id or route, 405, 409 already exists, 413 too large, 422 invalid
-  values, 503 store unreachable (retry); unexpected failures are 500 with no internals in the
-  body (logged with traceback).
+* Every error is JSON ``{"error": <code>, "detail": <what was wrong>}``. The client's
+  mistakes are 4xx: 400 malformed JSON, 401/403 auth, 404 unknown id or route, 405, 409
+  conflict (id exists, idempotency key used for another event), 413 too large, 422 invalid
+  values (:class:`~lgrec.errors.ConfigError`, :class:`~lgrec.errors.DataError`), 429 rate
+  limited. Faults of the server or its stores are 5xx and logged: 503 with ``Retry-After``
+  when a store is unavailable (:class:`~lgrec.errors.StoreUnavailableError`, a graph store
+  that is down), 500 for anything else (:class:`~lgrec.errors.ServerFaultError`, any other
+  error), with no internals in the body.
 
 Request metrics (``/metrics``) live in :mod:`lgrec.serve.metrics`.
 """
@@ -28,8 +36,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lgrec.errors import LgrecError, StoreUnavailableError, UnknownIdError
-from lgrec.serve.catalog import AlreadyExistsError
+from lgrec.errors import (
+    ConfigError,
+    ConflictError,
+    DataError,
+    StoreUnavailableError,
+    UnknownIdError,
+)
+from lgrec.store.graphdb import GraphStoreError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +59,7 @@ ERROR_CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
+    431: "headers_too_large",
     500: "internal_error",
     503: "unavailable",
 }
@@ -62,7 +77,7 @@ def error_response(status: int, detail: Any, error: str | None = None, **kw: Any
 _scheme = APIKeyHeader(
     name=API_KEY_HEADER,
     auto_error=False,
-    description="API key (server option --api-key or env LGREC_API_KEY)",
+    description="API key (env LGREC_API_KEY or server option --api-key-file)",
 )
 
 
@@ -71,7 +86,7 @@ def check_key(expected: bytes | None, given: str | None) -> tuple[int, str] | No
     if expected is None:
         return 403, (
             "this endpoint is disabled: start the server with an API key "
-            "(env LGREC_API_KEY or --api-key) to enable it"
+            "(env LGREC_API_KEY or --api-key-file) to enable it"
         )
     if not given:
         return 401, f"missing {API_KEY_HEADER} header"
@@ -83,14 +98,15 @@ def check_key(expected: bytes | None, given: str | None) -> tuple[int, str] | No
 def api_key_dependency(key: str | None, *, required: bool = True) -> Callable[..., None]:
     """A FastAPI dependency checking ``X-API-Key`` against ``key`` in constant time.
 
-    ``required=False`` makes it a no-op (open read endpoints). It documents the scheme in
-    OpenAPI; :class:`ApiKeyMiddleware` enforces the same check before the body is read.
+    ``required=False`` makes it a no-op that declares nothing (open read endpoints). A required
+    key is documented in OpenAPI; :class:`ApiKeyMiddleware` enforces the same check before the
+    body is read.
     """
     expected = key.encode("utf-8") if key else None
+    if not required:
+        return lambda: None
 
     def check(given: str | None = Security(_scheme)) -> None:
-        if not required:
-            return
         bad = check_key(expected, given)
         if bad is not None:
             headers = {"WWW-Authenticate": "ApiKey"} if bad[0] == 401 else None
@@ -113,7 +129,7 @@ class ApiKeyMiddleware:
             bad = check_key(self.expected, None if raw is None else raw.decode("latin-1"))
             if bad is not None:
                 extra = [(b"www-authenticate", b"ApiKey")] if bad[0] == 401 else []
-                await _send_json(send, bad[0], error_body(bad[0], bad[1]), extra)
+                await send_json(send, bad[0], error_body(bad[0], bad[1]), extra)
                 return
         await self.app(scope, receive, send)
 
@@ -137,10 +153,10 @@ class BodyLimitMiddleware:
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit():
-                await _send_json(send, 400, error_body(400, "invalid Content-Length header"))
+                await send_json(send, 400, error_body(400, "invalid Content-Length header"))
                 return
             if int(length) > self.max_body:
-                await _send_json(send, 413, error_body(413, self._too_large()))
+                await send_json(send, 413, error_body(413, self._too_large()))
                 return
         chunks, size = [], 0
         while True:
@@ -149,7 +165,7 @@ class BodyLimitMiddleware:
                 return
             size += len(msg.get("body", b""))
             if size > self.max_body:
-                await _send_json(send, 413, error_body(413, self._too_large()))
+                await send_json(send, 413, error_body(413, self._too_large()))
                 return
             chunks.append(msg.get("body", b""))
             if not msg.get("more_body", False):
@@ -203,7 +219,7 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, wrapped)
 
 
-async def _send_json(send: Callable, status: int, body: dict, extra: list | None = None) -> None:
+async def send_json(send: Callable, status: int, body: dict, extra: list | None = None) -> None:
     data = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
     await send(
@@ -234,21 +250,25 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
         return error_response(404, str(exc))
 
-    @app.exception_handler(AlreadyExistsError)
-    async def _exists(request: Request, exc: AlreadyExistsError) -> JSONResponse:
+    @app.exception_handler(ConflictError)
+    async def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
         return error_response(409, str(exc))
 
-    @app.exception_handler(StoreUnavailableError)
-    async def _unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
-        log.error("store unavailable on %s %s: %s", request.method, request.url.path, exc)
-        detail = "the feedback store is unavailable; retry (with the same idempotency_key)"
-        return error_response(503, detail, headers={"Retry-After": "1"})
-
-    @app.exception_handler(LgrecError)
-    async def _lgrec(request: Request, exc: LgrecError) -> JSONResponse:
+    async def _invalid(request: Request, exc: Exception) -> JSONResponse:
         return error_response(422, str(exc), "invalid_request")
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s: store unavailable: %s", request.method, request.url.path, exc)
+        return error_response(
+            503, f"a store is unavailable, retry later: {exc}", headers={"Retry-After": "1"}
+        )
+
+    for klass in (ConfigError, DataError):
+        app.add_exception_handler(klass, _invalid)
+    for klass in (StoreUnavailableError, GraphStoreError):
+        app.add_exception_handler(klass, _unavailable)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.error("error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal server error (see the server log)")

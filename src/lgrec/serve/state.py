@@ -30,14 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
-from lgrec.errors import ConfigError, ModelFileError
+from lgrec.errors import AlreadyExistsError, ConfigError, ModelFileError
 from lgrec.models.base import Recommender
 from lgrec.privacy.serving import ErasureMixin
+from lgrec.progress import working
 from lgrec.serve import online
-from lgrec.serve.catalog import AlreadyExistsError, CatalogMixin
+from lgrec.serve.catalog import CatalogMixin
 from lgrec.serve.index import INDEX_KINDS, FaissIndex, IndexSettings, dot_product_form
+from lgrec.serve.scorecache import ScoreCache
 from lgrec.serve.scoring import ScoringMixin
 from lgrec.serve.sync import SyncMixin
 from lgrec.store.base import FeedbackStoreProtocol
@@ -57,6 +60,8 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
             when the model kept none; ``"off"`` disables text features (query, text cold start).
         online_lr: η of the feedback fold-in.
         neighbours, tau: k and τ of the text-neighbour mapping of new items/users.
+        score_cache_mb: memory (MiB) for the trained users' precomputed score rows
+            (:mod:`lgrec.serve.scorecache`); 0 turns the cache off.
         sync_interval: seconds between two looks at the store for other servers' writes
             (0: every request; :mod:`lgrec.serve.sync`).
         index: ``"exact"`` scores every item; ``"faiss"`` gets ``/recommend`` candidates from
@@ -72,6 +77,7 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
         online_lr: float = 0.5,
         neighbours: int = 10,
         tau: float = 0.1,
+        score_cache_mb: float = 512,
         sync_interval: float = 0.0,
         index: str = "exact",
         index_settings: IndexSettings | None = None,
@@ -91,7 +97,8 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
         self._sync_lock = threading.Lock()
         self.sync_interval, self._last_look = float(sync_interval), -np.inf
         self._catalog_mark = (-1, -1)
-        self.model = Recommender.load(self.model_dir)
+        with working(f"serve: loading the model in {self.model_dir}"):
+            self.model = Recommender.load(self.model_dir)
         U, V, b = online.model_factors(self.model)
         self.U = U.detach().float().clone()
         self.V = V.detach().float().clone()
@@ -112,7 +119,14 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
         self.filter_weight = float(getattr(self.model, "filter_weight_", 0.0) or 0.0)
         if self.filter_weight <= 0:
             self.filter = None
-        self._gf_mix: list[tuple[Tensor, Tensor]] = []  # per runtime item: trained nbrs, weights
+        # runtime items × trained items: each row a runtime item's text neighbours and weights
+        self._gf_mix = sp.csr_matrix((0, self.n_base_items), dtype=np.float32)
+        self.score_cache = ScoreCache.build(
+            self.U,
+            self.V,
+            None if self.filter is None else self.filter._score_block,
+            score_cache_mb,
+        )
         self.online_seen: dict[int, dict[int, None]] = {}
         self.online_events: dict[int, int] = {}
         self.user_query: dict[int, Tensor] = {}  # runtime users' encoded texts
@@ -124,15 +138,19 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
         self.encoder = None
         self.T: Tensor | None = None
         if text == "auto":
-            self._setup_text()
+            with working("serve: loading the text model and item texts"):
+                self._setup_text()
         self._check_parity()
         self.index: FaissIndex | None = None
         if index == "faiss" and dot_product_form(self.filter_weight, self.model.name):
-            self.index = FaissIndex(
-                self.V.numpy(), None if self.b is None else self.b.numpy(),
-                index_settings or IndexSettings(), threads=torch.get_num_threads(),
-            )  # fmt: skip
-        self.sync(force_catalog=True)
+            with working("serve: building the FAISS index"):
+                self.index = FaissIndex(
+                    self.V.numpy(), None if self.b is None else self.b.numpy(),
+                    index_settings or IndexSettings(), threads=torch.get_num_threads(),
+                )  # fmt: skip
+        with working("serve: applying the stored feedback"):
+            self.replay_unlearned(info.get("feedback_learned", "all"))
+            self.sync(force_catalog=True)
         log.info(
             "serving %s from %s: %d users, %d items, text=%s, events applied up to %d",
             self.model.name,

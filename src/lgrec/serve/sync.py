@@ -12,10 +12,11 @@ has not seen (:mod:`lgrec.serve.catalog`). One event of type ``ε`` by user ``u`
 and marks ``i`` seen. Several server processes sharing one store therefore converge to the same
 state, and a restarted server replays the store and loses nothing acknowledged. A request
 looks for news with one indexed read of the store's watermarks (max event id, max user/item/
-tombstone rowid): microseconds on SQLite, no DataFrame. With ``sync_interval`` > 0 (the default for
-PostgreSQL, where each look is a network round trip) a request looks only when the last look
-is older than that: an event written through another server is served here within one
-interval; this server's own writes are applied before their response, as always.
+tombstone rowid): microseconds on SQLite, no DataFrame; a failing store is
+:class:`~lgrec.errors.StoreUnavailableError` (HTTP 503). With ``sync_interval`` > 0 (the
+default for PostgreSQL, where each look is a network round trip) a request looks only when
+the last look is older than that: an event written through another server is served here
+within one interval; this server's own writes are applied before their response, as always.
 
 A mixin of :class:`lgrec.serve.state.ServeState`: it works on the attributes declared below.
 """
@@ -31,6 +32,7 @@ from collections.abc import Callable
 import torch
 
 from lgrec.serve import online
+from lgrec.serve.scorecache import ScoreCache
 from lgrec.store.base import FeedbackStoreProtocol
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class SyncMixin:
     _last_look: float
     _tomb_mark: int
     last_event: int
+    n_base_users: int
     online_lr: float
     rating_scale: tuple[float, float]
     U: Tensor
@@ -56,6 +59,7 @@ class SyncMixin:
     _iidx: dict[str, int]
     online_seen: dict[int, dict[int, None]]
     online_events: dict[int, int]
+    score_cache: ScoreCache | None
 
     # provided by the catalogue part of ServeState
     user_index: Callable[[str], int]
@@ -115,6 +119,30 @@ class SyncMixin:
                 self.last_event = int(rows[-1][0])
             return n
 
+    def replay_unlearned(self, learned: str) -> int:
+        """Fold in the stored events up to :attr:`last_event` (the bundle's
+        ``feedback_until``) that its retrain did not learn (:mod:`lgrec.serve.retrain`): with
+        ``learned == "rating"`` every other event type, and every event of a user the model
+        does not hold; with ``"all"`` none. Returns the number applied."""
+        if learned == "all" or self.last_event <= 0:
+            return 0
+        with self._sync_lock:
+            self._load_catalog()
+            n, since = 0, 0
+            n_base = self.n_base_users
+            while since < self.last_event:
+                rows = self.store.event_rows(since_id=since, limit=10_000)
+                if not rows:
+                    break
+                for row in rows:
+                    if row[0] > self.last_event:
+                        return n
+                    u = self._uidx.get(row[1])
+                    if row[3] != learned or (u is not None and u >= n_base):
+                        n += self._apply_event(*row)
+                since = int(rows[-1][0])
+            return n
+
     def close(self) -> None:
         """Close the store."""
         self.store.close()
@@ -131,6 +159,10 @@ class SyncMixin:
         alpha = self.online_lr * online.event_weight(event, value, self.rating_scale)
         with self.lock:
             self.U[u] = online.fold_in(self.U[u], self.V[i], alpha)
-            self.online_seen.setdefault(u, {})[i] = None
+            seen = self.online_seen.setdefault(u, {})
+            seen.pop(i, None)  # once, at its most recent place
+            seen[i] = None
             self.online_events[u] = self.online_events.get(u, 0) + 1
+            if self.score_cache is not None:
+                self.score_cache.invalidate(u)
         return 1

@@ -12,12 +12,19 @@ The guarantees the server relies on (:mod:`lgrec.serve.sync`):
 1. **Durable acknowledgement** — when ``add_event``/``add_events`` return, the event is on
    disk (fsync'ed) and survives ``kill -9`` of the writer.
 2. **Idempotency** — an event with an ``idempotency_key`` that is already stored stores
-   nothing; the call returns the first event's id with ``created=False``.
+   nothing; a true replay returns the first event's id with ``created=False``, a key reused
+   for another event raises :class:`~lgrec.errors.ConflictError`
+   (:func:`lgrec.store.records.check_replay`).
 3. **Fold-in watermark** — event ids grow in commit order: once a reader has seen an event
    with id ``n``, no event with an id ``≤ n`` can appear later. A server applying events with
    ``id > last applied`` in id order therefore misses none; :meth:`watermarks` gives the
    current maxima in one cheap read, so every request can look for news.
-4. **Erasure** — ``delete_user`` removes a user's events and record and leaves a tombstone in
+4. **One creator per id** — ``add_user``/``add_item`` with ``exist_ok=False`` let the
+   database's primary key decide: of concurrent creators of one id (threads, processes,
+   servers) exactly one succeeds, the others get :class:`~lgrec.errors.AlreadyExistsError`.
+5. **Errors** — invalid input is :class:`~lgrec.errors.DataError` and stores nothing; a
+   closed store or a failing database is :class:`~lgrec.errors.StoreUnavailableError`.
+6. **Erasure** — ``delete_user`` removes a user's events and record and leaves a tombstone in
    the same transaction; both backends then refuse that id (:mod:`lgrec.privacy.tombstones`).
 """
 
@@ -38,8 +45,9 @@ class FeedbackStoreProtocol(Protocol):
     """What the server, ``lgrec retrain`` and the tests use of a feedback store.
 
     Events: ``add_event`` / ``add_events`` (validated, durable, idempotent), ``events`` (a
-    DataFrame), ``event_rows`` (plain tuples, the fast path), ``count``. Users and items:
-    ``add_user`` / ``add_item`` (insert or update; True when new), ``get_*``, ``list_*``.
+    DataFrame), ``event_rows`` (plain tuples, the fast path), ``get_event``, ``count``. Users
+    and items: ``add_user`` / ``add_item`` (insert or update, or with ``exist_ok=False`` create
+    only; True when new), ``get_*``, ``list_*``.
     ``watermarks`` is ``(max event id, max users seq, max items seq, max tombstones seq)``;
     the middle two grow whenever a user/item is added, so a reader learns that it must re-read
     the catalogue, and the last whenever a user is erased (``delete_user``, ``tombstones``,
@@ -73,6 +81,8 @@ class FeedbackStoreProtocol(Protocol):
         columns: Sequence[str] = ("id", "user_id", "item_id", "event", "value"),
     ) -> list[tuple]: ...
 
+    def get_event(self, event_id: int) -> dict[str, Any] | None: ...
+
     def count(self, user_id: str | None = None) -> int: ...
 
     def watermarks(self) -> tuple[int, int, int, int]: ...
@@ -84,7 +94,12 @@ class FeedbackStoreProtocol(Protocol):
     def is_erased(self, user_id: str) -> bool: ...
 
     def add_user(
-        self, user_id: str, text: str | None = None, attributes: Mapping[str, Any] | None = None
+        self,
+        user_id: str,
+        text: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        exist_ok: bool = True,
     ) -> bool: ...
 
     def add_item(
@@ -93,6 +108,8 @@ class FeedbackStoreProtocol(Protocol):
         title: str | None = None,
         description: str | None = None,
         categories: Sequence[str] | None = None,
+        *,
+        exist_ok: bool = True,
     ) -> bool: ...
 
     def get_user(self, user_id: str) -> dict[str, Any] | None: ...

@@ -12,119 +12,73 @@ then take the database lock with ``BEGIN IMMEDIATE`` (SQLite waits up to ``timeo
 for writers that do not use the lock file). One ``FeedbackStore`` object may be shared by all
 threads of a process, and several processes may open the same file.
 
+Errors (the contract every feedback store keeps, whatever its database): invalid input raises
+:class:`~lgrec.errors.DataError` and stores nothing; a create of an id that exists
+(``exist_ok=False``) raises :class:`~lgrec.errors.AlreadyExistsError`, decided by the
+database's unique key, so of several processes creating one id exactly one succeeds; an
+idempotency key already used for another event raises :class:`~lgrec.errors.ConflictError`;
+a closed, locked or failing database raises :class:`~lgrec.errors.StoreUnavailableError`.
+
 Encryption at rest: with ``LGREC_FEEDBACK_KEY`` set (or ``key=``) the file is an SQLCipher
 database (:mod:`lgrec.privacy.encryption`); everything above holds unchanged.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from lgrec.errors import DataError
-from lgrec.privacy.encryption import connect, feedback_key, row_class
+from lgrec.errors import DataError, StoreUnavailableError
+from lgrec.privacy.encryption import connect, db_errors, feedback_key, row_class
 from lgrec.privacy.store import ErasureStoreMixin, refuse_erased
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+from lgrec.store.records import (
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    check_id,
+    events_frame,
+    to_json,
+    validate_events,
+)
+from lgrec.store.records import validate_event as _validate_event
+from lgrec.store.sqlite_schema import (
+    SCHEMA_VERSION,
+    flocked,
+    insert_event,
+    insert_row,
+    item_dict,
+    migrate,
+    open_lock_file,
+    user_dict,
+)
 
 log = logging.getLogger(__name__)
-
-EVENT_TYPES = ("click", "purchase", "rating", "view", "like")
-"""Event names the store accepts; ``rating`` events must carry a value."""
-
-EVENT_COLUMNS = (
-    "id",
-    "user_id",
-    "item_id",
-    "event",
-    "value",
-    "ts",
-    "idempotency_key",
-    "received_at",
-)
-
-_MIGRATIONS: tuple[str, ...] = (
-    # version 0 -> 1: initial schema
-    """
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        user_id TEXT NOT NULL CHECK (length(user_id) > 0),
-        item_id TEXT NOT NULL CHECK (length(item_id) > 0),
-        event TEXT NOT NULL CHECK (event IN ('click', 'purchase', 'rating', 'view', 'like')),
-        value REAL,
-        ts REAL NOT NULL,
-        idempotency_key TEXT UNIQUE,
-        received_at REAL NOT NULL
-    );
-    CREATE INDEX events_user ON events (user_id, id);
-    CREATE TABLE users (
-        user_id TEXT PRIMARY KEY CHECK (length(user_id) > 0),
-        text TEXT,
-        created_at REAL NOT NULL,
-        attributes TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE TABLE items (
-        item_id TEXT PRIMARY KEY CHECK (length(item_id) > 0),
-        title TEXT,
-        description TEXT,
-        categories TEXT NOT NULL DEFAULT '[]',
-        created_at REAL NOT NULL
-    );
-    """,
-    # version 1 -> 2: erased users (lgrec.privacy.tombstones: hashes, never the ids)
-    """
-    CREATE TABLE tombstones (
-        user_hash TEXT PRIMARY KEY CHECK (length(user_hash) = 64),
-        erased_at REAL NOT NULL
-    );
-    """,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
+__all__ = ["EVENT_COLUMNS", "EVENT_TYPES", "SCHEMA_VERSION", "FeedbackStore", "migrate"]
 
 
-def migrate(conn: sqlite3.Connection, path: str | Path = "") -> int:
-    """Bring the schema of ``conn`` up to :data:`SCHEMA_VERSION`; return the version found.
+def _available(method: Callable) -> Callable:
+    """Report a failing database (locked past ``timeout``, I/O error, disk full, corrupt
+    file) as :class:`StoreUnavailableError` naming the store, not as a bare sqlite3 error."""
 
-    Migration ``k`` upgrades ``user_version`` ``k`` to ``k + 1``; pending migrations run in one
-    transaction, so a crash leaves the file at the old version. A file whose version is newer
-    than this code raises :class:`DataError` (it was written by a newer lgrec).
-    """
-    found = conn.execute("PRAGMA user_version").fetchone()[0]
-    if found > SCHEMA_VERSION:
-        raise DataError(
-            f"feedback store {path}: schema version {found} is newer than this lgrec supports "
-            f"({SCHEMA_VERSION}); upgrade lgrec"
-        )
-    if found < SCHEMA_VERSION:
-        conn.execute("BEGIN IMMEDIATE")
+    @wraps(method)
+    def wrapped(self: FeedbackStore, *args: Any, **kw: Any) -> Any:
         try:
-            # re-read under the write lock: another process may have migrated meanwhile
-            current = conn.execute("PRAGMA user_version").fetchone()[0]
-            for version in range(current, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                log.info("feedback store %s: migrated schema %d -> %d", path, version, version + 1)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return found
+            return method(self, *args, **kw)
+        except db_errors() as e:  # sqlite3's or SQLCipher's (unrelated classes)
+            if type(e).__name__ == "IntegrityError":
+                raise
+            raise StoreUnavailableError(f"feedback store {self.path}: {e}") from e
+
+    return wrapped
 
 
 class FeedbackStore(ErasureStoreMixin):
@@ -146,13 +100,13 @@ class FeedbackStore(ErasureStoreMixin):
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._wlock = threading.Lock()
-        self._lock_fd = _open_lock_file(self.path)
+        self._lock_fd = open_lock_file(self.path)
         migrate(self._conn(), self.path)
 
     # ---- connections -------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
-            raise DataError(f"feedback store {self.path} is closed")
+            raise StoreUnavailableError(f"feedback store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path, self._key, timeout=self.timeout)
@@ -188,7 +142,7 @@ class FeedbackStore(ErasureStoreMixin):
         made the p99 of concurrent feedback writes from two server workers ~0.3 s. The kernel
         drops the ``flock`` of a killed process; SQLite's own lock stays the safety net."""
         conn = self._conn()
-        with self._wlock, _flocked(self._lock_fd):
+        with self._wlock, flocked(self._lock_fd):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -214,6 +168,7 @@ class FeedbackStore(ErasureStoreMixin):
         self.close()
 
     # ---- events ------------------------------------------------------------------------
+    @_available
     def add_event(
         self,
         user_id: str,
@@ -234,8 +189,9 @@ class FeedbackStore(ErasureStoreMixin):
         )
         with self._write() as conn:
             refuse_erased(conn, row[0])
-            return _insert(conn, row)
+            return insert_event(conn, row)
 
+    @_available
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, bool]]:
         """Store many events in one transaction; return ``(row id, created)`` for each.
 
@@ -248,7 +204,7 @@ class FeedbackStore(ErasureStoreMixin):
         with self._write() as conn:
             for uid in {row[0] for row in rows}:
                 refuse_erased(conn, uid)
-            return [_insert(conn, row) for row in rows]
+            return [insert_event(conn, row) for row in rows]
 
     def events(
         self, since_id: int = 0, user_id: str | None = None, limit: int | None = None
@@ -259,6 +215,7 @@ class FeedbackStore(ErasureStoreMixin):
         """
         return events_frame(self.event_rows(since_id, user_id, limit, EVENT_COLUMNS))
 
+    @_available
     def event_rows(
         self,
         since_id: int = 0,
@@ -284,6 +241,14 @@ class FeedbackStore(ErasureStoreMixin):
         cur.row_factory = None  # plain tuples
         return cur.execute(sql, args).fetchall()
 
+    @_available
+    def get_event(self, event_id: int) -> dict[str, Any] | None:
+        """The stored event with this id (columns of :meth:`events`), or None."""
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id = ?"
+        row = self._conn().execute(sql, (int(event_id),)).fetchone()
+        return None if row is None else dict(row)
+
+    @_available
     def count(self, user_id: str | None = None) -> int:
         """Number of stored events (of one user when given)."""
         if user_id is None:
@@ -291,6 +256,7 @@ class FeedbackStore(ErasureStoreMixin):
         sql = "SELECT count(*) FROM events WHERE user_id = ?"
         return int(self._conn().execute(sql, (str(user_id),)).fetchone()[0])
 
+    @_available
     def watermarks(self) -> tuple[int, int, int, int]:
         """``(max event id, max users rowid, max items rowid, max tombstones rowid)`` in one
         indexed read (microseconds); ids and rowids only grow (only an erasure deletes rows,
@@ -303,48 +269,69 @@ class FeedbackStore(ErasureStoreMixin):
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
 
     # ---- users and items ---------------------------------------------------------------
+    @_available
     def add_user(
-        self, user_id: str, text: str | None = None, attributes: Mapping[str, Any] | None = None
+        self,
+        user_id: str,
+        text: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        exist_ok: bool = True,
     ) -> bool:
-        """Insert or update a user; return True when the user is new.
+        """Insert a user, or update a known one; return True when the user is new.
 
-        ``attributes`` must be JSON-serialisable; an update keeps ``created_at``.
+        ``attributes`` must be JSON-serialisable; an update keeps ``created_at``. With
+        ``exist_ok=False`` a known id raises :class:`AlreadyExistsError` and changes nothing:
+        the table's primary key decides, so of concurrent creators (threads or processes)
+        exactly one succeeds.
         """
-        uid = _check_id(user_id, "user_id", "add_user")
-        attrs = _to_json(dict(attributes or {}), "attributes", "add_user")
+        uid = check_id(user_id, "user_id", "add_user")
+        attrs = to_json(dict(attributes or {}), "attributes", "add_user")
+        on_conflict = (
+            " ON CONFLICT(user_id) DO UPDATE SET text = excluded.text, "
+            "attributes = excluded.attributes"
+        )
+        sql = "INSERT INTO users (user_id, text, created_at, attributes) VALUES (?, ?, ?, ?)"
         with self._write() as conn:
             refuse_erased(conn, uid)
             known = conn.execute("SELECT 1 FROM users WHERE user_id = ?", (uid,)).fetchone()
-            conn.execute(
-                "INSERT INTO users (user_id, text, created_at, attributes) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(user_id) DO UPDATE SET text = excluded.text, "
-                "attributes = excluded.attributes",
-                (uid, text, time.time(), attrs),
+            insert_row(
+                conn, sql + on_conflict * exist_ok, (uid, text, time.time(), attrs), "user", uid
             )
             return known is None
 
+    @_available
     def add_item(
         self,
         item_id: str,
         title: str | None = None,
         description: str | None = None,
         categories: Sequence[str] | None = None,
+        *,
+        exist_ok: bool = True,
     ) -> bool:
-        """Insert or update an item; return True when the item is new."""
-        iid = _check_id(item_id, "item_id", "add_item")
+        """Insert an item, or update a known one; return True when the item is new
+        (``exist_ok=False``: a known id raises :class:`AlreadyExistsError`, as in
+        :meth:`add_user`)."""
+        iid = check_id(item_id, "item_id", "add_item")
         if isinstance(categories, str):
             raise DataError("add_item: categories must be a list of strings, not one string")
-        cats = _to_json([str(c) for c in categories or ()], "categories", "add_item")
+        cats = to_json([str(c) for c in categories or ()], "categories", "add_item")
+        sql = (
+            "INSERT INTO items (item_id, title, description, categories, created_at) "
+            "VALUES (?, ?, ?, ?, ?)"
+        )
+        on_conflict = (
+            " ON CONFLICT(item_id) DO UPDATE SET title = excluded.title, "
+            "description = excluded.description, categories = excluded.categories"
+        )
         with self._write() as conn:
             known = conn.execute("SELECT 1 FROM items WHERE item_id = ?", (iid,)).fetchone()
-            conn.execute(
-                "INSERT INTO items (item_id, title, description, categories, created_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET title = excluded.title, "
-                "description = excluded.description, categories = excluded.categories",
-                (iid, title, description, cats, time.time()),
-            )
+            row = (iid, title, description, cats, time.time())
+            insert_row(conn, sql + on_conflict * exist_ok, row, "item", iid)
             return known is None
 
+    @_available
     def get_user(self, user_id: str) -> dict[str, Any] | None:
         """The user as a dict (``attributes`` decoded), or None when unknown."""
         row = (
@@ -352,8 +339,9 @@ class FeedbackStore(ErasureStoreMixin):
             .execute("SELECT * FROM users WHERE user_id = ?", (str(user_id),))
             .fetchone()
         )
-        return None if row is None else _user_dict(row)
+        return None if row is None else user_dict(row)
 
+    @_available
     def get_item(self, item_id: str) -> dict[str, Any] | None:
         """The item as a dict (``categories`` decoded), or None when unknown."""
         row = (
@@ -361,152 +349,22 @@ class FeedbackStore(ErasureStoreMixin):
             .execute("SELECT * FROM items WHERE item_id = ?", (str(item_id),))
             .fetchone()
         )
-        return None if row is None else _item_dict(row)
+        return None if row is None else item_dict(row)
 
+    @_available
     def list_users(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         """Users ordered by id (``limit``/``offset`` page through them)."""
         rows = self._conn().execute(
             "SELECT * FROM users ORDER BY user_id LIMIT ? OFFSET ?",
             (-1 if limit is None else int(limit), int(offset)),
         )
-        return [_user_dict(r) for r in rows]
+        return [user_dict(r) for r in rows]
 
+    @_available
     def list_items(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         """Items ordered by id (``limit``/``offset`` page through them)."""
         rows = self._conn().execute(
             "SELECT * FROM items ORDER BY item_id LIMIT ? OFFSET ?",
             (-1 if limit is None else int(limit), int(offset)),
         )
-        return [_item_dict(r) for r in rows]
-
-
-# ---- helpers (shared with the PostgreSQL store) --------------------------------------------
-def validate_events(events: Iterable[Mapping[str, Any]]) -> list[tuple]:
-    """Validate the mappings of :meth:`FeedbackStore.add_events`; one row tuple per event
-    (``user_id, item_id, event, value, ts, idempotency_key``). Raises on the first bad one."""
-    rows = []
-    for k, e in enumerate(events):
-        if not isinstance(e, Mapping):
-            raise DataError(f"add_events: event #{k} is {type(e).__name__}, expected a mapping")
-        unknown = set(e) - {"user_id", "item_id", "event", "value", "ts", "idempotency_key"}
-        if unknown:
-            raise DataError(f"add_events: event #{k} has unknown field(s) {sorted(unknown)}")
-        rows.append(
-            _validate_event(
-                e.get("user_id"),
-                e.get("item_id"),
-                e.get("event"),
-                e.get("value"),
-                e.get("ts"),
-                e.get("idempotency_key"),
-                where=f"add_events: event #{k}",
-            )
-        )
-    return rows
-
-
-def events_frame(rows: list[tuple]) -> pd.DataFrame:
-    """The DataFrame of :meth:`FeedbackStore.events` from rows of :data:`EVENT_COLUMNS`."""
-    df = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
-    return df.astype({"id": "int64", "value": "float64", "ts": "float64", "received_at": "float64"})
-
-
-def _open_lock_file(path: Path) -> int | None:
-    """File descriptor of ``<path>.lock`` for :func:`_flocked`; None where ``flock`` is missing
-    (Windows) or the folder is read-only (then SQLite's busy handler alone orders writers)."""
-    if fcntl is None:
-        return None
-    try:
-        return os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        log.warning("feedback store %s: no lock file (%s); writers poll SQLite's lock", path, e)
-        return None
-
-
-@contextmanager
-def _flocked(fd: int | None) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``fd`` (no-op for None)."""
-    if fd is None:
-        yield
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def _check_id(value: Any, name: str, where: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise DataError(f"{where}: {name} must be a non-empty string, got {type(value).__name__}")
-    s = str(value)
-    if not s.strip():
-        raise DataError(f"{where}: {name} must be a non-empty string, got {value!r}")
-    return s
-
-
-def _finite(value: Any, name: str, where: str) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: {name} must be a number, got {value!r}") from None
-    if not math.isfinite(f):
-        raise DataError(f"{where}: {name} must be a finite number, got {value!r}")
-    return f
-
-
-def _validate_event(user_id, item_id, event, value, ts, key, *, where: str) -> tuple:
-    uid = _check_id(user_id, "user_id", where)
-    iid = _check_id(item_id, "item_id", where)
-    if event not in EVENT_TYPES:
-        raise DataError(
-            f"{where}: unknown event type {event!r}; expected one of {list(EVENT_TYPES)}"
-        )
-    if isinstance(value, bool):
-        raise DataError(f"{where}: value must be a number, got {value!r}")
-    val = None if value is None else _finite(value, "value", where)
-    if event == "rating" and val is None:
-        raise DataError(f"{where}: a 'rating' event needs a value (the rating)")
-    stamp = time.time() if ts is None else _finite(ts, "ts", where)
-    if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > 256):
-        raise DataError(f"{where}: idempotency_key must be a non-empty string of ≤256 characters")
-    return (uid, iid, event, val, stamp, key)
-
-
-def _insert(conn: sqlite3.Connection, row: tuple) -> tuple[int, bool]:
-    cur = conn.execute(
-        "INSERT INTO events (user_id, item_id, event, value, ts, idempotency_key, received_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idempotency_key) DO NOTHING RETURNING id",
-        (*row, time.time()),
-    )
-    got = cur.fetchone()
-    if got is not None:
-        return int(got[0]), True
-    first = conn.execute(
-        "SELECT id, user_id, item_id, event FROM events WHERE idempotency_key = ?", (row[5],)
-    ).fetchone()
-    if tuple(first)[1:] != row[:3]:
-        log.warning(
-            "idempotency key %r reused for a different event (%s, %s, %s); kept event %d",
-            row[5], *row[:3], first[0],
-        )  # fmt: skip
-    return int(first[0]), False
-
-
-def _to_json(value: Any, name: str, where: str) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
-    except (TypeError, ValueError) as e:
-        raise DataError(f"{where}: {name} is not JSON-serialisable: {e}") from None
-
-
-def _user_dict(row: sqlite3.Row) -> dict[str, Any]:
-    d = dict(row)
-    d["attributes"] = json.loads(d["attributes"])
-    return d
-
-
-def _item_dict(row: sqlite3.Row) -> dict[str, Any]:
-    d = dict(row)
-    d["categories"] = json.loads(d["categories"])
-    return d
+        return [item_dict(r) for r in rows]

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from lgrec.errors import ConfigError, DataError
-from lgrec.store.feedback import EVENT_TYPES
+from lgrec.store.records import EVENT_TYPES
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,13 @@ Same interface and guarantees as the SQLite :class:`~lgrec.store.feedback.Feedba
   :class:`~lgrec.errors.StoreUnavailableError` (HTTP 503) and makes the pool check its idle
   connections; reads are then retried once on a fresh connection, writes are not (their
   outcome is unknown: the client retries with its idempotency key).
+* **Errors** — the SQLite store's contract (:mod:`lgrec.store.feedback`): invalid input is
+  :class:`~lgrec.errors.DataError` (:mod:`lgrec.store.records` validates for both); a create
+  of a known id (``exist_ok=False``) is :class:`~lgrec.errors.AlreadyExistsError`, decided by
+  the primary key (``ON CONFLICT DO NOTHING``), so of concurrent creators on any number of
+  servers exactly one succeeds; an idempotency key reused for another event is
+  :class:`~lgrec.errors.ConflictError`; a closed store or a failing database is
+  :class:`~lgrec.errors.StoreUnavailableError`.
 """
 
 from __future__ import annotations
@@ -42,16 +49,18 @@ from typing import Any
 
 import pandas as pd
 
-from lgrec.errors import ConfigError, DataError, StoreUnavailableError
-from lgrec.store.feedback import (
+from lgrec.errors import AlreadyExistsError, ConfigError, DataError, StoreUnavailableError
+from lgrec.store.pg_setup import LOCK_CLASS, check_url, import_psycopg, migrate, safe_location
+from lgrec.store.records import (
     EVENT_COLUMNS,
-    _check_id,
-    _to_json,
-    _validate_event,
+    EventRow,
+    check_id,
+    check_replay,
     events_frame,
+    to_json,
+    validate_event,
     validate_events,
 )
-from lgrec.store.pg_setup import LOCK_CLASS, check_url, import_psycopg, migrate, safe_location
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +118,13 @@ class PostgresFeedbackStore:
         from psycopg_pool import PoolClosed, PoolTimeout
 
         if self._closed:
-            raise DataError(f"feedback store {self.location} is closed")
+            raise StoreUnavailableError(f"feedback store {self.location} is closed")
         try:
             with self._pool.connection() as conn:
                 yield conn
-        except (psycopg.OperationalError, PoolTimeout, PoolClosed) as e:
+        except (psycopg.DatabaseError, PoolTimeout, PoolClosed) as e:
+            if isinstance(e, psycopg.IntegrityError):
+                raise  # a constraint the code did not foresee: a bug, not an outage
             if isinstance(e, psycopg.OperationalError) and not self._closed:
                 self._pool.check()  # drop the pool's other broken connections (server restart)
             raise StoreUnavailableError(
@@ -163,11 +174,10 @@ class PostgresFeedbackStore:
         idempotency_key: str | None = None,
     ) -> tuple[int, bool]:
         """Store one event durably; return ``(id, created)`` (``created=False`` and the first
-        event's id for a repeated ``idempotency_key``). Invalid input raises
-        :class:`DataError` and stores nothing."""
-        row = _validate_event(
-            user_id, item_id, event, value, ts, idempotency_key, where="add_event"
-        )
+        event's id for a replayed ``idempotency_key``; a key reused for another event raises
+        :class:`~lgrec.errors.ConflictError`). Invalid input raises :class:`DataError`; both
+        store nothing."""
+        row = validate_event(user_id, item_id, event, value, ts, idempotency_key, where="add_event")
         with self._write() as conn:
             _refuse_erased(conn, row[0])
             return _insert(conn, row)
@@ -207,6 +217,12 @@ class PostgresFeedbackStore:
         sql += " ORDER BY id LIMIT %s"
         args.append(None if limit is None else int(limit))
         return self._read(sql, args)
+
+    def get_event(self, event_id: int) -> dict[str, Any] | None:
+        """The stored event with this id (columns of :meth:`events`), or None."""
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM lgrec_events WHERE id = %s"
+        rows = self._dicts(sql, (int(event_id),))
+        return rows[0] if rows else None
 
     def count(self, user_id: str | None = None) -> int:
         """Number of stored events (of one user when given)."""
@@ -256,20 +272,26 @@ class PostgresFeedbackStore:
 
     # ---- users and items ---------------------------------------------------------------
     def add_user(
-        self, user_id: str, text: str | None = None, attributes: Mapping[str, Any] | None = None
+        self,
+        user_id: str,
+        text: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        exist_ok: bool = True,
     ) -> bool:
-        """Insert or update a user; True when new (an update keeps ``created_at``)."""
-        uid = _check_id(user_id, "user_id", "add_user")
-        attrs = _to_json(dict(attributes or {}), "attributes", "add_user")
+        """Insert or update a user; True when new (an update keeps ``created_at``).
+        ``exist_ok=False``: a known id raises :class:`AlreadyExistsError` and changes nothing."""
+        uid = check_id(user_id, "user_id", "add_user")
+        attrs = to_json(dict(attributes or {}), "attributes", "add_user")
+        sql = (
+            "INSERT INTO lgrec_users (user_id, text, created_at, attributes) "
+            f"VALUES (%s, %s, {_NOW}, %s::jsonb) ON CONFLICT (user_id) "
+        )
+        update = "DO UPDATE SET text = excluded.text, attributes = excluded.attributes"
         with self._write() as conn:
             _refuse_erased(conn, uid)
             known = conn.execute("SELECT 1 FROM lgrec_users WHERE user_id = %s", (uid,)).fetchone()
-            conn.execute(
-                "INSERT INTO lgrec_users (user_id, text, created_at, attributes) "
-                f"VALUES (%s, %s, {_NOW}, %s::jsonb) ON CONFLICT (user_id) DO UPDATE "
-                "SET text = excluded.text, attributes = excluded.attributes",
-                (uid, text, attrs),
-            )
+            _upsert(conn, sql, update, (uid, text, attrs), exist_ok, f"user {uid!r}")
             return known is None
 
     def add_item(
@@ -278,21 +300,25 @@ class PostgresFeedbackStore:
         title: str | None = None,
         description: str | None = None,
         categories: Sequence[str] | None = None,
+        *,
+        exist_ok: bool = True,
     ) -> bool:
-        """Insert or update an item; True when new."""
-        iid = _check_id(item_id, "item_id", "add_item")
+        """Insert or update an item; True when new (``exist_ok=False`` as in :meth:`add_user`)."""
+        iid = check_id(item_id, "item_id", "add_item")
         if isinstance(categories, str):
             raise DataError("add_item: categories must be a list of strings, not one string")
-        cats = _to_json([str(c) for c in categories or ()], "categories", "add_item")
+        cats = to_json([str(c) for c in categories or ()], "categories", "add_item")
+        sql = (
+            "INSERT INTO lgrec_items (item_id, title, description, categories, created_at) "
+            f"VALUES (%s, %s, %s, %s::jsonb, {_NOW}) ON CONFLICT (item_id) "
+        )
+        update = (
+            "DO UPDATE SET title = excluded.title, description = excluded.description, "
+            "categories = excluded.categories"
+        )
         with self._write() as conn:
             known = conn.execute("SELECT 1 FROM lgrec_items WHERE item_id = %s", (iid,)).fetchone()
-            conn.execute(
-                "INSERT INTO lgrec_items (item_id, title, description, categories, created_at) "
-                f"VALUES (%s, %s, %s, %s::jsonb, {_NOW}) ON CONFLICT (item_id) DO UPDATE "
-                "SET title = excluded.title, description = excluded.description, "
-                "categories = excluded.categories",
-                (iid, title, description, cats),
-            )
+            _upsert(conn, sql, update, (iid, title, description, cats), exist_ok, f"item {iid!r}")
             return known is None
 
     def get_user(self, user_id: str) -> dict[str, Any] | None:
@@ -342,23 +368,31 @@ def _configure(conn: Any) -> None:
         conn.execute("SET synchronous_commit = on")
 
 
-def _insert(conn: Any, row: tuple) -> tuple[int, bool]:
-    """Insert one validated event row (under the writer lock); ``(id, created)``."""
+def _upsert(conn: Any, sql: str, update: str, row: tuple, exist_ok: bool, what: str) -> None:
+    """``sql`` (an ``INSERT … ON CONFLICT (key)``) then ``update``, or with ``exist_ok=False``
+    ``DO NOTHING``: no row inserted means the key exists (:class:`AlreadyExistsError`)."""
+    if exist_ok:
+        conn.execute(sql + update, row)
+    elif conn.execute(sql + "DO NOTHING", row).rowcount == 0:
+        raise AlreadyExistsError(f"{what} already exists")
+
+
+def _insert(conn: Any, row: EventRow) -> tuple[int, bool]:
+    """Insert one validated event row (under the writer lock); ``(id, created)``. A stored key
+    must be a true replay (:func:`~lgrec.store.records.check_replay`)."""
     got = conn.execute(
         "INSERT INTO lgrec_events (user_id, item_id, event, value, ts, idempotency_key, "
-        f"received_at) VALUES (%s, %s, %s, %s, %s, %s, {_NOW}) "
-        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        row,
+        f"received_at) VALUES (%s, %s, %s, %s, coalesce(%s::double precision, {_NOW}), %s, "
+        f"{_NOW}) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        tuple(row),
     ).fetchone()
     if got is not None:
         return int(got[0]), True
-    first = conn.execute(
-        "SELECT id, user_id, item_id, event FROM lgrec_events WHERE idempotency_key = %s",
-        (row[5],),
-    ).fetchone()
-    if tuple(first)[1:] != row[:3]:
-        log.warning(
-            "idempotency key %r reused for a different event (%s, %s, %s); kept event %d",
-            row[5], *row[:3], first[0],
-        )  # fmt: skip
-    return int(first[0]), False
+    from psycopg.rows import dict_row
+
+    sql = (
+        "SELECT id, user_id, item_id, event, value, ts FROM lgrec_events WHERE idempotency_key = %s"
+    )
+    first = conn.cursor(row_factory=dict_row).execute(sql, (row.idempotency_key,)).fetchone()
+    check_replay(first, row)
+    return int(first["id"]), False

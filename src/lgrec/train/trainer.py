@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from lgrec.progress import progress
 from lgrec.train.hooks import current_loop_hooks
-from lgrec.utils import progress
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ def train_loop(
     tl = st.log
     t0 = time.perf_counter() - tl.seconds
     todo = range(st.epoch + 1, epochs + 1) if not st.stopped else range(0)
-    quiet = None if st.show_progress else True  # None: a bar on a terminal only
-    bar = progress(todo, desc=desc, total=epochs, initial=st.epoch, disable=quiet)
+    # the epochs still to run (all of them unless resumed); off for all but one process
+    bar = progress(todo, desc=desc, total=len(todo), unit="epochs", disable=not st.show_progress)
     for epoch in bar:
         module.train()
         perm = hooks.permutation(st, n_samples)

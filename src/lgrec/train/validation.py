@@ -13,6 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from lgrec.ranking import topk_stable
+
 
 def validation_metrics(
     score_fn: Callable[[torch.Tensor], torch.Tensor],
@@ -67,7 +69,7 @@ def validation_grid(
             for c, sc in enumerate(scores_fn(torch.from_numpy(ub))):
                 sc = sc.float().clone()
                 sc[rows, cols] = -torch.inf
-                top = torch.topk(sc, k, dim=1).indices.numpy()
+                top = topk_stable(sc, k)[1].numpy()
                 q = np.arange(len(ub), dtype=np.int64)[:, None] * valid.shape[1] + top
                 pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
                 hit = keys[pos] == q
