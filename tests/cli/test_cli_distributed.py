@@ -18,7 +18,7 @@ def test_train_distributed_starts_torchrun_and_process_0_saves(ml_dir, tmp_path,
     args = [
         "train", "--distributed", "--nproc-per-node", "2", "--dataset", "ml-100k",
         "--data-dir", str(ml_dir), "--model", "lightgcn", "--param", "lightgcn.dim=8",
-        "--param", "lightgcn.epochs=4", "--param", "lightgcn.batch_size=64", "--seed", "3",
+        "--param", "lightgcn.epochs=2", "--param", "lightgcn.batch_size=64", "--seed", "3",
         "--out", str(out),
     ]  # fmt: skip
     res = subprocess.run(

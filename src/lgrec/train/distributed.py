@@ -228,6 +228,18 @@ class DataParallel(LoopHooks):
             self._patched = None
 
 
+def _init_gloo() -> None:
+    """The gloo process group from torchrun's environment.
+
+    Its keys go under a prefix naming torchrun's restart count: the store of a restarted run
+    (``--max-restarts``) still holds the addresses the killed attempt's processes published,
+    and a restarted process that read one of those would try to connect to a dead process."""
+    store, rank, world = next(dist.rendezvous("env://"))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    prefixed = dist.PrefixStore(f"lgrec/attempt-{attempt}", store)
+    dist.init_process_group("gloo", store=prefixed, rank=rank, world_size=world)
+
+
 @contextmanager
 def data_parallel(**kw) -> Iterator[DataParallel]:
     """Run the block's training loops data-parallel (``kw``: :class:`DataParallel`'s args).
@@ -238,7 +250,7 @@ def data_parallel(**kw) -> Iterator[DataParallel]:
     created = False
     if not dist.is_initialized():
         try:  # from torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)
-            dist.init_process_group("gloo")
+            _init_gloo()
         except ValueError as e:
             raise ConfigError(
                 f"data-parallel training must be started by torchrun ({e}); see docs/distributed.md"
