@@ -116,6 +116,22 @@ class ScoreCache:
         self.valid[u] = version
         return True
 
+    def fold(self, u: int, a: float, b: float, core_row: Tensor, gf_step: Tensor | None) -> bool:
+        """One event of user ``u`` folded into their rows in place (:mod:`lgrec.serve.foldcache`):
+        ``c ← a c + b core_row`` and ``g ← g + gf_step`` (None: ``g`` unchanged). A stale row is
+        left stale (False). The version moves on, so a row computed before this event and
+        stored after it (:meth:`put`) is refused."""
+        v = int(self.version[u])
+        if self.valid[u] != v:
+            self.version[u] += 1
+            return False
+        row = self.core[u]
+        row.mul_(a).add_(core_row, alpha=b)
+        if self.gf is not None and gf_step is not None:
+            self.gf[u].add_(gf_step)
+        self.version[u] = self.valid[u] = v + 1
+        return True
+
     def invalidate(self, u: int) -> None:
         """User ``u``'s vector or history changed: its rows are stale until recomputed."""
         if 0 <= u < self.n_users:

@@ -62,6 +62,7 @@ class SyncMixin:
     item_index: Callable[[str], int]
     _load_catalog: Callable[[], None]
     _apply_tombstones: Callable[[], int]
+    _fold_user: Callable[[int, int, float], None]  # lgrec.serve.foldcache
 
     # ---- writes: store durably, then sync ----------------------------------------------------
     def add_feedback(
@@ -172,11 +173,9 @@ class SyncMixin:
         value = None if value is None or math.isnan(value) else float(value)
         alpha = self.online_lr * online.event_weight(event, value, self.rating_scale)
         with self.lock:
-            self.U[u] = online.fold_in(self.U[u], self.V[i], alpha)
+            self._fold_user(u, i, alpha)  # the vector and its cached score rows
             seen = self.online_seen.setdefault(u, {})
             seen.pop(i, None)  # once, at its most recent place
             seen[i] = None
             self.online_events[u] = self.online_events.get(u, 0) + 1
-            if self.score_cache is not None:
-                self.score_cache.invalidate(u)
         return 1
