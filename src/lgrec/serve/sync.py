@@ -88,7 +88,13 @@ class SyncMixin:
         Users/items tables are re-read when ``force_catalog`` or when their watermarks moved;
         events with id > the last applied one are applied in id order (a loop over *new* events
         only — a few per request, all of them once at start).
+
+        The watermarks are read before taking the sync lock: a request that finds nothing new
+        returns at once instead of queueing behind the thread applying events (under load a
+        preempted lock holder stalled every request of the worker: lock convoy).
         """
+        if not force_catalog and self._up_to_date(self._watermarks()):
+            return 0
         with self._sync_lock:
             ev_max, users_max, items_max, tomb_max = self._watermarks()
             if tomb_max != self._tomb_mark:  # users erased (lgrec.privacy.serving)
@@ -109,6 +115,16 @@ class SyncMixin:
                     n += self._apply_event(*row)
                 self.last_event = int(rows[-1][0])
             return n
+
+    def _up_to_date(self, marks: tuple[int, int, int, int]) -> bool:
+        """Whether this process has applied everything the watermarks ``marks`` show. Read
+        without the lock: the fields only move forward, after their changes are applied."""
+        ev_max, users_max, items_max, tomb_max = marks
+        return (
+            ev_max <= self.last_event
+            and (users_max, items_max) == self._catalog_mark
+            and tomb_max == self._tomb_mark
+        )
 
     def replay_unlearned(self, learned: str) -> int:
         """Fold in the stored events up to :attr:`last_event` (the bundle's
