@@ -66,8 +66,10 @@ def test_rows_kept_in_place_equal_rows_computed_from_scratch(make_client, monkey
     assert (st.item_ops.gram is not None) == gram and st.item_ops.filt is not None
     assert plain.app.state.serve.item_ops is None
     u = st.user_index("u4")
-    events = [("sci-0", "like", None), ("sci-0", "like", None), ("rom-14", "rating", 1.0),
-              ("coo-25", "rating", 3.0), ("coo-26", "view", None), ("sci-1", "purchase", None)]  # fmt: skip
+    events = [
+        ("sci-0", "like", None), ("sci-0", "like", None), ("rom-14", "rating", 1.0),
+        ("coo-25", "rating", 3.0), ("coo-26", "view", None), ("sci-1", "purchase", None),
+    ]  # fmt: skip
     for item, event, value in events:
         fb = {"user": "u4", "item": item, "event": event}
         if value is not None:
@@ -132,7 +134,7 @@ def test_a_row_computed_before_a_folded_event_is_refused():
     from lgrec.serve.scorecache import ScoreCache
 
     cache = ScoreCache(torch.ones(2, 3), torch.zeros(2, 3))
-    rows, v = cache.get(0)
+    v = cache.get(0)[1]
     assert cache.fold(0, 2.0, 1.0, torch.tensor([1.0, 2.0, 3.0]), torch.ones(3))
     assert cache.core[0].tolist() == [3.0, 4.0, 5.0] and cache.gf[0].tolist() == [1.0] * 3
     assert not cache.put(0, v, torch.zeros(3), torch.zeros(3))  # computed from the old version

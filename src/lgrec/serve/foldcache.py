@@ -61,9 +61,7 @@ class ItemOperators:
         return sum(t.numel() * t.element_size() for t in (self.gram, self.filt) if t is not None)
 
     @classmethod
-    def build(
-        cls, vb: Tensor, gf: Any, budget_mb: float, block: int = 512
-    ) -> ItemOperators | None:
+    def build(cls, vb: Tensor, gf: Any, budget_mb: float, block: int = 512) -> ItemOperators | None:
         """``F`` when the model has a graph filter ``gf`` and ``K`` when the vectors are wide,
         each only if it fits what is left of ``budget_mb`` (MiB); None when neither is built."""
         n_items, dim = vb.shape
@@ -140,7 +138,7 @@ class FoldInMixin:
             return
         cache.fold(u, a, b, ops.core_row(i, e), step)
 
-    def _filter_step(self, u: int, i: int) -> Tensor | None | bool:
+    def _filter_step(self, u: int, i: int) -> Tensor | bool | None:
         """What one event on ``i`` adds to ``GF(x_u)``: ``F_i`` when ``i`` is new in ``u``'s
         history, None when it was there already, False when only a recomputation can say
         (runtime items in the history or the event, or no ``F``)."""
