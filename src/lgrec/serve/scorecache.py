@@ -12,9 +12,12 @@ With LMGCN on colakg-ml-1m, ``c_u`` reads a 3,260 × 1,408 matrix (18 MB) and ``
 801k-edge graph: milliseconds per request. Both parts change only when the user's vector or
 history changes, i.e. when a feedback event of that user is folded in. So they are computed
 once for every trained user when the server starts — ``C = U V_Bᵀ`` and ``G = GF(X)``, in
-blocks of users — and each event marks its user's row stale (:meth:`ScoreCache.invalidate`);
-the next request of that user recomputes the row and stores it again. A stored row carries the
-version it was computed from, so a row computed while an event arrived is not kept.
+blocks of users — and each event updates its user's rows in place in O(items)
+(:meth:`ScoreCache.fold`, math in :mod:`lgrec.serve.foldcache`). When that is not possible (a
+runtime item in the event or the history, no room for the fold-in operators) the event marks
+the rows stale (:meth:`ScoreCache.invalidate`) and the user's next request recomputes and
+stores them. A stored row carries the version it was computed from, so a row computed while an
+event arrived is not kept.
 
 Items added at run time are not in the cache: their scores come per request from the row
 (``V_R e_u`` and ``M g_u``, see :mod:`lgrec.serve.scoring`), vectorised. Users added at run time

@@ -42,6 +42,7 @@ from lgrec.progress import working
 from lgrec.serve import online
 from lgrec.serve.catalog import CatalogMixin
 from lgrec.serve.foldcache import FoldInMixin, ItemOperators
+from lgrec.serve.groupcommit import GroupCommit
 from lgrec.serve.scorecache import ScoreCache
 from lgrec.serve.scoring import ScoringMixin
 from lgrec.serve.sync import SyncMixin
@@ -84,6 +85,7 @@ class ServeState(CatalogMixin, SyncMixin, FoldInMixin, ScoringMixin, ErasureMixi
             raise ConfigError(f"ServeState(online_lr={online_lr!r}): expected a number ≥ 0")
         self.model_dir = Path(model_dir)
         self.store = store
+        self._writes = GroupCommit(store)  # feedback writes (lgrec.serve.groupcommit)
         self.online_lr, self.neighbours, self.tau = online_lr, neighbours, tau
         self.lock = threading.RLock()
         self._sync_lock = threading.Lock()

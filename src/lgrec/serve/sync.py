@@ -28,6 +28,7 @@ import torch
 
 from lgrec.errors import StoreUnavailableError
 from lgrec.serve import online
+from lgrec.serve.groupcommit import GroupCommit
 from lgrec.serve.scorecache import ScoreCache
 from lgrec.store.feedback import FeedbackStore
 
@@ -39,6 +40,7 @@ class SyncMixin:
     """Feedback writes and the sync loop of :class:`~lgrec.serve.state.ServeState`."""
 
     store: FeedbackStore
+    _writes: GroupCommit
     lock: threading.RLock
     _sync_lock: threading.Lock
     _local: threading.local
@@ -77,7 +79,9 @@ class SyncMixin:
         """Store one event (durable when this returns), fold it in; ``(event id, created)``."""
         self.user_index(user_id)
         self.item_index(item_id)
-        eid, created = self.store.add_event(user_id, item_id, event, value, ts, idempotency_key)
+        eid, created = self._writes.add_event(  # grouped with concurrent writes, durable
+            user_id, item_id, event, value, ts, idempotency_key
+        )
         self.sync()
         return eid, created
 
