@@ -42,7 +42,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "text kNN (lgrec: sum over 50 neighbours)": ("textknn", {}),
     "graph filter": ("graphfilter", {}),
     "LMGCN (raw cold scores)": ("lmgcn", {**_OFF, "cold": "raw"}),
-    "LMGCN (percentile-matched, side-feature order)": (
+    "LMGCN (percentile-matched; side-feature order)": (
         "lmgcn",
         {**_OFF, "cold": "percentile-side"},
     ),
