@@ -26,6 +26,7 @@ from lgrec.models.base import Recommender
 from lgrec.ranking import topk_stable
 from lgrec.serve import online
 from lgrec.serve.explain import explain_items
+from lgrec.serve.foldcache import ItemOperators
 from lgrec.serve.index import FaissIndex, candidate_scores
 from lgrec.serve.scorecache import ScoreCache
 
@@ -49,6 +50,7 @@ class ScoringMixin:
     user_query: dict[int, Tensor]
     _gf_mix: sp.csr_matrix
     score_cache: ScoreCache | None
+    item_ops: ItemOperators | None
     n_base_users: int
     n_base_items: int
     titles: list[str]
@@ -157,6 +159,9 @@ class ScoringMixin:
         if len(runtime):
             row = (row + sp.csr_matrix(mix[runtime].sum(axis=0))).tocsr()
             row.data = np.minimum(row.data, 1.0)  # keep the row binary-like
+        ops = self.item_ops
+        if ops is not None and ops.filt is not None:  # x F (lgrec.serve.foldcache)
+            return ops.filter_scores(row)
         return online.filter_row_scores(self.filter, row)
 
     def recommend(

@@ -12,6 +12,8 @@ The class is assembled from parts with one job each:
 * :mod:`lgrec.serve.sync` — durable feedback writes and the replay of the feedback store
   (SQLite or PostgreSQL) in event-id order (:class:`SyncMixin`): the store is the source of
   truth, so processes sharing it converge and a restart loses nothing;
+* :mod:`lgrec.serve.foldcache` — an event updates its user's cached score rows in O(items)
+  (:class:`FoldInMixin`);
 * :mod:`lgrec.serve.scoring` — scores, top-k, similar items, histories (:class:`ScoringMixin`),
   with candidates from a FAISS index when asked (:mod:`lgrec.serve.index`);
 * :mod:`lgrec.privacy.serving` — erased users folded out (:class:`ErasureMixin`);
@@ -39,6 +41,8 @@ from lgrec.privacy.serving import ErasureMixin
 from lgrec.progress import working
 from lgrec.serve import online
 from lgrec.serve.catalog import CatalogMixin
+from lgrec.serve.foldcache import FoldInMixin, ItemOperators
+from lgrec.serve.groupcommit import GroupCommit
 from lgrec.serve.index import INDEX_KINDS, FaissIndex, IndexSettings, dot_product_form
 from lgrec.serve.scorecache import ScoreCache
 from lgrec.serve.scoring import ScoringMixin
@@ -50,7 +54,7 @@ log = logging.getLogger(__name__)
 Tensor = torch.Tensor
 
 
-class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
+class ServeState(CatalogMixin, SyncMixin, FoldInMixin, ScoringMixin, ErasureMixin):
     """A model bundle ready to serve, with online users, items and feedback (module docstring).
 
     Args:
@@ -61,7 +65,8 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
         online_lr: η of the feedback fold-in.
         neighbours, tau: k and τ of the text-neighbour mapping of new items/users.
         score_cache_mb: memory (MiB) for the trained users' precomputed score rows
-            (:mod:`lgrec.serve.scorecache`); 0 turns the cache off.
+            (:mod:`lgrec.serve.scorecache`) and, in what is left, the item × item matrices
+            that fold events into them (:mod:`lgrec.serve.foldcache`); 0 turns both off.
         sync_interval: seconds between two looks at the store for other servers' writes
             (0: every request; :mod:`lgrec.serve.sync`).
         index: ``"exact"`` scores every item; ``"faiss"`` gets ``/recommend`` candidates from
@@ -92,6 +97,7 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
             raise ConfigError(f"ServeState(sync_interval={sync_interval!r}): expected seconds ≥ 0")
         self.model_dir = Path(model_dir)
         self.store = store
+        self._writes = GroupCommit(store)  # feedback writes (lgrec.serve.groupcommit)
         self.online_lr, self.neighbours, self.tau = online_lr, neighbours, tau
         self.lock = threading.RLock()
         self._sync_lock = threading.Lock()
@@ -126,6 +132,10 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
             self.V,
             None if self.filter is None else self.filter._score_block,
             score_cache_mb,
+        )
+        cache_mb = 0 if self.score_cache is None else self.score_cache.nbytes / 2**20
+        self.item_ops = ItemOperators.build(  # events update cached rows in O(items)
+            self.V[: self.n_base_items], self.filter, score_cache_mb - cache_mb
         )
         self.online_seen: dict[int, dict[int, None]] = {}
         self.online_events: dict[int, int] = {}

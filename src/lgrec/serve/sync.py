@@ -32,6 +32,7 @@ from collections.abc import Callable
 import torch
 
 from lgrec.serve import online
+from lgrec.serve.groupcommit import GroupCommit
 from lgrec.serve.scorecache import ScoreCache
 from lgrec.store.base import FeedbackStoreProtocol
 
@@ -43,6 +44,7 @@ class SyncMixin:
     """Feedback writes and the sync loop of :class:`~lgrec.serve.state.ServeState`."""
 
     store: FeedbackStoreProtocol
+    _writes: GroupCommit
     lock: threading.RLock
     _sync_lock: threading.Lock
     _catalog_mark: tuple[int, int]
@@ -66,6 +68,7 @@ class SyncMixin:
     item_index: Callable[[str], int]
     _load_catalog: Callable[[], None]
     _apply_tombstones: Callable[[], int]
+    _fold_user: Callable[[int, int, float], None]  # lgrec.serve.foldcache
 
     # ---- writes: store durably, then sync ----------------------------------------------------
     def add_feedback(
@@ -80,7 +83,9 @@ class SyncMixin:
         """Store one event (durable when this returns), fold it in; ``(event id, created)``."""
         self.user_index(user_id)
         self.item_index(item_id)
-        eid, created = self.store.add_event(user_id, item_id, event, value, ts, idempotency_key)
+        eid, created = self._writes.add_event(  # grouped with concurrent writes, durable
+            user_id, item_id, event, value, ts, idempotency_key
+        )
         self.sync(fresh=True)
         return eid, created
 
@@ -93,12 +98,18 @@ class SyncMixin:
         only — a few per request, all of them once at start). Without ``fresh`` or
         ``force_catalog``, nothing is read when the store was looked at less than
         ``sync_interval`` seconds ago.
+
+        The watermarks are read before taking the sync lock: a request that finds nothing new
+        returns at once instead of queueing behind the thread applying events (under load a
+        preempted lock holder stalled every request of the worker: lock convoy).
         """
         now = time.monotonic()
         if not (fresh or force_catalog) and now - self._last_look < self.sync_interval:
             return 0
+        self._last_look = now
+        if not force_catalog and self._up_to_date(self.store.watermarks()):
+            return 0
         with self._sync_lock:
-            self._last_look = now
             ev_max, users_max, items_max, tomb_max = self.store.watermarks()
             if tomb_max != self._tomb_mark:  # users erased (lgrec.privacy.serving)
                 self._apply_tombstones()
@@ -118,6 +129,16 @@ class SyncMixin:
                     n += self._apply_event(*row)
                 self.last_event = int(rows[-1][0])
             return n
+
+    def _up_to_date(self, marks: tuple[int, int, int, int]) -> bool:
+        """Whether this process has applied everything the watermarks ``marks`` show. Read
+        without the lock: the fields only move forward, after their changes are applied."""
+        ev_max, users_max, items_max, tomb_max = marks
+        return (
+            ev_max <= self.last_event
+            and (users_max, items_max) == self._catalog_mark
+            and tomb_max == self._tomb_mark
+        )
 
     def replay_unlearned(self, learned: str) -> int:
         """Fold in the stored events up to :attr:`last_event` (the bundle's
@@ -158,11 +179,9 @@ class SyncMixin:
         value = None if value is None or math.isnan(value) else float(value)
         alpha = self.online_lr * online.event_weight(event, value, self.rating_scale)
         with self.lock:
-            self.U[u] = online.fold_in(self.U[u], self.V[i], alpha)
+            self._fold_user(u, i, alpha)  # the vector and its cached score rows
             seen = self.online_seen.setdefault(u, {})
             seen.pop(i, None)  # once, at its most recent place
             seen[i] = None
             self.online_events[u] = self.online_events.get(u, 0) + 1
-            if self.score_cache is not None:
-                self.score_cache.invalidate(u)
         return 1
