@@ -17,6 +17,10 @@
 ``GET /docs``          open   OpenAPI pages (Swagger UI; ``/redoc``), assets served locally
 =====================  =====  ===========================================================
 
+The users, items and feedback endpoints live in :mod:`lgrec.serve.catalog_routes`,
+``DELETE /users/{id}`` in :mod:`lgrec.privacy.serving`, ``/categories`` and ``/friends`` in
+:mod:`lgrec.serve.extras`.
+
 With several uvicorn workers each process holds its own :class:`ServeState`; they stay in
 step through the shared feedback store (see :mod:`lgrec.serve.state`). ``/metrics`` reports
 totals over all workers: each counts requests in memory and publishes its counts to a directory
@@ -41,7 +45,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from fastapi import Depends, FastAPI, Query, Response
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -49,6 +53,7 @@ from lgrec.errors import ConfigError
 from lgrec.privacy.serving import ErasureAwareGraph, install_erasure, user_mapper
 from lgrec.ranking import topk_stable
 from lgrec.serve import schemas as S
+from lgrec.serve.catalog_routes import install_catalog_routes, items_out
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.extras import install_extras
 from lgrec.serve.graph import GraphCompanion
@@ -81,19 +86,6 @@ Candidates = Annotated[
     Literal["all", "graph"],
     Query(description="'all': rank every item; 'graph': the graph store's two-hop items"),
 ]
-
-
-def _items(st: ServeState, idx: Any, scores: Any, reasons: list[str] | None = None) -> list:
-    return [
-        S.ItemOut(
-            item_id=st.item_ids[i],
-            title=st.titles[i],
-            score=float(s),
-            categories=st.categories[i],
-            reason=None if reasons is None else reasons[k],
-        )
-        for k, (i, s) in enumerate(zip(idx.tolist(), scores.tolist()))
-    ]
 
 
 def _graph_top(
@@ -234,7 +226,11 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
         if explain:
             reasons = [e.sentence for e in st.explanations(u, idx, query)]
         return S.RecommendResponse(
-            user=user, k=k, query=query, candidates=candidates, items=_items(st, idx, sc, reasons)
+            user=user,
+            k=k,
+            query=query,
+            candidates=candidates,
+            items=items_out(st, idx, sc, reasons),
         )
 
     @app.get("/similar", response_model=S.SimilarResponse, responses=errs, dependencies=[read])
@@ -252,7 +248,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             item_id=item,
             title=st.titles[i],
             blend=blend if st.T is not None else 1.0,
-            items=_items(st, idx, sc),
+            items=items_out(st, idx, sc),
         )
 
     @app.get("/explain", response_model=S.ExplainResponse, responses=errs, dependencies=[read])
@@ -288,91 +284,9 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
             else [S.GraphPath(**p) for p in graph.paths(pid(user), item)],
         )
 
-    @app.get("/users", response_model=S.UserList, dependencies=[read])
-    def list_users(
-        limit: Limit = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> S.UserList:
-        """User ids (trained users first, then users created at run time)."""
-        st.sync()
-        ids = st.listed_user_ids()  # erased users left out
-        return S.UserList(total=len(ids), users=ids[offset : offset + limit])
-
-    @app.get(
-        "/users/{user_id:path}", response_model=S.UserProfile, responses=errs, dependencies=[read]
-    )
-    def profile(user_id: str, limit: Limit = 20) -> S.UserProfile:
-        """A user's text and history (most recent online interactions last)."""
-        st.sync()
-        u = st.user_index(pid(user_id))
-        hist = st.history(u)
-        return S.UserProfile(
-            user_id=user_id,
-            text=st.user_text.get(u),
-            new=u >= st.n_base_users,
-            n_history=len(hist),
-            online_events=st.online_events.get(u, 0),
-            history=[
-                S.HistoryItem(
-                    item_id=st.item_ids[i], title=st.titles[i], categories=st.categories[i]
-                )
-                for i in hist[-limit:].tolist()
-            ],
-        )
-
-    @app.post(
-        "/users",
-        status_code=201,
-        response_model=S.UserCreated,
-        responses=errs,
-        dependencies=[write],
-    )
-    def create_user(body: S.UserIn) -> S.UserCreated:
-        """A new user from ``liked_items`` and/or ``text``; recommendations work at once."""
-        st.add_user(pid(body.user_id), body.text, body.liked_items)
-        return S.UserCreated(
-            user_id=body.user_id, n_liked=len(set(body.liked_items)), has_text=bool(body.text)
-        )
-
+    install_catalog_routes(app, st, pid, read, write, errs)  # users, items, feedback
     install_erasure(app, st, pid, write, graph)  # DELETE /users/{id} (lgrec.privacy)
     install_extras(app, st, pid, read, errs)  # /categories, /friends (lgrec.serve.extras)
-
-    @app.post(
-        "/items",
-        status_code=201,
-        response_model=S.ItemCreated,
-        responses=errs,
-        dependencies=[write],
-    )
-    def create_item(body: S.ItemIn) -> S.ItemCreated:
-        """A new item placed at the weighted mean of its text neighbours' model vectors."""
-        i = st.add_item(body.item_id, body.title, body.description, body.categories)
-        idx, sc = st.similar(i, 5, blend=0.0)
-        return S.ItemCreated(item_id=body.item_id, title=body.title, neighbours=_items(st, idx, sc))
-
-    @app.post(
-        "/feedback",
-        status_code=201,
-        response_model=S.FeedbackOut,
-        responses={
-            200: {"model": S.FeedbackOut, "description": "replay: the key's stored event"},
-            **errs,
-        },
-        dependencies=[write],
-    )
-    def feedback(body: S.FeedbackIn, response: Response) -> S.FeedbackOut:
-        """Store the event durably (201), then fold it into the user's vector. A repeated
-        ``idempotency_key`` with the same event is a replay: 200 with the stored event, and
-        nothing changes; the key with another event is refused (409)."""
-        if body.event == "rating":
-            lo, hi = st.rating_scale
-            if not lo <= body.value <= hi:
-                raise ConfigError(f"value: a rating must be within [{lo}, {hi}], got {body.value}")
-        eid, created = st.add_feedback(
-            pid(body.user), body.item, body.event, body.value, body.timestamp, body.idempotency_key
-        )
-        response.status_code = 201 if created else 200
-        return S.FeedbackOut.stored(st.store.get_event(eid), created, body.user)
 
     @app.get("/ui", include_in_schema=False)
     def ui() -> FileResponse:
