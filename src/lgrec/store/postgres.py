@@ -56,6 +56,7 @@ from lgrec.store.records import (
     EventRow,
     check_id,
     check_replay,
+    event_query,
     events_frame,
     to_json,
     validate_event,
@@ -206,17 +207,7 @@ class PostgresFeedbackStore:
         columns: Sequence[str] = ("id", "user_id", "item_id", "event", "value"),
     ) -> list[tuple]:
         """Plain tuples of ``columns`` for events with ``id > since_id``, oldest first."""
-        bad = [c for c in columns if c not in EVENT_COLUMNS]
-        if bad:
-            raise DataError(f"event_rows: unknown column(s) {bad}; expected {list(EVENT_COLUMNS)}")
-        sql = f"SELECT {', '.join(columns)} FROM lgrec_events WHERE id > %s"
-        args: list[Any] = [int(since_id)]
-        if user_id is not None:
-            sql += " AND user_id = %s"
-            args.append(str(user_id))
-        sql += " ORDER BY id LIMIT %s"
-        args.append(None if limit is None else int(limit))
-        return self._read(sql, args)
+        return self._read(*event_query("lgrec_events", "%s", since_id, user_id, limit, columns))
 
     def get_event(self, event_id: int) -> dict[str, Any] | None:
         """The stored event with this id (columns of :meth:`events`), or None."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -129,6 +129,33 @@ def validate_events(events: Iterable[Mapping[str, Any]]) -> list[EventRow]:
         where = f"add_events: event #{k}"
         rows.append(validate_event(*(e.get(f) for f in _EVENT_ARGS), where=where))
     return rows
+
+
+def event_query(
+    table: str,
+    mark: str,
+    since_id: int,
+    user_id: str | None,
+    limit: int | None,
+    columns: Sequence[str],
+) -> tuple[str, list[Any]]:
+    """SQL and arguments of a store's ``event_rows``: ``columns`` of the events in ``table``
+    with ``id > since_id`` (of one user), oldest first, at most ``limit``; ``mark`` is the
+    driver's placeholder (``?`` for sqlite3, ``%s`` for psycopg). Unknown columns raise
+    :class:`DataError` (the names go into the SQL, so only :data:`EVENT_COLUMNS` pass)."""
+    bad = [c for c in columns if c not in EVENT_COLUMNS]
+    if bad:
+        raise DataError(f"event_rows: unknown column(s) {bad}; expected {list(EVENT_COLUMNS)}")
+    sql = f"SELECT {', '.join(columns)} FROM {table} WHERE id > {mark}"
+    args: list[Any] = [int(since_id)]
+    if user_id is not None:
+        sql += f" AND user_id = {mark}"
+        args.append(str(user_id))
+    sql += " ORDER BY id"
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        args.append(int(limit))
+    return sql, args
 
 
 def events_frame(rows: list[tuple]) -> pd.DataFrame:
