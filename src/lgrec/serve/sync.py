@@ -86,7 +86,7 @@ class SyncMixin:
         return eid, created
 
     # ---- sync with the store -------------------------------------------------------------------
-    def sync(self, force_catalog: bool = False) -> int:
+    def sync(self, force_catalog: bool = False, *, wait: bool = True) -> int:
         """Apply what the store holds and this process has not applied; return #events applied.
 
         Users/items tables are re-read when ``force_catalog`` or when their watermarks moved;
@@ -95,9 +95,14 @@ class SyncMixin:
 
         The watermarks are read before taking the sync lock: a request that finds nothing new
         returns at once instead of queueing behind the thread applying events (under load a
-        preempted lock holder stalled every request of the worker: lock convoy).
+        preempted lock holder stalled every request of the worker: lock convoy). With
+        ``wait=False`` (``/recommend``) a request that finds another thread applying events
+        does not wait for it: it serves the state of that moment, and the events being applied
+        count from the next request on (a write's own response still waits for its event).
         """
         if not force_catalog and self._up_to_date(self._watermarks()):
+            return 0
+        if not wait and self._sync_lock.locked():  # another thread is applying them
             return 0
         with self._sync_lock:
             ev_max, users_max, items_max, tomb_max = self._watermarks()
