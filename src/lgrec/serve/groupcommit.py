@@ -25,7 +25,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lgrec.store.feedback import FeedbackStore
+    from lgrec.store.base import FeedbackStoreProtocol
 
 
 class _Pending:
@@ -47,7 +47,7 @@ class GroupCommit:
     """Feedback writes of one process through ``store``, committed in groups (module
     docstring). Thread-safe."""
 
-    def __init__(self, store: FeedbackStore) -> None:
+    def __init__(self, store: FeedbackStoreProtocol) -> None:
         self.store = store
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()
@@ -64,7 +64,7 @@ class GroupCommit:
         idempotency_key: str | None = None,
     ) -> tuple[int, bool]:
         """Store one event durably (committed when this returns); ``(row id, created)`` as
-        :meth:`FeedbackStore.add_event`, which also gives the errors."""
+        the store's ``add_event``, which also gives the errors."""
         p = _Pending(
             dict(user_id=user_id, item_id=item_id, event=event, value=value, ts=ts,
                  idempotency_key=idempotency_key)
