@@ -83,9 +83,10 @@ class SyncMixin:
         """Store one event (durable when this returns), fold it in; ``(event id, created)``."""
         self.user_index(user_id)
         self.item_index(item_id)
-        eid, created = self._writes.add_event(  # grouped with concurrent writes, durable
-            user_id, item_id, event, value, ts, idempotency_key
-        )
+        eid, created = self._writes.submit(  # grouped with concurrent writes, durable
+            dict(user_id=user_id, item_id=item_id, event=event, value=value, ts=ts,
+                 idempotency_key=idempotency_key)
+        )  # fmt: skip
         self.sync(fresh=True)
         return eid, created
 
