@@ -363,16 +363,31 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     runs.append(rec)
                     r[name] = summarise(runs)
-                    res_f.write_text(json.dumps(results, indent=1))
+                    save(res_f, tag, r)
                     if rec["code"] != 0:
                         break
-                res_f.write_text(json.dumps(results, indent=1))
+                save(res_f, tag, r)
+    results = json.loads(res_f.read_text()) if res_f.is_file() else {}
     table = report(results)
     print(table)
     if args.report:
         write_table(table, DOCS / "scaling.md")
         chart(results, DOCS / "scaling.png")
     return 0
+
+
+def save(res_f: Path, tag: str, r: dict) -> None:
+    """Store scale ``tag``'s results in ``res_f``, keeping the other scales' as they are on disk
+    (under a lock), so runs of different scales can go side by side."""
+    import fcntl
+
+    from lgrec.utils import atomic_write_text
+
+    with open(res_f.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cur = json.loads(res_f.read_text()) if res_f.is_file() else {}
+        cur[tag] = r
+        atomic_write_text(res_f, json.dumps(cur, indent=1))
 
 
 def write_table(table: str, doc: Path) -> None:
