@@ -12,7 +12,8 @@ runs):
    10 % validation carve, write partitioned Parquet);
 3. ``etl_spark``: the same with ``--engine spark --spark-master local[2]``;
 4. ``graphfilter``: ``lgrec train --prepared`` of the graph filter (k = 256, α = 0.3, fixed);
-5. ``lightgcn``: LightGCN for ``--epochs`` epochs (per-epoch time = fit time / epochs);
+5. ``lightgcn``: LightGCN for ``--epochs`` epochs (default 1, the same at every scale, so CPU
+   seconds and memory compare across rows; per-epoch time = fit time / epochs);
 6. ``rank``: top-20 over all items for ``--rank-users`` users with the fitted graph filter;
 7. ``serve``: benchmarks/serve_load.py on the LightGCN bundle of step 5 (``lgrec serve`` needs
    user/item vectors to fold feedback in; the graph filter has none): p50/p99 of /recommend
@@ -158,7 +159,7 @@ def step(name: str, s: float, args: argparse.Namespace) -> dict:
         rec["fit_s"] = _fit_seconds(log)
         return rec
     if name == "lightgcn":
-        e = args.epochs if s <= 1 else 1
+        e = args.epochs
         params = [f"lightgcn.epochs={e}", "lightgcn.eval_every=1000", "lightgcn.patience=1000"]
         cmd = [*LGREC, "train", "--prepared", str(prep), "--model", "lightgcn", "--no-refit"]
         for p in params:
@@ -330,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scales", default="1,10", help="comma-separated multiples of Gowalla")
     p.add_argument("--steps", default="all", help=f"comma-separated subset of {STEPS}")
-    p.add_argument("--epochs", type=int, default=3, help="LightGCN epochs at 1× (1 above)")
+    p.add_argument("--epochs", type=int, default=1, help="LightGCN epochs (at every scale)")
     p.add_argument("--rank-users", type=int, default=20_000)
     p.add_argument("--repeat", type=int, default=3, help="runs per step (median reported)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per step")
