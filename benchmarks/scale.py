@@ -366,10 +366,10 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     runs.append(rec)
                     r[name] = summarise(runs)
-                    save(res_f, tag, r)
+                    save(res_f, tag, r, name)
                     if rec["code"] != 0:
                         break
-                save(res_f, tag, r)
+                save(res_f, tag, r, name)
     results = json.loads(res_f.read_text()) if res_f.is_file() else {}
     table = report(results)
     print(table)
@@ -379,9 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def save(res_f: Path, tag: str, r: dict) -> None:
-    """Store scale ``tag``'s results in ``res_f``, keeping the other scales' as they are on disk
-    (under a lock), so runs of different scales can go side by side."""
+def save(res_f: Path, tag: str, r: dict, name: str) -> None:
+    """Store step ``name`` of scale ``tag`` in ``res_f``, keeping every other step and scale as
+    it is on disk (under a lock), so runs of different scales or steps can go side by side."""
     import fcntl
 
     from lgrec.utils import atomic_write_text
@@ -389,7 +389,9 @@ def save(res_f: Path, tag: str, r: dict) -> None:
     with open(res_f.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         cur = json.loads(res_f.read_text()) if res_f.is_file() else {}
-        cur[tag] = r
+        cur.setdefault(tag, {"events": r["events"]})
+        if name in r:
+            cur[tag][name] = r[name]
         atomic_write_text(res_f, json.dumps(cur, indent=1))
 
 
