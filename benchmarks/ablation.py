@@ -76,6 +76,7 @@ def run_one(label: str, dataset: str, seed: int, args: argparse.Namespace) -> di
     from lgrec.config import load_config
     from lgrec.eval.strata import evaluate_strata
     from lgrec.pipeline import build_model, encode_items, prepare, setup
+    from lgrec.progress import working
 
     model_name, params, needs = CONFIGS[label]
     vr = 0.0 if dataset == "amazon-videogames" else 0.1  # amazon has its own valid fold
@@ -106,11 +107,13 @@ def run_one(label: str, dataset: str, seed: int, args: argparse.Namespace) -> di
     fit_kw = {k: v for k, v in fit_kw.items() if k in accepted}
     split = prep.split
     t0 = time.perf_counter()
-    model.fit(split.train, valid=split.valid, **fit_kw)
+    with working(f"{label}, seed {seed}: fit on train, choices on validation"):
+        model.fit(split.train, valid=split.valid, **fit_kw)
     fit1 = time.perf_counter() - t0
     val = evaluate_strata(model, split.train, split.valid)
     t0 = time.perf_counter()
-    model = type(model)(**model.refit_params()).fit(split.full_train, **fit_kw)
+    with working(f"{label}, seed {seed}: refit on train + valid", expect=fit1):
+        model = type(model)(**model.refit_params()).fit(split.full_train, **fit_kw)
     fit2 = time.perf_counter() - t0
     test = evaluate_strata(model, split.full_train, split.test)
     row = {"dataset": dataset, "config": label, "seed": seed, "fit_s": fit1 + fit2,

@@ -11,7 +11,9 @@ validation, refit on train + valid) and scored by :func:`lgrec.eval.evaluate_mod
 all items (cold and warm, the real situation of a new product in a catalogue) and counts the
 cold test items found. Models (:data:`MODELS`): content kNN with max-similarity (the plain
 baseline: the most similar item of the history decides), lgrec's text kNN, the graph filter,
-LMGCN (cold items percentile-matched to the warm scale) and LMGCN with raw cold scores.
+LMGCN (cold items percentile-matched to the warm scale, ordered among themselves by the
+blended score: the default), the same with the side-feature order (``cold="percentile-side"``,
+the default before 2026-12-07) and LMGCN with raw cold scores.
 
 Output: ``<out>/results.jsonl`` (``--resume`` keeps finished rows), ``<out>/coldstart.md``;
 ``--write-docs`` replaces the data set's block in ``docs/coldstart.md``.
@@ -40,6 +42,10 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "text kNN (lgrec: sum over 50 neighbours)": ("textknn", {}),
     "graph filter": ("graphfilter", {}),
     "LMGCN (raw cold scores)": ("lmgcn", {**_OFF, "cold": "raw"}),
+    "LMGCN (percentile-matched; side-feature order)": (
+        "lmgcn",
+        {**_OFF, "cold": "percentile-side"},
+    ),
     "LMGCN (percentile-matched)": ("lmgcn", dict(_OFF)),
 }
 KEYS = ("cold_Recall@20", "cold_NDCG@20", "cold_all_Recall@20", "cold_all_NDCG@20")
@@ -69,10 +75,16 @@ def run_seed(dataset: str, seed: int, labels: list[str], args: argparse.Namespac
     split = carve_valid(cold_split(ds, seed, args.cold_frac, args.cold_items), 0.1, seed=seed)
     prep = Prepared(ds, split, report)
     rows = []
+    fitted: dict[str, tuple[Any, float]] = {}  # LMGCN's cold modes share one fit
     for label in labels:
         name, params = MODELS[label]
         t0 = time.perf_counter()
-        model, fit_s = fit_model(build_model(name, cfg, **params), prep, cfg)
+        key = repr((name, sorted((k, v) for k, v in params.items() if k != "cold")))
+        if key not in fitted:
+            fitted[key] = fit_model(build_model(name, cfg, **params), prep, cfg)
+        model, fit_s = fitted[key]
+        if "cold" in model.get_params():  # only scoring reads it: the fit is the same
+            model.cold = params.get("cold", type(model)().cold)
         res = evaluate_model(model, split, cold=True, seed=seed)
         rows.append({"dataset": dataset, "model": label, "seed": seed, "fit_s": fit_s,
                      "n_cold": len(split.cold_items),

@@ -47,14 +47,17 @@ def _timed(fn: Any) -> tuple[Any, float, float]:
 def fit_twice(name: str, cfg: Any, prep: Any, emb: np.ndarray | None) -> dict[str, Any]:
     """Fit ``name`` on train with validation choices, then refit on train + valid."""
     from lgrec.pipeline import build_model
+    from lgrec.progress import working
 
     kw = {"item_emb": emb} if name == "lmgcn" else {}
     split = prep.split
     model = build_model(name, cfg, **(HEADS_OFF if name == "lmgcn" else {}))
     load0 = os.getloadavg()
-    model, w1, c1 = _timed(lambda: model.fit(split.train, valid=split.valid, **kw))
+    with working(f"{name}: fit on train, choices on validation"):
+        model, w1, c1 = _timed(lambda: model.fit(split.train, valid=split.valid, **kw))
     again = type(model)(**model.refit_params())
-    refit, w2, c2 = _timed(lambda: again.fit(split.full_train, **kw))
+    with working(f"{name}: refit on train + valid", expect=w1):
+        refit, w2, c2 = _timed(lambda: again.fit(split.full_train, **kw))
     return {"model": name, "wall_s": w1 + w2, "cpu_s": c1 + c2, "refit_wall_s": w2,
             "laps": [getattr(model, "fit_seconds_", None), getattr(refit, "fit_seconds_", None)],
             "load": [load0, os.getloadavg()]}  # fmt: skip

@@ -9,15 +9,22 @@
    response with an id) is in the store with the same user, item and key; that the restarted
    server replayed the store (``/health`` ``last_event``); and that retrying every event with its
    key stores nothing twice (acknowledged → 200 with the same id).
-4. Prints a summary and writes ``runs/bench-serve/serve_crash.json``.
+4. Prints a summary and writes ``runs/bench-serve/serve_crash.json``
+   (``serve_crash_postgresql.json`` with ``--store postgresql``).
 
-    .venv/bin/python benchmarks/serve_crash.py [--model lmgcn] [--events 2000] [--workers 2]
+With ``--store postgresql`` the feedback store is a PostgreSQL database on a throw-away local
+server (``tests/pg_server.py``: initdb in a temporary directory, loopback port, password in
+``PGPASSWORD``), otherwise a fresh SQLite file.
+
+    .venv/bin/python benchmarks/serve_crash.py [--model lmgcn] [--events 2000] [--workers 2] \
+        [--store postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -31,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pg_server
 from serve_load import (
     API_KEY,
     OUT,
@@ -96,6 +104,20 @@ async def resend(url: str, events: list[dict], concurrency: int) -> list[tuple[s
         return list(await asyncio.gather(*(one(e) for e in events)))
 
 
+@contextlib.contextmanager
+def store_location(kind: str, tmp: Path):
+    """A fresh SQLite file, or a database on a throw-away PostgreSQL server (its password in
+    ``PGPASSWORD``, which the server processes inherit)."""
+    if kind == "sqlite":
+        yield str(tmp / "crash.sqlite")
+        return
+    from tests.pg_server import PostgresServer
+
+    with PostgresServer() as pg:
+        os.environ["PGPASSWORD"] = pg.password
+        yield pg.create_schema("crash")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", choices=("lightgcn", "lmgcn"), default="lmgcn")
@@ -104,6 +126,7 @@ def main() -> int:
     p.add_argument("--events", type=int, default=2000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -113,7 +136,7 @@ def main() -> int:
     )
     import pandas as pd
 
-    from lgrec.store.feedback import FeedbackStore
+    from lgrec.store import open_feedback_store
 
     users = pd.read_parquet(bundle / "users.parquet")["user_id"].astype(str).tolist()
     items = pd.read_parquet(bundle / "items.parquet")["item_id"].astype(str).tolist()
@@ -127,9 +150,9 @@ def main() -> int:
             )
         )
     ]
-    res: dict = {"events": args.events, "workers": args.workers, "load_before": os.getloadavg()}
-    with tempfile.TemporaryDirectory() as tmp:
-        store_path = Path(tmp) / "crash.sqlite"
+    res: dict = {"events": args.events, "workers": args.workers, "store": args.store,
+                 "load_before": os.getloadavg()}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, store_location(args.store, Path(tmp)) as store_path:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         srv_log = OUT / "serve_crash.log"
@@ -142,7 +165,7 @@ def main() -> int:
         res.update(acked=len(acked), attempted=attempted, kill_after_s=killed_at - t0)
         log.info("killed the server (SIGKILL) after %d acknowledged events", len(acked))
 
-        with FeedbackStore(store_path) as store:  # the file as the crash left it
+        with open_feedback_store(store_path) as store:  # the store as the crash left it
             ev = store.events()
         stored = dict(zip(ev["idempotency_key"], zip(ev["id"], ev["user_id"], ev["item_id"])))
         by_key = {e["idempotency_key"]: e for e in events}
@@ -171,7 +194,7 @@ def main() -> int:
             1 for k, s, i in retry if k in acked and s == 200 and i == acked[k]
         )
         res["retry_status_counts"] = {str(c): codes.count(c) for c in sorted(set(codes))}
-        with FeedbackStore(store_path) as store:
+        with open_feedback_store(store_path) as store:
             final = store.events()
         res["final_events"] = len(final)
         res["final_distinct_keys"] = int(final["idempotency_key"].nunique())
@@ -184,7 +207,8 @@ def main() -> int:
         and res["final_events"] == res["final_distinct_keys"] == attempted
     )
     res["ok"] = ok
-    (OUT / "serve_crash.json").write_text(json.dumps(res, indent=2))
+    name = "serve_crash.json" if args.store == "sqlite" else f"serve_crash_{args.store}.json"
+    (OUT / name).write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
     print(f"\n{'PASS' if ok else 'FAIL'}: {len(acked)} acknowledged events before kill -9, "
           f"{res['missing_acked']} missing after restart; {res['stored_not_acked']} stored but "

@@ -97,7 +97,7 @@ def free_port() -> int:
 
 
 def start_server(
-    bundle: Path, store: Path, port: int, workers: int, extra: list[str], log_file: Path
+    bundle: Path, store: Path | str, port: int, workers: int, extra: list[str], log_file: Path
 ) -> subprocess.Popen:
     """``lgrec serve`` in its own process group (so the group can be stopped as a whole)."""
     cmd = [

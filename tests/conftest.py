@@ -7,6 +7,8 @@ so both the collaborative signal and the text carry the structure that models sh
 
 from __future__ import annotations
 
+import itertools
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -129,3 +131,38 @@ def planted_social():
     a, b = np.triu_indices(ds.n_users, 1)
     pairs = np.stack([a, b], axis=1)[(a % 3 == b % 3) & ((a + b) % 4 == 0)]
     return replace(ds, meta={"social_edges": pairs})
+
+
+# ---- PostgreSQL (the feedback store's second backend) -------------------------------------------
+_db_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (``tests/pg_server.py``); its password is in
+    ``PGPASSWORD`` meanwhile. Skipped only when the binaries are missing and cannot be
+    installed (not root); as root, a failed install fails the tests."""
+    from tests.pg_server import PostgresServer
+
+    try:
+        server = PostgresServer()
+    except RuntimeError as e:
+        if os.geteuid() == 0:
+            raise
+        pytest.skip(f"no PostgreSQL server: {e}")
+    before = os.environ.get("PGPASSWORD")
+    with server:
+        os.environ["PGPASSWORD"] = server.password
+        try:
+            yield server
+        finally:
+            if before is None:
+                os.environ.pop("PGPASSWORD", None)
+            else:
+                os.environ["PGPASSWORD"] = before
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """URL (no password) of a fresh, empty schema on the session's PostgreSQL server."""
+    return postgres_server.create_schema(f"lgrec_test_{next(_db_names)}")

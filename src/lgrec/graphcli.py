@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lgrec.errors import ConfigError, DataError
 from lgrec.privacy.cli import add_pseudonym_args, add_tombstone_args
+from lgrec.progress import working
 
 if TYPE_CHECKING:  # numpy/pandas load lazily: `lgrec --help` stays fast
     import numpy as np
@@ -176,16 +177,20 @@ def export_dataset(
         if item_emb is None:
             from lgrec.text.encoder import TextEncoder
 
-            item_emb = TextEncoder(text_model).encode(ds.item_text())
+            with working(f"graph export: encoding {ds.n_items:,} item texts"):
+                item_emb = TextEncoder(text_model).encode(ds.item_text())
         info["encode_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        similar = semantic_knn(item_emb, k=similar_k, threshold=similar_threshold)
+        with working(f"graph export: {similar_k} semantic neighbours per item"):
+            similar = semantic_knn(item_emb, k=similar_k, threshold=similar_threshold)
         info["knn_s"] = time.perf_counter() - t0
     elif similar_k > 0:
         log.warning("%s: items have no title/description text; no SIMILAR_TO links", ds.name)
     social = ds.meta.get("social_edges")
     t0 = time.perf_counter()
-    counts = store.load_dataset(ds, similar=similar, social=social)
+    with working(f"graph export: writing {ds.n_users:,} users, {ds.n_items:,} items and "
+                 f"{len(ds.interactions):,} interactions to {store.backend}"):  # fmt: skip
+        counts = store.load_dataset(ds, similar=similar, social=social)
     info["load_s"] = time.perf_counter() - t0
     return {**counts, **info}
 
@@ -237,7 +242,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     kw = {"fold": args.fold} if args.fold else {}
     t0 = time.perf_counter()
-    ds = load_dataset(args.dataset, data_dir=args.data_dir, **kw)
+    with working(f"graph export: loading {args.dataset}"):
+        ds = load_dataset(args.dataset, data_dir=args.data_dir, **kw)
     if not args.all_folds:
         ds = train_part(ds)
     if args.pseudonymize:  # user nodes get keyed-hash ids (lgrec.privacy.pseudonym)

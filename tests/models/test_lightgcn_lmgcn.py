@@ -133,3 +133,19 @@ def test_lmgcn_on_implicit_data_has_no_rating_head_and_evaluates(planted_split, 
         m.predict_rating([0], [0])
     res = evaluate_model(m, split)  # ranking and clicks, no RMSE
     assert "RMSE" not in res and res["Recall@20"] > 0
+
+
+def test_logistic_category_head_is_a_constructor_choice(planted_split, planted_text_emb, tmp_path):
+    # one-vs-rest: each category's probability on its own (no sum to 1), kept by save/load
+    m = LMGCN(**LM_FAST, rating_head=False, category_head="logistic", filter_weight=0.0).fit(
+        planted_split.train, item_emb=planted_text_emb
+    )
+    cats = m.predict_categories([0, 25, 50], k=3)
+    assert [c[0][0] for c in cats] == ["Sci-Fi", "Romance", "Horror"]
+    p = torch.sigmoid(m.cat_logits_[[0, 25, 50]])
+    assert all(abs(c[0][1] - float(p[r].max())) < 1e-6 for r, c in enumerate(cats))
+    assert not torch.allclose(p.sum(1), torch.ones(3))  # not a softmax
+    m.save(tmp_path / "m")
+    assert Recommender.load(tmp_path / "m").predict_categories([0, 25, 50], k=3) == cats
+    with pytest.raises(ConfigError, match="category_head must be one of"):
+        LMGCN(category_head="svm").fit(planted_split.train, item_emb=planted_text_emb)

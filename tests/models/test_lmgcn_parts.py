@@ -115,6 +115,38 @@ def test_percentile_matching_places_cold_items_on_the_warm_scale():
     assert match_percentiles(final[:, :4], side[:, :4], side[:, 4:], offset=-0.25)[0, 0] == 30.0
 
 
+def test_percentile_levels_can_be_handed_out_in_another_order():
+    # the side features give the levels {40, 10}; order_by says cold item 1 is the better one
+    final = torch.tensor([[10.0, 20.0, 30.0, 40.0], [1.0, 2.0, 3.0, 4.0]])
+    side = torch.tensor([[1.0, 2.0, 3.0, 4.0, 3.5, 0.5], [1.0, 2.0, 3.0, 4.0, 2.5, 1.5]])
+    by = torch.tensor([[0.1, 0.9], [0.2, 0.2]])  # row 1: a tie keeps the item order
+    out = match_percentiles(final, side[:, :4], side[:, 4:], order_by=by)
+    assert out.tolist() == [[10.0, 40.0], [3.0, 2.0]]
+    plain = match_percentiles(final, side[:, :4], side[:, 4:])
+    assert sorted(out[0].tolist()) == sorted(plain[0].tolist())  # the same levels, reassigned
+
+
+def test_cold_items_are_ordered_by_the_blended_score(planted, planted_text_emb):
+    # "percentile" ranks the cold items among themselves as the raw blended score does, with
+    # the levels of "percentile-side" (which ranks them by the side features alone)
+    cold = np.array([3, 4, 23, 24, 43, 44])
+    train = planted.subset(~planted.interactions["item"].isin(cold).to_numpy())
+    m = LMGCN(**PARTS, cold="raw").fit(train, item_emb=planted_text_emb)
+    users = torch.arange(planted.n_users)
+    raw = m.score(users)[:, cold]
+    m.cold = "percentile-side"
+    side = m.score(users)[:, cold]
+    m.cold = "percentile"
+    new = m.score(users)[:, cold]
+    assert torch.equal(new.sort(1).values, side.sort(1).values)
+
+    def by_raw(s: torch.Tensor) -> torch.Tensor:  # s's values in the raw score's order
+        return s.gather(1, raw.argsort(dim=1, descending=True, stable=True))
+
+    assert (by_raw(new).diff(dim=1) <= 0).all()  # non-increasing: ordered as raw is
+    assert (by_raw(side).diff(dim=1) > 0).any()  # the side features order them otherwise
+
+
 def test_cold_items_compete_with_warm_ones(planted, planted_text_emb):
     # 6 of 60 items have no training interaction; percentile-matched, they enter the top-10
     # lists of the users of their topic at least as often as with the model's raw scores

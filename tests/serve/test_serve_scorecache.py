@@ -43,7 +43,7 @@ def test_cached_scores_equal_scores_computed_per_request(make_client):
         assert [r["item_id"] for r in ra] == [r["item_id"] for r in rb]
 
 
-def test_a_cached_user_costs_no_filter_pass_until_their_feedback(client, monkeypatch):
+def test_a_cached_user_costs_no_filter_pass_even_after_feedback(client, monkeypatch):
     st = client.app.state.serve
     calls = []
     real = online.filter_row_scores
@@ -53,11 +53,23 @@ def test_a_cached_user_costs_no_filter_pass_until_their_feedback(client, monkeyp
     assert calls == []  # the trained user's rows were computed once, at start
     fb = {"user": "u3", "item": "coo-30", "event": "click"}
     assert client.post("/feedback", json=fb, headers=AUTH).status_code == 201
+    u = st.user_index("u3")
+    assert st.score_cache.get(u)[0] is not None  # the event updated the rows in place
     for _ in range(3):
         assert client.get("/recommend", params={"user": "u3"}).status_code == 200
-    assert calls == [1]  # recomputed once after the event, then served from the cache again
-    u = st.user_index("u3")
+    assert calls == []  # no graph pass, before or after the event (lgrec.serve.foldcache)
     torch.testing.assert_close(st.score_cache.core[u], st.V[: st.n_base_items] @ st.U[u])
+    torch.testing.assert_close(st.score_cache.gf[u], real(st.filter, _history_row(st, u)))
+
+
+def _history_row(st, u: int):
+    """The user's interaction row over the trained items (binary), as a 1 × items CSR."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    h = st.history(u)
+    return sp.csr_matrix((np.ones(len(h), np.float32), (np.zeros(len(h), int), h)),
+                         shape=(1, st.n_base_items))  # fmt: skip
 
 
 def test_a_row_computed_while_an_event_arrived_is_not_kept():

@@ -1,7 +1,9 @@
-"""FeedbackStore: validation, idempotency, users/items, schema version, threads, kill -9.
+"""Feedback stores: validation, idempotency, users/items, schema version, threads, kill -9.
 
-Every test runs twice: on a plain SQLite file and on an SQLCipher-encrypted one
-(``LGREC_FEEDBACK_KEY`` set, :mod:`lgrec.privacy.encryption`)."""
+Every test taking ``store`` or ``store_spec`` runs on three backends: a plain SQLite file, an
+SQLCipher-encrypted one (``LGREC_FEEDBACK_KEY`` set, :mod:`lgrec.privacy.encryption`) and a
+real PostgreSQL server (``postgres_url`` in ``tests/conftest.py``).
+"""
 
 from __future__ import annotations
 
@@ -17,17 +19,31 @@ import time
 
 import pytest
 
-from lgrec.errors import DataError
+from lgrec.errors import AlreadyExistsError, ConflictError, DataError, StoreUnavailableError
 from lgrec.privacy.encryption import connect, feedback_key
-from lgrec.store import FeedbackStore
+from lgrec.store import FeedbackStore, open_feedback_store
 from lgrec.store.feedback import SCHEMA_VERSION
 
+TEST_KEY = "a test passphrase"
 
-@pytest.fixture(autouse=True, params=["plain", "encrypted"])
-def store_key(request, monkeypatch) -> str:
-    """Plain store, or encrypted with the key from the environment (subprocesses inherit it)."""
+
+@pytest.fixture(params=["sqlite", "sqlcipher", "postgresql"])
+def store_spec(request, tmp_path, monkeypatch) -> str:
+    """Where a store lives: a SQLite file path (plain, or encrypted with the key from the
+    environment, which subprocesses inherit), or the URL of a fresh PostgreSQL database."""
+    monkeypatch.delenv("LGREC_FEEDBACK_KEY", raising=False)
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    if request.param == "sqlcipher":
+        monkeypatch.setenv("LGREC_FEEDBACK_KEY", TEST_KEY)
+    return str(tmp_path / "fb" / "feedback.sqlite")
+
+
+@pytest.fixture(params=["plain", "encrypted"])
+def sqlite_key(request, monkeypatch) -> str:
+    """For SQLite-only tests: plain file, or encrypted with the key from the environment."""
     if request.param == "encrypted":
-        monkeypatch.setenv("LGREC_FEEDBACK_KEY", "a test passphrase")
+        monkeypatch.setenv("LGREC_FEEDBACK_KEY", TEST_KEY)
     else:
         monkeypatch.delenv("LGREC_FEEDBACK_KEY", raising=False)
     return request.param
@@ -39,8 +55,8 @@ def raw_connect(path) -> sqlite3.Connection:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = FeedbackStore(tmp_path / "fb" / "feedback.sqlite")
+def store(store_spec):
+    s = open_feedback_store(store_spec)
     yield s
     s.close()
 
@@ -92,6 +108,59 @@ def test_idempotency_key_never_duplicates(store):
     assert store.count() == 3
 
 
+def test_a_key_reused_for_another_event_is_a_conflict_and_stores_nothing(store):
+    eid, _ = store.add_event("u", "i", "rating", value=4.0, ts=100.0, idempotency_key="k")
+    assert store.add_event("u", "i", "rating", value=4.0, idempotency_key="k") == (eid, False)
+    for kw in ({"value": 5.0}, {"value": 4.0, "ts": 101.0}, {"value": 4.0, "item_id": "j"}):
+        args = {"user_id": "u", "item_id": "i", "event": "rating", **kw}
+        with pytest.raises(ConflictError, match=f"already used for event {eid}"):
+            store.add_event(**args, idempotency_key="k")
+    with pytest.raises(ConflictError):  # a batch with a conflict writes nothing
+        store.add_events([{"user_id": "v", "item_id": "j", "event": "view"},
+                          {"user_id": "w", "item_id": "i", "event": "view",
+                           "idempotency_key": "k"}])  # fmt: skip
+    assert store.count() == 1
+    assert store.get_event(eid)["value"] == 4.0 and store.get_event(eid + 5) is None
+    got = store.get_event(eid)
+    assert (got["user_id"], got["ts"], got["idempotency_key"]) == ("u", 100.0, "k")
+
+
+def test_create_is_decided_by_the_unique_key(store_spec):
+    assert open_feedback_store(store_spec).add_user("x", text="first", exist_ok=False) is True
+    stores = [open_feedback_store(store_spec) for _ in range(2)]  # two servers' stores
+    try:
+        with pytest.raises(AlreadyExistsError, match="user 'x' already exists"):
+            stores[0].add_user("x", text="second", exist_ok=False)
+        assert stores[1].get_user("x")["text"] == "first"
+        assert stores[1].add_user("x", text="updated") is False  # the default still updates
+        gate, won, lost = threading.Barrier(8), [], []
+
+        def create(n: int) -> None:  # eight racing creators of one id on two store objects
+            gate.wait()
+            try:
+                won.append(stores[n % 2].add_item("race", title=f"v{n}", exist_ok=False))
+            except AlreadyExistsError:
+                lost.append(n)
+
+        threads = [threading.Thread(target=create, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert won == [True] and len(lost) == 7
+        assert stores[0].get_item("race")["title"] == f"v{({*range(8)} - set(lost)).pop()}"
+    finally:
+        for st in stores:
+            st.close()
+
+
+def test_a_closed_store_is_unavailable(store_spec):
+    s = open_feedback_store(store_spec)
+    s.close()
+    with pytest.raises(StoreUnavailableError, match="closed"):
+        s.add_event("u", "i", "click")
+
+
 BAD_EVENTS = [
     ({"user_id": "u", "item_id": "i", "event": "hover"}, "unknown event type 'hover'"),
     ({"user_id": "u", "item_id": "i", "event": "rating"}, "needs a value"),
@@ -133,7 +202,30 @@ def test_users_and_items(store):
         store.add_item("i3", categories="Drama")
 
 
-def test_schema_version_and_reopen(tmp_path):
+def test_erasure_deletes_keeps_a_tombstone_and_refuses_the_id(store):
+    from lgrec.privacy.tombstones import ErasedUserError, tombstone_hash
+
+    store.add_user("gone", text="private")
+    store.add_event("gone", "i1", "click")
+    store.add_event("stay", "i1", "click")
+    marks = store.watermarks()
+    assert store.delete_user("gone") == {"events": 1, "user": 1, "tombstone": 1}
+    assert store.watermarks()[3] > marks[3]  # readers learn of the erasure
+    assert store.events()["user_id"].tolist() == ["stay"] and store.get_user("gone") is None
+    assert store.is_erased("gone") and not store.is_erased("stay")
+    assert store.tombstones() == {tombstone_hash("gone")}
+    for write in (
+        lambda: store.add_event("gone", "i2", "like"),
+        lambda: store.add_events([{"user_id": "gone", "item_id": "i2", "event": "like"}]),
+        lambda: store.add_user("gone"),
+    ):
+        with pytest.raises(ErasedUserError, match="erased"):
+            write()
+    assert store.delete_user("gone") == {"events": 0, "user": 0, "tombstone": 0}  # idempotent
+    assert store.count() == 1
+
+
+def test_schema_version_and_reopen(tmp_path, sqlite_key):
     path = tmp_path / "f.sqlite"
     with FeedbackStore(path) as s:
         s.add_event("u", "i", "like", idempotency_key="k")
@@ -170,9 +262,9 @@ def test_concurrent_writers_from_threads(store):
 WRITER = textwrap.dedent(
     """
     import sys
-    from lgrec.store import FeedbackStore
+    from lgrec.store import open_feedback_store
 
-    store = FeedbackStore(sys.argv[1])
+    store = open_feedback_store(sys.argv[1])
     k = 0
     while True:
         rid, _ = store.add_event(f"u{k % 7}", f"i{k}", "rating", value=k % 5 + 1, ts=float(k),
@@ -183,10 +275,9 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_acknowledged_events_survive_kill_9(tmp_path):
-    path = tmp_path / "crash.sqlite"
+def test_acknowledged_events_survive_kill_9(store_spec):
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, store_spec], stdout=subprocess.PIPE, text=True
     )
     acked: dict[int, int] = {}
     try:
@@ -203,7 +294,7 @@ def test_acknowledged_events_survive_kill_9(tmp_path):
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     assert len(acked) >= 150, "the writer did not acknowledge enough events"
-    with FeedbackStore(path) as s:
+    with open_feedback_store(store_spec) as s:
         df = s.events().set_index("id")
     assert set(acked) <= set(df.index)
     for rid, k in acked.items():

@@ -182,3 +182,15 @@ def test_cli_recommend_friends(tmp_path, planted_social, capsys):
     assert "--model is required" in capsys.readouterr().err
     assert main(["recommend", "--friends", "--user", "1"]) == 2
     assert "--dataset" in capsys.readouterr().err
+
+
+def test_cli_export_reports_each_stage_in_logs(tmp_path, planted_social, capsys, monkeypatch):
+    """`lgrec graph export` says what it is doing (loading, writing) when stderr is a log."""
+    monkeypatch.setenv("LGREC_PROGRESS", "lines")
+    monkeypatch.setenv("LGREC_PROGRESS_INTERVAL", "0.000001")  # every stage outlasts it
+    data = write_lastfm(tmp_path / "data", planted_social)
+    assert main(["graph", "export", "--dataset", str(data), "--path", str(tmp_path / "db")]) == 0
+    err = capsys.readouterr().err
+    assert f"graph export: loading {data}: done in" in err, err
+    n = len(planted_social.interactions) - len(range(0, len(planted_social), 5))
+    assert "interactions to ladybug: done in" in err and f"{n:,} interactions" in err, err

@@ -10,6 +10,10 @@ from typing import Any
 from lgrec.privacy.cli import add_pseudonym_args
 
 log = logging.getLogger("lgrec")
+STORE_HELP = (
+    "feedback store: a SQLite file (default: MODEL/feedback.sqlite) or postgresql://user@host/db "
+    "(password from PGPASSWORD or a password file, never in the URL)"
+)
 
 
 def add_parsers(sub: Any) -> None:
@@ -21,8 +25,17 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    s.add_argument("--store", help="feedback SQLite file (default: MODEL/feedback.sqlite)")
+    s.add_argument("--store", help=STORE_HELP)
+    s.add_argument(
+        "--sync-interval", type=float, metavar="S",
+        help="seconds between looks for other servers' writes (default 0; 0.5 on PostgreSQL)",
+    )  # fmt: skip
     add_secret_args(s, "api-key", "LGREC_API_KEY", "key for the write endpoints")
+    s.add_argument(
+        "--index", choices=("exact", "faiss"), default="exact",
+        help="/recommend candidates: score every item, or ask a FAISS index (large catalogues)",
+    )  # fmt: skip
+    s.add_argument("--index-options", metavar="K=V,…", help="e.g. method=ivf,nprobe=64")
     s.add_argument("--protect-reads", action="store_true", help="read endpoints need the key too")
     s.add_argument("--max-body", type=int, default=64 * 1024, help="max request body bytes")
     s.add_argument("--max-header", type=int, default=16 * 1024, help="max request header bytes")
@@ -52,7 +65,7 @@ def add_parsers(sub: Any) -> None:
     s.set_defaults(run=cmd_serve)
     s = sub.add_parser("retrain", help="refit a saved model on its data + stored feedback")
     s.add_argument("--model", required=True, help="saved model directory")
-    s.add_argument("--store", help="feedback SQLite file (default: MODEL/feedback.sqlite)")
+    s.add_argument("--store", help=STORE_HELP)
     s.add_argument("--out", required=True, help="directory of the retrained model")
     s.add_argument("--data-dir", help="root folder of the data sets")
     s.add_argument("--config", help="TOML configuration the model was trained with")
@@ -86,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         text="off" if args.no_text else "auto", threads=args.threads, graph_path=args.graph_path,
         graph_uri=args.graph_uri, score_cache_mb=args.score_cache_mb,
         pseudonymize=bool(args.pseudonymize), pseudonym_key_file=args.pseudonym_key_file,
+        sync_interval=args.sync_interval, index=args.index, index_options=args.index_options,
     )  # fmt: skip
     if not key:
         log.warning("no API key (LGREC_API_KEY / --api-key-file): write endpoints are disabled")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lgrec.cli.common import add_data_args, add_param_arg, run_config
+from lgrec.distcli import add_distributed_args
 from lgrec.errors import ConfigError
 from lgrec.progress import note
 
@@ -23,6 +24,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument(
         "--graph-path", metavar="DIR", help="train on the interactions of this LadybugDB store"
     )
+    add_distributed_args(s)  # --distributed … (lgrec.distcli)
     s.set_defaults(run=cmd_train)
 
 
@@ -48,6 +50,10 @@ def add_tune(sub: Any) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lgrec import distcli
+
+    if args.distributed and not distcli.in_torchrun():
+        return distcli.launch(args, args.argv)  # the same command, in torchrun's processes
     from lgrec.pipeline import build_model, fit_model, prepare, save_bundle, setup
 
     cfg = run_config(args, refit=not args.no_refit)
@@ -64,9 +70,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = build_model(args.model, cfg)
     if cfg.kg and "item_graph" not in inspect.signature(model.fit).parameters:
         raise ConfigError(f"--kg: model {args.model!r} takes no item graph (lmgcn does)")
-    model, fit_s = fit_model(model, prep, cfg)
-    path = save_bundle(model, prep.data, args.out)
-    print(f"trained {args.model} in {fit_s:.1f}s → {path}")
+    with distcli.training(args):  # data-parallel with --distributed
+        model, fit_s = fit_model(model, prep, cfg)
+    if distcli.rank() == 0:
+        path = save_bundle(model, prep.data, args.out)
+        print(f"trained {args.model} in {fit_s:.1f}s → {path}")
     return 0
 
 

@@ -214,9 +214,13 @@ class GraphFilter(Recommender):
         keep the earlier, simpler one) and that Recall; every setting is logged in ``search_``
         with the current exponents."""
 
-        def scores(users: Tensor):  # the components once per block, then every setting
-            comp = self._components(users, self._vall, self._mall)
-            return (self._combine(comp, *setting) for setting in grid)
+        def scores(users: Tensor):  # the components once per block, then every setting;
+            comp = self._components(users, self._vall, self._mall)  # settings that differ
+            key = base = None  # only in γ share the rest: s(γ) = s(0) + γ · semantic
+            for k, a, g, h in grid:
+                if (k, a, h) != key:
+                    key, base = (k, a, h), self._combine(comp, k, a, 0.0, h)
+                yield base if comp[3] is None or g <= 0 else base.add(comp[3], alpha=g)
 
         res = validation_grid(scores, len(grid), x, vx, k=20)
         best = (-1.0, grid[0])

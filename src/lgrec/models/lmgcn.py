@@ -26,11 +26,12 @@ Parts:
 * ``filter_weight`` — the graph-filter blend ŝ = z(core) + λ z(GF) (:mod:`lgrec.models.fusion`;
   0: off; a grid is chosen on validation);
 * ``cold`` — how items without interactions compete: ``"percentile"`` matches their score to
-  the warm items' scale (:mod:`lgrec.models.coldcal`), ``"raw"`` leaves the model's score;
+  the warm items' scale by side-feature percentile and orders them by the blended score,
+  ``"percentile-side"`` orders them by the side features too (:mod:`lgrec.models.coldcal`),
+  ``"raw"`` leaves the model's score;
 * heads — ratings (``rating_head``: a validated blend of SVD++-with-text and item autoencoders,
   :mod:`lgrec.models.rating`), clicks (σ(a ŝ + b), always), categories (``category_head``:
-  closed-form ridge regression on the item features with leave-one-out-chosen ρ and a fitted
-  softmax temperature, :func:`lgrec.models.heads.fit_category_head`).
+  ridge or logistic regression on the item features, :mod:`lgrec.models.fused_heads`).
 
 Cold items have no graph blocks (no edges): those are placed from side features
 (:func:`lgrec.models.coldstart.fit_side_map`, chosen by pseudo-cold validation), so a new item
@@ -62,6 +63,7 @@ from lgrec.utils import PhaseClock, seed_everything
 log = logging.getLogger(__name__)
 
 
+_COLD_MODES = ("percentile", "percentile-side", "raw")
 #: grids of the cold parts: the side map's ridge λ and text-neighbour weight α
 #: (:func:`lgrec.models.coldstart.fit_cold_map`), the user-text map's ridge μ (models.newusers)
 _COLD_GRID: dict[str, tuple[float, ...]] = dict(
@@ -97,7 +99,8 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         rank: truncate the fitted map to this rank for scoring (``None``: exact, the default;
             on amazon-videogames' validation split rank 512 lost 0.015 Recall@20).
         filter_params: arguments of the blended :class:`GraphFilter` (grids allowed).
-        category_head, rating_head: fit those heads (when the data has categories / ratings).
+        category_head: ``True``/``"ridge"``, ``"logistic"`` or ``False`` (:mod:`.fused_heads`);
+            rating_head: fit it. Each head is fitted when the data has categories / ratings.
         rating_models, rating_dim, rating_reg, rating_epochs, rating_blend: the rating blend.
         text_model, text_fields: how item text is encoded when embeddings are not passed.
         seed: seeds the randomised SVD, the cold-start folds and the heads.
@@ -121,7 +124,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         filter_params: dict[str, Any] | None = None,
         cold: str = "percentile",
         cold_grid: dict[str, Any] | None = None,
-        category_head: bool = True,
+        category_head: bool | str = True,
         rating_head: bool = True,
         rating_models: tuple[str, ...] | list[str] = COMPONENTS,
         rating_dim: int = 64,
@@ -156,8 +159,8 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         self.seed = seed
 
     def _check_params(self) -> None:
-        if self.cold not in ("percentile", "raw"):
-            raise ConfigError(f"LMGCN: cold must be 'percentile' or 'raw', got {self.cold!r}")
+        if self.cold not in _COLD_MODES:
+            raise ConfigError(f"LMGCN: cold must be one of {_COLD_MODES}, got {self.cold!r}")
         for p in ("semantic_k", "spectral_k"):
             v = getattr(self, p)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -170,6 +173,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
             raise ConfigError(f"LMGCN: cold_grid keys are {list(_COLD_GRID)}, got {self.cold_grid}")
         if any(r <= 0 for r in _grid(self.reg, "reg")):
             raise ConfigError(f"LMGCN: reg must be positive, got {self.reg!r}")
+        self._check_heads()
 
     # ---- fitting --------------------------------------------------------------------------
     def fit(
@@ -363,10 +367,11 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         the same users (``None``: no filter part): blend, then cold-item percentile matching."""
         s = blend(vecs @ self.item_emb_.T, filt, self.filter_weight_)
         cold = np.flatnonzero(~self.warm_)
-        if self.cold == "percentile" and len(cold) and self.side_emb_ is not None:
+        if self.cold != "raw" and len(cold) and self.side_emb_ is not None:
             ref, cold = torch.from_numpy(self._reference_items()), torch.from_numpy(cold)
             side_ref, side_cold = vecs @ self.side_emb_[ref].T, vecs @ self.side_emb_[cold].T
-            s[:, cold] = match_percentiles(s[:, ref], side_ref, side_cold)
+            by = s[:, cold] if self.cold == "percentile" else None
+            s[:, cold] = match_percentiles(s[:, ref], side_ref, side_cold, order_by=by)
         return s
 
     def _reference_items(self, n: int = 4096) -> np.ndarray:

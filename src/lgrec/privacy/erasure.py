@@ -24,6 +24,7 @@ from typing import Any
 
 from lgrec.errors import ConfigError, LgrecError
 from lgrec.privacy.tombstones import erased_mask
+from lgrec.store.base import is_postgres_url, open_feedback_store
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def purge_graph_path(store_path: str | Path, graph_path: str | Path) -> list[str
     from lgrec.privacy.tombstones import read_tombstones
     from lgrec.store import open_graph_store
 
-    if not Path(store_path).is_file():
+    if not is_postgres_url(store_path) and not Path(store_path).is_file():
         return []
     tomb = read_tombstones(str(store_path))
     if not tomb:
@@ -67,11 +68,9 @@ def forget(
     store at ``store_path`` (created only with ``create``) and purge every tombstoned user
     from the writable graph store ``graph`` when given. Returns the store's counts
     (:meth:`~lgrec.store.FeedbackStore.delete_user`) plus ``graph_nodes`` removed."""
-    from lgrec.store.feedback import FeedbackStore
-
-    if not create and not Path(store_path).is_file():
+    if not create and not is_postgres_url(store_path) and not Path(store_path).is_file():
         raise ConfigError(f"lgrec forget: no feedback store at {store_path}")
-    with FeedbackStore(store_path) as store:
+    with open_feedback_store(store_path) as store:
         counts = store.delete_user(user_id)
         tomb = store.tombstones()
     purged = purge_graph(graph, tomb) if graph is not None else []
@@ -85,7 +84,10 @@ def add_forget_parser(sub: Any) -> None:
     s = sub.add_parser("forget", help="erase a user: feedback store, graph store, next retrain")
     s.add_argument("--user", required=True, help="external user id")
     s.add_argument("--model", help="model directory (its feedback.sqlite, its pseudonym key)")
-    s.add_argument("--store", help="feedback SQLite file (default: MODEL/feedback.sqlite)")
+    s.add_argument(
+        "--store",
+        help="feedback store: SQLite file (default: MODEL/feedback.sqlite) or postgresql://…",
+    )
     s.add_argument("--graph-path", metavar="DIR", help="LadybugDB graph store to purge too")
     s.add_argument("-v", "--verbose", action="store_true")
     add_pseudonym_args(s)

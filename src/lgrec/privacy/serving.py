@@ -114,7 +114,7 @@ class ErasureMixin:
         if not known and not st.is_erased(user_id):
             raise UnknownIdError(f"unknown user {user_id!r}")
         counts = st.delete_user(user_id)
-        self.sync()
+        self.sync(fresh=True)  # this server forgets at once, whatever its sync interval
         return counts
 
     def _apply_tombstones(self) -> int:

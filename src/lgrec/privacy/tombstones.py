@@ -65,13 +65,14 @@ def drop_erased(ds: Any, tombstones: Collection[str]) -> Any:
 
 
 def read_tombstones(path: str) -> frozenset[str]:
-    """The tombstones of the feedback store at ``path`` (opened with its key, if encrypted)."""
+    """The tombstones of the feedback store at ``path`` (a SQLite file, opened with its key if
+    encrypted, or a ``postgresql://`` URL)."""
     from pathlib import Path
 
     from lgrec.errors import ConfigError
-    from lgrec.store.feedback import FeedbackStore
+    from lgrec.store.base import is_postgres_url, open_feedback_store
 
-    if not Path(path).is_file():
+    if not is_postgres_url(path) and not Path(path).is_file():
         raise ConfigError(f"tombstones: no feedback store at {path}")
-    with FeedbackStore(path) as store:
+    with open_feedback_store(path) as store:
         return store.tombstones()

@@ -52,6 +52,7 @@ from lgrec.serve import schemas as S
 from lgrec.serve.docs import DOCS_PATHS, install_docs
 from lgrec.serve.extras import install_extras
 from lgrec.serve.graph import GraphCompanion
+from lgrec.serve.index import parse_index_options
 from lgrec.serve.limits import HeaderLimitMiddleware, OptionsMiddleware, RateLimitMiddleware
 from lgrec.serve.metrics import Metrics, MetricsMiddleware
 from lgrec.serve.security import (
@@ -63,7 +64,7 @@ from lgrec.serve.security import (
 )
 from lgrec.serve.settings import ServeSettings
 from lgrec.serve.state import ServeState
-from lgrec.store.feedback import FeedbackStore
+from lgrec.store.base import open_feedback_store
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -129,10 +130,11 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
     if settings.graph_path or settings.graph_uri:
         graph = GraphCompanion(settings.graph_path, uri=settings.graph_uri)
     if state is None:
-        store = FeedbackStore(settings.store_path)
+        store = open_feedback_store(settings.store_path)
         state = ServeState(
             settings.model, store, text=settings.text, online_lr=settings.online_lr,
-            score_cache_mb=settings.score_cache_mb,
+            score_cache_mb=settings.score_cache_mb, sync_interval=settings.sync_seconds,
+            index=settings.index, index_settings=parse_index_options(settings.index_options),
         )  # fmt: skip
     st = state
     if graph is not None:  # leaves out erased users still in the read-only store

@@ -29,7 +29,7 @@ import torch
 
 from lgrec.errors import AlreadyExistsError, ConfigError, UnknownIdError
 from lgrec.serve import online
-from lgrec.store.feedback import FeedbackStore
+from lgrec.store.base import FeedbackStoreProtocol
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -38,7 +38,7 @@ Tensor = torch.Tensor
 class CatalogMixin:
     """Id maps and runtime users/items of :class:`~lgrec.serve.state.ServeState`."""
 
-    store: FeedbackStore
+    store: FeedbackStoreProtocol
     lock: threading.RLock
     user_ids: list[str]
     item_ids: list[str]

@@ -55,7 +55,6 @@ import torch
 from lgrec.data.dataset import INTERACTION_COLUMNS, Dataset
 from lgrec.errors import ConfigError, ModelFileError
 from lgrec.ranking import topk_stable
-from lgrec.text.profiles import fold_in_profile
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -83,17 +82,34 @@ def event_weight(
     return EVENT_WEIGHTS[event]
 
 
-def fold_in(u: Tensor, e: Tensor, alpha: float) -> Tensor:
-    """``u' = ‖u‖ · normalise(û + α ê)``; a zero ``u`` becomes ``‖e‖ · sign(α) ê``."""
+def fold_in_coefficients(u: Tensor, e: Tensor, alpha: float) -> tuple[float, float]:
+    """``(a, b)`` with ``fold_in(u, e, α) = a·u + b·e`` (module docstring):
+
+        n = ‖û + α ê‖,     a = 1 / n,     b = α ‖u‖ / (n ‖e‖)
+
+    so anything linear in the user's vector (a score row ``V u``) follows an event as
+    ``a · (V u) + b · (V e)`` (:mod:`lgrec.serve.foldcache`). Special cases: ``α = 0`` or a
+    zero ``e`` changes nothing ``(1, 0)``; a zero ``u`` becomes ``e`` ``(0, 1)``; ``û = −αê``
+    gives the zero vector ``(0, 0)``."""
     un, en = float(u.norm()), float(e.norm())
     if en < 1e-12 or alpha == 0.0:
+        return 1.0, 0.0
+    if un <= 1e-12:
+        return 0.0, 1.0
+    p = u.double() / un + (float(alpha) / en) * e.double()
+    n = float(p.norm())
+    if n <= 1e-12:
+        return 0.0, 0.0
+    return 1.0 / n, float(alpha) * un / (n * en)
+
+
+def fold_in(u: Tensor, e: Tensor, alpha: float) -> Tensor:
+    """``u' = ‖u‖ · normalise(û + α ê)`` = ``a·u + b·e`` (:func:`fold_in_coefficients`);
+    a zero ``u`` becomes ``e``."""
+    a, b = fold_in_coefficients(u, e, alpha)
+    if (a, b) == (1.0, 0.0):
         return u.clone()
-    scale = un if un > 1e-12 else en
-    p = (u / un).numpy() if un > 1e-12 else np.zeros(u.shape[0], dtype=np.float32)
-    out = fold_in_profile(p, (e / en).numpy(), float(alpha))
-    if un <= 1e-12 and alpha < 0:
-        out = -out
-    return torch.from_numpy(np.asarray(out, dtype=np.float32)) * scale
+    return (a * u.double() + b * e.double()).float()
 
 
 def unit_rows(x: Tensor) -> Tensor:

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 def retrain(
     model_dir: str | Path,
-    store_path: str | Path,
+    store_path: str | Path,  # a SQLite file or a postgresql:// URL
     out: str | Path,
     *,
     data_dir: str | None = None,
@@ -61,7 +61,7 @@ def retrain(
     from lgrec.pipeline import save_bundle
     from lgrec.privacy.pseudonym import for_bundle
     from lgrec.privacy.tombstones import drop_erased
-    from lgrec.store.feedback import FeedbackStore
+    from lgrec.store.base import open_feedback_store
     from lgrec.utils import atomic_write_text
 
     model_dir, out = Path(model_dir), Path(out)
@@ -70,7 +70,7 @@ def retrain(
     info_file = model_dir / "dataset.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     pseudo = {"pseudonymize": True, "pseudonym_key_file": pseudonym_key_file} if pz else {}
-    with FeedbackStore(store_path) as store:
+    with open_feedback_store(store_path) as store:
         events = store.events()
         users, items = store.list_users(), store.list_items()
         erased = store.tombstones()

@@ -12,9 +12,12 @@ With LMGCN on colakg-ml-1m, ``c_u`` reads a 3,260 × 1,408 matrix (18 MB) and ``
 801k-edge graph: milliseconds per request. Both parts change only when the user's vector or
 history changes, i.e. when a feedback event of that user is folded in. So they are computed
 once for every trained user when the server starts — ``C = U V_Bᵀ`` and ``G = GF(X)``, in
-blocks of users — and each event marks its user's row stale (:meth:`ScoreCache.invalidate`);
-the next request of that user recomputes the row and stores it again. A stored row carries the
-version it was computed from, so a row computed while an event arrived is not kept.
+blocks of users — and each event updates its user's rows in place in O(items)
+(:meth:`ScoreCache.fold`, math in :mod:`lgrec.serve.foldcache`). When that is not possible (a
+runtime item in the event or the history, no room for the fold-in operators) the event marks
+the rows stale (:meth:`ScoreCache.invalidate`) and the user's next request recomputes and
+stores them. A stored row carries the version it was computed from, so a row computed while an
+event arrived is not kept.
 
 Items added at run time are not in the cache: their scores come per request from the row
 (``V_R e_u`` and ``M g_u``, see :mod:`lgrec.serve.scoring`), vectorised. Users added at run time
@@ -114,6 +117,22 @@ class ScoreCache:
         if self.gf is not None and gf is not None:
             self.gf[u] = gf
         self.valid[u] = version
+        return True
+
+    def fold(self, u: int, a: float, b: float, core_row: Tensor, gf_step: Tensor | None) -> bool:
+        """One event of user ``u`` folded into their rows in place (:mod:`lgrec.serve.foldcache`):
+        ``c ← a c + b core_row`` and ``g ← g + gf_step`` (None: ``g`` unchanged). A stale row is
+        left stale (False). The version moves on, so a row computed before this event and
+        stored after it (:meth:`put`) is refused."""
+        v = int(self.version[u])
+        if self.valid[u] != v:
+            self.version[u] += 1
+            return False
+        row = self.core[u]
+        row.mul_(a).add_(core_row, alpha=b)
+        if self.gf is not None and gf_step is not None:
+            self.gf[u].add_(gf_step)
+        self.version[u] = self.valid[u] = v + 1
         return True
 
     def invalidate(self, u: int) -> None:

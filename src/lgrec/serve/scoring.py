@@ -26,6 +26,8 @@ from lgrec.models.base import Recommender
 from lgrec.ranking import topk_stable
 from lgrec.serve import online
 from lgrec.serve.explain import explain_items
+from lgrec.serve.foldcache import ItemOperators
+from lgrec.serve.index import FaissIndex, candidate_scores
 from lgrec.serve.scorecache import ScoreCache
 
 log = logging.getLogger(__name__)
@@ -48,11 +50,13 @@ class ScoringMixin:
     user_query: dict[int, Tensor]
     _gf_mix: sp.csr_matrix
     score_cache: ScoreCache | None
+    item_ops: ItemOperators | None
     n_base_users: int
     n_base_items: int
     titles: list[str]
     categories: list[list[str]]
     user_text: dict[int, str]
+    index: FaissIndex | None
 
     # provided by the other parts of ServeState
     encode: Callable[[str], Tensor]
@@ -155,6 +159,9 @@ class ScoringMixin:
         if len(runtime):
             row = (row + sp.csr_matrix(mix[runtime].sum(axis=0))).tocsr()
             row.data = np.minimum(row.data, 1.0)  # keep the row binary-like
+        ops = self.item_ops
+        if ops is not None and ops.filt is not None:  # x F (lgrec.serve.foldcache)
+            return ops.filter_scores(row)
         return online.filter_row_scores(self.filter, row)
 
     def recommend(
@@ -166,7 +173,18 @@ class ScoringMixin:
         query: str | None = None,
         query_weight: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` item rows and scores for user row ``u`` (ties: lower row first)."""
+        """Top-``k`` item rows and scores for user row ``u`` (ties: lower row first): from the
+        FAISS index's candidates when the server has one and the score is the plain dot product
+        (no ``query``, not a user created from text), else over every item."""
+        if self.index is not None and query is None and u not in self.user_query:
+            V, b, _ = self.snapshot()
+            seen = self.history(u) if exclude_seen else np.empty(0, dtype=np.int64)
+            bias = None if b is None else b.numpy()
+            ix, v = candidate_scores(self.index, self.user_vector(u).numpy(), V.numpy(), bias, k,
+                                     seen)  # fmt: skip
+            if np.isnan(v).any():
+                raise ServerFaultError(f"the model's scores for user row {u} contain NaN")
+            return ix, v
         s = self.scores(u, query, query_weight)
         if exclude_seen:
             hist = self.history(u)

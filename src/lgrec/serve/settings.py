@@ -14,9 +14,12 @@ from pathlib import Path
 
 from lgrec.errors import ConfigError
 from lgrec.serve.metrics import shared_metrics_dir
+from lgrec.store.base import is_postgres_url
 
 ENV_PREFIX = "LGREC_SERVE_"
 API_KEY_ENV = "LGREC_API_KEY"
+PG_SYNC_INTERVAL = 0.5
+"""Default seconds between looks at a PostgreSQL store for other servers' writes."""
 
 
 @dataclass
@@ -28,6 +31,11 @@ class ServeSettings:
     client and worker, with bursts of ``rate_burst`` (429 above; 0 turns it off; see
     :class:`lgrec.serve.limits.RateLimitMiddleware`). ``score_cache_mb``: memory per worker
     for the trained users' precomputed score rows (:mod:`lgrec.serve.scorecache`; 0: off).
+
+    Scaling out: ``store`` may be a ``postgresql://`` URL (no password in it), shared by servers
+    on several machines, which look for each other's writes every ``sync_interval`` seconds
+    (:attr:`sync_seconds`); ``index="faiss"`` takes ``/recommend`` candidates from a FAISS
+    index with ``index_options`` (:mod:`lgrec.serve.index`).
     """
 
     model: str
@@ -46,12 +54,34 @@ class ServeSettings:
     graph_path: str | None = None
     graph_uri: str | None = None  # its credentials travel as LGREC_GRAPH_* (lgrec.store.connect)
     score_cache_mb: float = 512.0
+    sync_interval: float | None = None  # None: sync_seconds' default
+    index: str = "exact"
+    index_options: str | None = None  # e.g. "method=ivf,nprobe=64"
     pseudonymize: bool = False  # map client user ids with the key (lgrec.privacy.pseudonym)
     pseudonym_key_file: str | None = None  # the key itself travels as LGREC_PSEUDONYM_KEY
 
+    def __post_init__(self) -> None:
+        if is_postgres_url(self.store_path):
+            from lgrec.store.pg_setup import check_url
+
+            check_url(str(self.store_path))  # no password in a URL (command lines are visible)
+        if self.sync_interval is not None and not self.sync_interval >= 0:
+            raise ConfigError(f"sync_interval must be seconds ≥ 0, got {self.sync_interval!r}")
+
     @property
-    def store_path(self) -> Path:
+    def store_path(self) -> Path | str:
+        """The SQLite file (default ``MODEL/feedback.sqlite``), or the ``postgresql://`` URL."""
+        if self.store and is_postgres_url(self.store):
+            return self.store
         return Path(self.store) if self.store else Path(self.model) / "feedback.sqlite"
+
+    @property
+    def sync_seconds(self) -> float:
+        """``sync_interval``, by default 0 (every request) on SQLite and
+        :data:`PG_SYNC_INTERVAL` on PostgreSQL (a look is a network round trip there)."""
+        if self.sync_interval is not None:
+            return self.sync_interval
+        return PG_SYNC_INTERVAL if is_postgres_url(self.store_path) else 0.0
 
     def to_env(self) -> dict[str, str]:
         """Environment for worker processes (the API key travels as ``LGREC_API_KEY``).

@@ -9,10 +9,13 @@ moves user rows (:mod:`lgrec.serve.online` has the math) and marks items seen.
 The class is assembled from parts with one job each:
 
 * :mod:`lgrec.serve.catalog` — id ↔ row maps; new users and items (:class:`CatalogMixin`);
-* :mod:`lgrec.serve.sync` — durable feedback writes and the replay of the
-  :class:`~lgrec.store.feedback.FeedbackStore` in event-id order (:class:`SyncMixin`): the
-  store is the source of truth, so processes sharing it converge and a restart loses nothing;
-* :mod:`lgrec.serve.scoring` — scores, top-k, similar items, histories (:class:`ScoringMixin`);
+* :mod:`lgrec.serve.sync` — durable feedback writes and the replay of the feedback store
+  (SQLite or PostgreSQL) in event-id order (:class:`SyncMixin`): the store is the source of
+  truth, so processes sharing it converge and a restart loses nothing;
+* :mod:`lgrec.serve.foldcache` — an event updates its user's cached score rows in O(items)
+  (:class:`FoldInMixin`);
+* :mod:`lgrec.serve.scoring` — scores, top-k, similar items, histories (:class:`ScoringMixin`),
+  with candidates from a FAISS index when asked (:mod:`lgrec.serve.index`);
 * :mod:`lgrec.privacy.serving` — erased users folded out (:class:`ErasureMixin`);
 * this module — loading the bundle and the text encoder, sizes, encoding free text.
 
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -39,52 +41,67 @@ from lgrec.privacy.serving import ErasureMixin
 from lgrec.progress import working
 from lgrec.serve import online
 from lgrec.serve.catalog import CatalogMixin
+from lgrec.serve.foldcache import FoldInMixin, ItemOperators
+from lgrec.serve.groupcommit import GroupCommit
+from lgrec.serve.index import INDEX_KINDS, FaissIndex, IndexSettings, dot_product_form
 from lgrec.serve.scorecache import ScoreCache
 from lgrec.serve.scoring import ScoringMixin
 from lgrec.serve.sync import SyncMixin
-from lgrec.store.feedback import FeedbackStore
+from lgrec.store.base import FeedbackStoreProtocol
 
 __all__ = ["AlreadyExistsError", "ServeState"]
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
 
 
-class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
+class ServeState(CatalogMixin, SyncMixin, FoldInMixin, ScoringMixin, ErasureMixin):
     """A model bundle ready to serve, with online users, items and feedback (module docstring).
 
     Args:
         model_dir: bundle directory (``lgrec train --out`` / :func:`save_bundle`).
-        store: the feedback store (events, runtime users and items).
+        store: the feedback store (events, runtime users and items): SQLite or PostgreSQL.
         text: ``"auto"`` uses the model's text embeddings, or encodes the item texts at start
             when the model kept none; ``"off"`` disables text features (query, text cold start).
         online_lr: η of the feedback fold-in.
         neighbours, tau: k and τ of the text-neighbour mapping of new items/users.
         score_cache_mb: memory (MiB) for the trained users' precomputed score rows
-            (:mod:`lgrec.serve.scorecache`); 0 turns the cache off.
+            (:mod:`lgrec.serve.scorecache`) and, in what is left, the item × item matrices
+            that fold events into them (:mod:`lgrec.serve.foldcache`); 0 turns both off.
+        sync_interval: seconds between two looks at the store for other servers' writes
+            (0: every request; :mod:`lgrec.serve.sync`).
+        index: ``"exact"`` scores every item; ``"faiss"`` gets ``/recommend`` candidates from
+            a FAISS index (:mod:`lgrec.serve.index`, settings ``index_settings``).
     """
 
     def __init__(
         self,
         model_dir: str | Path,
-        store: FeedbackStore,
+        store: FeedbackStoreProtocol,
         *,
         text: str = "auto",
         online_lr: float = 0.5,
         neighbours: int = 10,
         tau: float = 0.1,
         score_cache_mb: float = 512,
+        sync_interval: float = 0.0,
+        index: str = "exact",
+        index_settings: IndexSettings | None = None,
     ) -> None:
         if text not in ("auto", "off"):
             raise ConfigError(f"ServeState(text={text!r}): expected 'auto' or 'off'")
         if not (np.isfinite(online_lr) and online_lr >= 0):
             raise ConfigError(f"ServeState(online_lr={online_lr!r}): expected a number ≥ 0")
+        if index not in INDEX_KINDS:
+            raise ConfigError(f"ServeState(index={index!r}): expected one of {list(INDEX_KINDS)}")
+        if not (np.isfinite(sync_interval) and sync_interval >= 0):
+            raise ConfigError(f"ServeState(sync_interval={sync_interval!r}): expected seconds ≥ 0")
         self.model_dir = Path(model_dir)
         self.store = store
+        self._writes = GroupCommit(store)  # feedback writes (lgrec.serve.groupcommit)
         self.online_lr, self.neighbours, self.tau = online_lr, neighbours, tau
         self.lock = threading.RLock()
         self._sync_lock = threading.Lock()
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self.sync_interval, self._last_look = float(sync_interval), -np.inf
         self._catalog_mark = (-1, -1)
         with working(f"serve: loading the model in {self.model_dir}"):
             self.model = Recommender.load(self.model_dir)
@@ -116,6 +133,10 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
             None if self.filter is None else self.filter._score_block,
             score_cache_mb,
         )
+        cache_mb = 0 if self.score_cache is None else self.score_cache.nbytes / 2**20
+        self.item_ops = ItemOperators.build(  # events update cached rows in O(items)
+            self.V[: self.n_base_items], self.filter, score_cache_mb - cache_mb
+        )
         self.online_seen: dict[int, dict[int, None]] = {}
         self.online_events: dict[int, int] = {}
         self.user_query: dict[int, Tensor] = {}  # runtime users' encoded texts
@@ -130,6 +151,13 @@ class ServeState(CatalogMixin, SyncMixin, ScoringMixin, ErasureMixin):
             with working("serve: loading the text model and item texts"):
                 self._setup_text()
         self._check_parity()
+        self.index: FaissIndex | None = None
+        if index == "faiss" and dot_product_form(self.filter_weight, self.model.name):
+            with working("serve: building the FAISS index"):
+                self.index = FaissIndex(
+                    self.V.numpy(), None if self.b is None else self.b.numpy(),
+                    index_settings or IndexSettings(), threads=torch.get_num_threads(),
+                )  # fmt: skip
         with working("serve: applying the stored feedback"):
             self.replay_unlearned(info.get("feedback_learned", "all"))
             self.sync(force_catalog=True)

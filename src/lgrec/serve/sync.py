@@ -1,17 +1,22 @@
 """Online sync with the feedback store: durable writes first, then fold-in in event-id order.
 
-The :class:`~lgrec.store.feedback.FeedbackStore` is the source of truth. A write endpoint stores
-the event durably, then calls :meth:`SyncMixin.sync`, which applies every stored event with an
-id above the last applied one, in id order, after loading users/items it has not seen
-(:mod:`lgrec.serve.catalog`). One event of type ``ε`` by user ``u`` on item ``i`` moves the
-user's vector (math in :mod:`lgrec.serve.online`)::
+The feedback store (:class:`~lgrec.store.base.FeedbackStoreProtocol`: a SQLite file, or a
+PostgreSQL database shared by servers on several machines) is the source of truth. A write
+endpoint stores the event durably, then calls :meth:`SyncMixin.sync`, which applies every
+stored event with an id above the last applied one, in id order, after loading users/items it
+has not seen (:mod:`lgrec.serve.catalog`). One event of type ``ε`` by user ``u`` on item
+``i`` moves the user's vector (math in :mod:`lgrec.serve.online`)::
 
     u ← fold_in(u, e_i, η · w_ε)
 
 and marks ``i`` seen. Several server processes sharing one store therefore converge to the same
-state, and a restarted server replays the store and loses nothing acknowledged. Every request
-looks for news with one indexed read of the store's watermarks (max event id, max user/item
-rowid) on a read-only SQLite connection per thread: microseconds, no DataFrame.
+state, and a restarted server replays the store and loses nothing acknowledged. A request
+looks for news with one indexed read of the store's watermarks (max event id, max user/item/
+tombstone rowid): microseconds on SQLite, no DataFrame; a failing store is
+:class:`~lgrec.errors.StoreUnavailableError` (HTTP 503). With ``sync_interval`` > 0 (the
+default for PostgreSQL, where each look is a network round trip) a request looks only when
+the last look is older than that: an event written through another server is served here
+within one interval; this server's own writes are applied before their response, as always.
 
 A mixin of :class:`lgrec.serve.state.ServeState`: it works on the attributes declared below.
 """
@@ -20,16 +25,16 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
 import torch
 
-from lgrec.errors import StoreUnavailableError
 from lgrec.serve import online
+from lgrec.serve.groupcommit import GroupCommit
 from lgrec.serve.scorecache import ScoreCache
-from lgrec.store.feedback import FeedbackStore
+from lgrec.store.base import FeedbackStoreProtocol
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -38,12 +43,13 @@ Tensor = torch.Tensor
 class SyncMixin:
     """Feedback writes and the sync loop of :class:`~lgrec.serve.state.ServeState`."""
 
-    store: FeedbackStore
+    store: FeedbackStoreProtocol
+    _writes: GroupCommit
     lock: threading.RLock
     _sync_lock: threading.Lock
-    _local: threading.local
-    _conns: list[sqlite3.Connection]
     _catalog_mark: tuple[int, int]
+    sync_interval: float
+    _last_look: float
     _tomb_mark: int
     last_event: int
     n_base_users: int
@@ -62,6 +68,7 @@ class SyncMixin:
     item_index: Callable[[str], int]
     _load_catalog: Callable[[], None]
     _apply_tombstones: Callable[[], int]
+    _fold_user: Callable[[int, int, float], None]  # lgrec.serve.foldcache
 
     # ---- writes: store durably, then sync ----------------------------------------------------
     def add_feedback(
@@ -76,20 +83,34 @@ class SyncMixin:
         """Store one event (durable when this returns), fold it in; ``(event id, created)``."""
         self.user_index(user_id)
         self.item_index(item_id)
-        eid, created = self.store.add_event(user_id, item_id, event, value, ts, idempotency_key)
-        self.sync()
+        eid, created = self._writes.add_event(  # grouped with concurrent writes, durable
+            user_id, item_id, event, value, ts, idempotency_key
+        )
+        self.sync(fresh=True)
         return eid, created
 
     # ---- sync with the store -------------------------------------------------------------------
-    def sync(self, force_catalog: bool = False) -> int:
+    def sync(self, force_catalog: bool = False, *, fresh: bool = False) -> int:
         """Apply what the store holds and this process has not applied; return #events applied.
 
         Users/items tables are re-read when ``force_catalog`` or when their watermarks moved;
         events with id > the last applied one are applied in id order (a loop over *new* events
-        only — a few per request, all of them once at start).
+        only — a few per request, all of them once at start). Without ``fresh`` or
+        ``force_catalog``, nothing is read when the store was looked at less than
+        ``sync_interval`` seconds ago.
+
+        The watermarks are read before taking the sync lock: a request that finds nothing new
+        returns at once instead of queueing behind the thread applying events (under load a
+        preempted lock holder stalled every request of the worker: lock convoy).
         """
+        now = time.monotonic()
+        if not (fresh or force_catalog) and now - self._last_look < self.sync_interval:
+            return 0
+        self._last_look = now
+        if not force_catalog and self._up_to_date(self.store.watermarks()):
+            return 0
         with self._sync_lock:
-            ev_max, users_max, items_max, tomb_max = self._watermarks()
+            ev_max, users_max, items_max, tomb_max = self.store.watermarks()
             if tomb_max != self._tomb_mark:  # users erased (lgrec.privacy.serving)
                 self._apply_tombstones()
                 self._tomb_mark = tomb_max
@@ -108,6 +129,16 @@ class SyncMixin:
                     n += self._apply_event(*row)
                 self.last_event = int(rows[-1][0])
             return n
+
+    def _up_to_date(self, marks: tuple[int, int, int, int]) -> bool:
+        """Whether this process has applied everything the watermarks ``marks`` show. Read
+        without the lock: the fields only move forward, after their changes are applied."""
+        ev_max, users_max, items_max, tomb_max = marks
+        return (
+            ev_max <= self.last_event
+            and (users_max, items_max) == self._catalog_mark
+            and tomb_max == self._tomb_mark
+        )
 
     def replay_unlearned(self, learned: str) -> int:
         """Fold in the stored events up to :attr:`last_event` (the bundle's
@@ -133,32 +164,8 @@ class SyncMixin:
                 since = int(rows[-1][0])
             return n
 
-    def _watermarks(self) -> tuple[int, int, int, int]:
-        """``(max event id, max users rowid, max items rowid, max tombstones rowid)`` of the
-        store in one indexed read (microseconds), so every request can look for news without
-        building a DataFrame. A read-only SQLite connection per thread; ids and rowids only
-        grow (only erasure deletes rows, and it adds a tombstone)."""
-        try:
-            conn = getattr(self._local, "conn", None)
-            if conn is None:
-                conn = self.store.read_only_connection()  # with the key when encrypted
-                self._local.conn = conn
-                with self.lock:
-                    self._conns.append(conn)
-            row = conn.execute(
-                "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
-                "(SELECT max(rowid) FROM items), (SELECT max(rowid) FROM tombstones)"
-            ).fetchone()
-        except sqlite3.Error as e:
-            raise StoreUnavailableError(f"feedback store {self.store.path}: {e}") from e
-        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
-
     def close(self) -> None:
-        """Close the store and this state's read connections."""
-        with self.lock:
-            for conn in self._conns:
-                conn.close()
-            self._conns.clear()
+        """Close the store."""
         self.store.close()
 
     def _apply_event(
@@ -172,11 +179,9 @@ class SyncMixin:
         value = None if value is None or math.isnan(value) else float(value)
         alpha = self.online_lr * online.event_weight(event, value, self.rating_scale)
         with self.lock:
-            self.U[u] = online.fold_in(self.U[u], self.V[i], alpha)
+            self._fold_user(u, i, alpha)  # the vector and its cached score rows
             seen = self.online_seen.setdefault(u, {})
             seen.pop(i, None)  # once, at its most recent place
             seen[i] = None
             self.online_events[u] = self.online_events.get(u, 0) + 1
-            if self.score_cache is not None:
-                self.score_cache.invalidate(u)
         return 1

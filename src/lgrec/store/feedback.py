@@ -39,9 +39,16 @@ from typing import Any
 import pandas as pd
 
 from lgrec.errors import DataError, StoreUnavailableError
-from lgrec.privacy.encryption import connect, feedback_key, row_class
+from lgrec.privacy.encryption import connect, db_errors, feedback_key, row_class
 from lgrec.privacy.store import ErasureStoreMixin, refuse_erased
-from lgrec.store.records import EVENT_TYPES, check_id, to_json
+from lgrec.store.records import (
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    check_id,
+    events_frame,
+    to_json,
+    validate_events,
+)
 from lgrec.store.records import validate_event as _validate_event
 from lgrec.store.sqlite_schema import (
     SCHEMA_VERSION,
@@ -57,17 +64,6 @@ from lgrec.store.sqlite_schema import (
 log = logging.getLogger(__name__)
 __all__ = ["EVENT_COLUMNS", "EVENT_TYPES", "SCHEMA_VERSION", "FeedbackStore", "migrate"]
 
-EVENT_COLUMNS = (
-    "id",
-    "user_id",
-    "item_id",
-    "event",
-    "value",
-    "ts",
-    "idempotency_key",
-    "received_at",
-)
-
 
 def _available(method: Callable) -> Callable:
     """Report a failing database (locked past ``timeout``, I/O error, disk full, corrupt
@@ -77,8 +73,8 @@ def _available(method: Callable) -> Callable:
     def wrapped(self: FeedbackStore, *args: Any, **kw: Any) -> Any:
         try:
             return method(self, *args, **kw)
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as e:
-            if isinstance(e, sqlite3.IntegrityError):
+        except db_errors() as e:  # sqlite3's or SQLCipher's (unrelated classes)
+            if type(e).__name__ == "IntegrityError":
                 raise
             raise StoreUnavailableError(f"feedback store {self.path}: {e}") from e
 
@@ -95,6 +91,7 @@ class FeedbackStore(ErasureStoreMixin):
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0, key: str | None = None) -> None:
         self.path = Path(path)
+        self.location = str(self.path)
         self.timeout = timeout
         self._key = feedback_key(key)  # None: plain SQLite (lgrec.privacy.encryption)
         self._local = threading.local()
@@ -201,24 +198,7 @@ class FeedbackStore(ErasureStoreMixin):
         Each mapping has the keyword arguments of :meth:`add_event`. Every event is validated
         before anything is written: one bad event rejects the whole call.
         """
-        rows = []
-        for k, e in enumerate(events):
-            if not isinstance(e, Mapping):
-                raise DataError(f"add_events: event #{k} is {type(e).__name__}, expected a mapping")
-            unknown = set(e) - {"user_id", "item_id", "event", "value", "ts", "idempotency_key"}
-            if unknown:
-                raise DataError(f"add_events: event #{k} has unknown field(s) {sorted(unknown)}")
-            rows.append(
-                _validate_event(
-                    e.get("user_id"),
-                    e.get("item_id"),
-                    e.get("event"),
-                    e.get("value"),
-                    e.get("ts"),
-                    e.get("idempotency_key"),
-                    where=f"add_events: event #{k}",
-                )
-            )
+        rows = validate_events(events)
         if not rows:
             return []
         with self._write() as conn:
@@ -233,11 +213,7 @@ class FeedbackStore(ErasureStoreMixin):
 
         Columns: ``id, user_id, item_id, event, value, ts, idempotency_key, received_at``.
         """
-        rows = self.event_rows(since_id, user_id, limit, EVENT_COLUMNS)
-        df = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
-        return df.astype(
-            {"id": "int64", "value": "float64", "ts": "float64", "received_at": "float64"}
-        )
+        return events_frame(self.event_rows(since_id, user_id, limit, EVENT_COLUMNS))
 
     @_available
     def event_rows(
@@ -279,6 +255,18 @@ class FeedbackStore(ErasureStoreMixin):
             return int(self._conn().execute("SELECT count(*) FROM events").fetchone()[0])
         sql = "SELECT count(*) FROM events WHERE user_id = ?"
         return int(self._conn().execute(sql, (str(user_id),)).fetchone()[0])
+
+    @_available
+    def watermarks(self) -> tuple[int, int, int, int]:
+        """``(max event id, max users rowid, max items rowid, max tombstones rowid)`` in one
+        indexed read (microseconds); ids and rowids only grow (only an erasure deletes rows,
+        and it adds a tombstone)."""
+        sql = (
+            "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
+            "(SELECT max(rowid) FROM items), (SELECT max(rowid) FROM tombstones)"
+        )
+        row = self._conn().execute(sql).fetchone()
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
 
     # ---- users and items ---------------------------------------------------------------
     @_available

@@ -8,6 +8,7 @@ decides whether a repeated idempotency key is a true replay with :func:`check_re
   strings without control characters, ``event`` one of :data:`EVENT_TYPES`, ``value`` a finite
   number (required for ``rating``), ``ts`` Unix seconds in ``[0, MAX_TIMESTAMP]`` (``None``:
   the store's clock), the key 1–256 characters without control characters;
+* :func:`validate_events` applies this to every event of a batch before anything is written;
 * a key seen before is a *replay* when the stored event has the same user, item, type and value
   (and the same ``ts`` when the new request gives one): the store then writes nothing and
   answers with the stored event. Otherwise the key was reused for another event: that is a
@@ -19,7 +20,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
+
+import pandas as pd
 
 from lgrec.errors import ConflictError, DataError
 
@@ -30,6 +34,19 @@ MAX_TIMESTAMP = 1e10
 """Largest accepted event time in Unix seconds (year 2286; a larger one is a unit mistake,
 e.g. milliseconds, or garbage such as ``1e308``)."""
 
+EVENT_COLUMNS = (
+    "id",
+    "user_id",
+    "item_id",
+    "event",
+    "value",
+    "ts",
+    "idempotency_key",
+    "received_at",
+)
+"""Columns of a stored event, as every store's ``events()`` returns them."""
+
+_EVENT_ARGS = ("user_id", "item_id", "event", "value", "ts", "idempotency_key")
 MAX_KEY = 256
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -97,6 +114,27 @@ def validate_event(
         if _CONTROL.search(key):
             raise DataError(f"{where}: idempotency_key must not contain control characters")
     return EventRow(uid, iid, event, val, stamp, key)
+
+
+def validate_events(events: Iterable[Mapping[str, Any]]) -> list[EventRow]:
+    """Every mapping of an ``add_events`` call (the keyword arguments of ``add_event``) as an
+    :class:`EventRow`; the first bad one raises :class:`DataError` naming its position."""
+    rows = []
+    for k, e in enumerate(events):
+        if not isinstance(e, Mapping):
+            raise DataError(f"add_events: event #{k} is {type(e).__name__}, expected a mapping")
+        unknown = set(e) - set(_EVENT_ARGS)
+        if unknown:
+            raise DataError(f"add_events: event #{k} has unknown field(s) {sorted(unknown)}")
+        where = f"add_events: event #{k}"
+        rows.append(validate_event(*(e.get(f) for f in _EVENT_ARGS), where=where))
+    return rows
+
+
+def events_frame(rows: list[tuple]) -> pd.DataFrame:
+    """The DataFrame of a store's ``events()`` from rows of :data:`EVENT_COLUMNS`."""
+    df = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    return df.astype({"id": "int64", "value": "float64", "ts": "float64", "received_at": "float64"})
 
 
 def check_replay(stored: dict[str, Any], new: EventRow) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lgrec.errors import AlreadyExistsError, DataError
+from lgrec.privacy.encryption import db_errors
 from lgrec.store.records import EventRow, check_replay
 
 try:
@@ -165,7 +166,7 @@ def insert_row(conn: sqlite3.Connection, sql: str, row: tuple, what: str, key: s
     """Run an ``INSERT``; a primary-key clash is :class:`AlreadyExistsError`."""
     try:
         conn.execute(sql, row)
-    except sqlite3.IntegrityError as e:
-        if "UNIQUE" not in str(e):
+    except db_errors() as e:  # sqlite3's or SQLCipher's IntegrityError (unrelated classes)
+        if type(e).__name__ != "IntegrityError" or "UNIQUE" not in str(e):
             raise
         raise AlreadyExistsError(f"{what} {key!r} already exists") from None

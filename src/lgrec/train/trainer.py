@@ -3,7 +3,8 @@
 The loop is model-agnostic: a model passes a ``step(batch_index) -> loss`` closure over its
 own training pairs and a ``validate() -> float`` closure (higher is better). The best
 parameters seen on validation are restored at the end, so the returned module is the one
-that would be chosen without ever looking at the test split.
+that would be chosen without ever looking at the test split. Hooks installed with
+:func:`lgrec.train.hooks.use_loop_hooks` change how the loop runs (data-parallel, checkpoints).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from lgrec.progress import progress
+from lgrec.train.hooks import current_loop_hooks
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,23 @@ class TrainLog:
         }
 
 
+@dataclass
+class LoopState:
+    """What a running loop needs to continue where it stopped (what a checkpoint holds)."""
+
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+    log: TrainLog
+    desc: str
+    settings: dict  # the loop's arguments; a resumed loop must be called with the same
+    epoch: int = 0  # epochs completed
+    best_state: dict | None = None
+    bad: int = 0  # evaluations without improvement
+    stopped: bool = False  # early stopping triggered
+    show_progress: bool = True  # e.g. one progress bar for several processes
+
+
 def train_loop(
     module: torch.nn.Module,
     step: Callable[[np.ndarray], torch.Tensor],
@@ -69,14 +88,21 @@ def train_loop(
     evaluations without improvement and the best state is restored.
     """
     opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
-    tl = TrainLog()
-    best_state = None
-    bad = 0
-    t0 = time.perf_counter()
-    bar = progress(range(1, epochs + 1), desc=desc, total=epochs, unit="epochs")
+    settings = dict(
+        n_samples=n_samples, epochs=epochs, batch_size=batch_size, lr=lr,
+        eval_every=eval_every, patience=patience, weight_decay=weight_decay,
+    )  # fmt: skip
+    st = LoopState(module, opt, rng, TrainLog(), desc, settings)
+    hooks = current_loop_hooks()
+    step, validate = hooks.begin(st, step, validate)
+    tl = st.log
+    t0 = time.perf_counter() - tl.seconds
+    todo = range(st.epoch + 1, epochs + 1) if not st.stopped else range(0)
+    # the epochs still to run (all of them unless resumed); off for all but one process
+    bar = progress(todo, desc=desc, total=len(todo), unit="epochs", disable=not st.show_progress)
     for epoch in bar:
         module.train()
-        perm = rng.permutation(n_samples)
+        perm = hooks.permutation(st, n_samples)
         total, nb = 0.0, 0
         for s in range(0, n_samples, batch_size):
             loss = step(perm[s : s + batch_size])
@@ -86,25 +112,29 @@ def train_loop(
             total += float(loss.detach())
             nb += 1
         tl.losses.append(total / max(1, nb))
-        tl.epochs_run = epoch
+        tl.epochs_run = st.epoch = epoch
         if validate is not None and (epoch % eval_every == 0 or epoch == epochs):
             module.eval()
             v = float(validate())
             tl.valid.append((epoch, v))
             log.info("%s epoch %d loss %.4f valid %.4f", desc, epoch, tl.losses[-1], v)
             if not v <= tl.best_valid:  # also true for the first (nan) comparison
-                tl.best_valid, tl.best_epoch, bad = v, epoch, 0
-                best_state = copy.deepcopy(module.state_dict())
+                tl.best_valid, tl.best_epoch, st.bad = v, epoch, 0
+                st.best_state = copy.deepcopy(module.state_dict())
             else:
-                bad += 1
-                if bad >= patience:
-                    break
+                st.bad += 1
+                st.stopped = st.bad >= patience
+        tl.seconds = time.perf_counter() - t0
+        hooks.end_epoch(st)
+        if st.stopped:
+            break
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{tl.losses[-1]:.4f}", valid=f"{tl.best_valid:.4f}")
-    if best_state is not None:
-        module.load_state_dict(best_state)
+    if st.best_state is not None:
+        module.load_state_dict(st.best_state)
     else:
         tl.best_epoch = tl.epochs_run
     module.eval()
     tl.seconds = time.perf_counter() - t0
+    hooks.end(st)
     return tl
