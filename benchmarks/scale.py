@@ -40,6 +40,7 @@ import json
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -99,6 +100,7 @@ def run(cmd: list[str], log: Path, timeout: float, env: dict | None = None) -> d
             stderr=subprocess.STDOUT,
             cwd=ROOT,
             env={**SPIN, **os.environ, **(env or {})},
+            start_new_session=True,  # its own process group: a timeout stops Spark's JVM too
         )
         stop = threading.Event()
 
@@ -107,7 +109,7 @@ def run(cmd: list[str], log: Path, timeout: float, env: dict | None = None) -> d
                 use = tree_usage(proc.pid)
                 peak[0] = max(peak[0], sum(r for r, _ in use.values()))
                 cpu.update({p: c for p, (_, c) in use.items()})
-                # 0.2 s at first, then 1 s: one scan of /proc costs ~2 ms, a shared machine
+                # 0.2 s at first, then 1 s (each scan of /proc costs CPU on a shared machine)
                 stop.wait(0.2 if time.perf_counter() - t0 < 10 else 1.0)
 
         th = threading.Thread(target=sample, daemon=True)
@@ -115,7 +117,7 @@ def run(cmd: list[str], log: Path, timeout: float, env: dict | None = None) -> d
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             code = "timeout"
         stop.set()
@@ -279,7 +281,11 @@ def report(results: dict) -> str:
             extra = rec.get("epoch_s") or rec.get("fit_s") or ""
             note = []
             if rec["code"] != 0:
-                note.append(f"FAILED ({rec['code']})")
+                note.append(
+                    f"did not finish: stopped at the {rec['wall_s'] / 60:.0f}-min timeout"
+                    if rec["code"] == "timeout"
+                    else f"FAILED ({rec['code']})"
+                )
             if "sizes" in rec:
                 note.append("train/valid/test " + "/".join(f"{v:,}" for v in rec["sizes"].values()))
             if "rank_all_s" in rec:
