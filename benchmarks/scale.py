@@ -19,8 +19,9 @@ median of ``--repeat`` runs):
    user/item vectors to fold feedback in; the graph filter has none): p50/p99 of /recommend
    with ``wrk`` (8 connections) and in an open loop at 50 req/s.
 
-A step is skipped (with the reason recorded) when the estimate says it cannot fit in memory or
-time; ``--timeout`` kills a step that runs too long. Results accumulate in
+A step is skipped (with the reason recorded) when its input is missing (no prepared data, no
+bundle); ``--timeout`` stops a step that runs too long (its CPU seconds so far are kept, and
+the table says it did not finish). Results accumulate in
 ``runs/scale/scale.json`` (finished runs are kept; ``--force`` reruns them); ``--report``
 prints the Markdown table, puts it into ``docs/scaling.md`` and draws ``docs/scaling.png``.
 
