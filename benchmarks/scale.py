@@ -282,9 +282,10 @@ def report(results: dict) -> str:
             extra = rec.get("epoch_s") or rec.get("fit_s") or ""
             note = []
             if rec["code"] != 0:
+                stopped = rec["code"] == "timeout" or rec["code"] in (-9, -15)  # or by hand
                 note.append(
-                    f"did not finish: stopped at the {rec['wall_s'] / 60:.0f}-min timeout"
-                    if rec["code"] == "timeout"
+                    f"did not finish: stopped after {rec['wall_s'] / 60:.0f} min"
+                    if stopped
                     else f"FAILED ({rec['code']})"
                 )
             if "sizes" in rec:
