@@ -289,6 +289,41 @@ async def fixed_rate(
     return out
 
 
+# ---- the server's own view: its latency histogram (lgrec.serve.metrics) ------------------------
+HIST = re.compile(
+    r'^lgrec_http_request_duration_seconds_bucket\{endpoint="([^"]+)",le="([^"]+)"\} (\d+)$'
+)
+
+
+def server_histogram(url: str, wait: float = 2.5) -> dict[str, list[tuple[float, int]]]:
+    """Cumulative ``(le seconds, count)`` buckets per endpoint, summed over the workers; waits
+    ``wait`` s first so that every worker has published its counts (every 2 s)."""
+    time.sleep(wait)
+    req = urllib.request.Request(url + "/metrics", headers={"X-API-Key": API_KEY})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+    out: dict[str, list[tuple[float, int]]] = {}
+    for m in filter(None, map(HIST.match, text.splitlines())):
+        ep, le, n = m.groups()
+        out.setdefault(ep, []).append((float(le), int(n)))
+    return out
+
+
+def server_quantile(before: dict, after: dict, endpoint: str, q: float = 0.99) -> dict:
+    """The bucket bound (ms) under which a fraction ``q`` of the requests between two
+    scrapes were answered, as the server measured them (from the ASGI call to the last byte:
+    no client, no kernel queue), and the share under 10 and 25 ms (bucket bounds)."""
+    a = dict(after.get(endpoint, []))
+    b = dict(before.get(endpoint, []))
+    cum = [(le, a[le] - b.get(le, 0)) for le in sorted(a)]
+    n = cum[-1][1] if cum else 0
+    if not n:
+        return {"requests": 0}
+    bound = next(le for le, c in cum if c >= q * n)
+    share = {f"share_under_{int(ms)}ms": dict(cum).get(ms / 1000, 0) / n for ms in (10, 25)}
+    return {"requests": n, f"p{round(q * 100)}_bucket_ms": bound * 1000, **share}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", choices=("lightgcn", "lmgcn"), default="lmgcn")
@@ -348,6 +383,7 @@ def main() -> int:
             result["open_loop"] = []
             for fb_rate in (float(r) for r in args.feedback_rates.split(",")):
                 total = args.rate + fb_rate
+                hist0 = server_histogram(url)
                 res = asyncio.run(
                     fixed_rate(
                         url, users, items, total, args.fixed_seconds, fb_rate / total,
@@ -355,6 +391,10 @@ def main() -> int:
                     )
                 )  # fmt: skip
                 res["recommend_rate"], res["feedback_rate"] = args.rate, fb_rate
+                hist1 = server_histogram(url)  # warm-up seconds included
+                res["server_side"] = {
+                    ep: server_quantile(hist0, hist1, ep) for ep in ("/recommend", "/feedback")
+                }
                 result["open_loop"].append(res)
                 log.info("open loop: %s", res)
             if not args.no_wrk:
@@ -388,6 +428,15 @@ def main() -> int:
     for name, r in rows:
         print(f"| {name:<52} | {r['throughput_rps']:5.0f} | {r['p50_ms']:6.1f} | "
               f"{r['p99_ms']:6.1f} | {r['errors']:6d} |")  # fmt: skip
+    print("\nserver side (its own latency histogram, warm-up included): p99 bucket, share < 10 ms")
+    for fr in result["open_loop"]:
+        mix = f"{fr['recommend_rate']:.0f} rec/s + {fr['feedback_rate']:.0f} fb/s"
+        for ep, q in fr["server_side"].items():
+            if q["requests"]:
+                print(f"  {mix}: {ep} p99 ≤ {q['p99_bucket_ms']:g} ms, "
+                      f"{100 * q['share_under_10ms']:.1f} % < 10 ms, "
+                      f"{100 * q['share_under_25ms']:.1f} % < 25 ms "
+                      f"({q['requests']} requests)")  # fmt: skip
     print(f"\nwrote {OUT / 'serve_load.json'}")
     return 0
 

@@ -166,6 +166,9 @@ class _CountingLock:
     def __exit__(self, *exc):
         return self.lock.__exit__(*exc)
 
+    def locked(self) -> bool:
+        return self.lock.locked()
+
 
 def test_a_request_with_nothing_new_takes_no_sync_lock(client):
     """Reads look at the store's watermarks first and take the sync lock only when there is
@@ -180,3 +183,20 @@ def test_a_request_with_nothing_new_takes_no_sync_lock(client):
     assert lock.taken == 1 and st.last_event == 1  # the write applied its event
     assert "rom-20" not in _top(client, "u8", k=30)  # seen now; no further lock needed
     assert lock.taken == 1
+
+
+def test_a_recommend_does_not_queue_behind_a_thread_applying_events(client):
+    """While another thread holds the sync lock (applying events), /recommend serves the state
+    of that moment instead of waiting; the new event counts from the next request on."""
+    import threading
+
+    st = client.app.state.serve
+    st.store.add_event("u9", "rom-21", "like")  # stored by another worker: new here
+    got: list = []
+    with st._sync_lock:
+        t = threading.Thread(target=lambda: got.append(_top(client, "u9", k=36)))
+        t.start()
+        t.join(timeout=60)  # a liveness guard, not a speed assertion
+        assert not t.is_alive(), "/recommend waited for the sync lock"
+    assert "rom-21" in got[0] and st.last_event == 0  # served without the event
+    assert "rom-21" not in _top(client, "u9", k=36) and st.last_event == 1  # next request

@@ -22,7 +22,7 @@ def _queue_behind_a_commit(gc: GroupCommit, events: list[dict]) -> tuple[list, l
 
     def write(k: int) -> None:
         try:
-            results[k] = gc.add_event(**events[k])
+            results[k] = gc.submit(events[k])
         except Exception as e:
             errors[k] = e
 

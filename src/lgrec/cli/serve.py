@@ -49,7 +49,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     s.add_argument(
         "--score-cache-mb", type=float, default=512.0,
-        help="MiB per worker for the trained users' precomputed scores (0: off)",
+        help="MiB per worker for the trained users' precomputed scores and the item × item "
+        "matrices that fold feedback into them (0: off)",
     )  # fmt: skip
     s.add_argument(
         "--graph-path", metavar="DIR", help="LadybugDB graph store: /explain paths, candidates"

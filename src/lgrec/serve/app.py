@@ -222,7 +222,7 @@ def create_app(settings: ServeSettings, *, state: ServeState | None = None) -> F
                 "candidates=graph needs a graph store: start the server with --graph-path DIR "
                 "or --graph-uri URI"
             )
-        st.sync()
+        st.sync(wait=False)  # never queue behind a thread applying events
         u = st.user_index(pid(user))
         kw: dict[str, Any] = dict(exclude_seen=exclude_seen, query=query, query_weight=query_weight)
         got = _graph_top(st, graph, pid(user), u, k, **kw) if candidates == "graph" else None

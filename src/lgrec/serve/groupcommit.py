@@ -54,21 +54,11 @@ class GroupCommit:
         self._commit_lock = threading.Lock()
         self.commits = 0  # transactions run (for tests and metrics)
 
-    def add_event(
-        self,
-        user_id: str,
-        item_id: str,
-        event: str,
-        value: float | None = None,
-        ts: float | None = None,
-        idempotency_key: str | None = None,
-    ) -> tuple[int, bool]:
-        """Store one event durably (committed when this returns); ``(row id, created)`` as
-        the store's ``add_event``, which also gives the errors."""
-        p = _Pending(
-            dict(user_id=user_id, item_id=item_id, event=event, value=value, ts=ts,
-                 idempotency_key=idempotency_key)
-        )  # fmt: skip
+    def submit(self, event: dict[str, Any]) -> tuple[int, bool]:
+        """Store one event durably (committed when this returns): ``event`` holds the keyword
+        arguments of the store's ``add_event``, whose ``(row id, created)`` and errors this
+        returns and raises."""
+        p = _Pending(event)
         with self._queue_lock:
             self._queue.append(p)
         with self._commit_lock:  # a commit that ran while we waited may have stored it

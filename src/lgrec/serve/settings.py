@@ -30,7 +30,8 @@ class ServeSettings:
     request headers together (431 above); ``rate_limit`` expensive requests per second per
     client and worker, with bursts of ``rate_burst`` (429 above; 0 turns it off; see
     :class:`lgrec.serve.limits.RateLimitMiddleware`). ``score_cache_mb``: memory per worker
-    for the trained users' precomputed score rows (:mod:`lgrec.serve.scorecache`; 0: off).
+    for the trained users' precomputed score rows (:mod:`lgrec.serve.scorecache`) and the
+    matrices that fold feedback into them (:mod:`lgrec.serve.foldcache`; 0: off).
 
     Scaling out: ``store`` may be a ``postgresql://`` URL (no password in it), shared by servers
     on several machines, which look for each other's writes every ``sync_interval`` seconds

@@ -83,14 +83,15 @@ class SyncMixin:
         """Store one event (durable when this returns), fold it in; ``(event id, created)``."""
         self.user_index(user_id)
         self.item_index(item_id)
-        eid, created = self._writes.add_event(  # grouped with concurrent writes, durable
-            user_id, item_id, event, value, ts, idempotency_key
-        )
+        eid, created = self._writes.submit(  # grouped with concurrent writes, durable
+            dict(user_id=user_id, item_id=item_id, event=event, value=value, ts=ts,
+                 idempotency_key=idempotency_key)
+        )  # fmt: skip
         self.sync(fresh=True)
         return eid, created
 
     # ---- sync with the store -------------------------------------------------------------------
-    def sync(self, force_catalog: bool = False, *, fresh: bool = False) -> int:
+    def sync(self, force_catalog: bool = False, *, fresh: bool = False, wait: bool = True) -> int:
         """Apply what the store holds and this process has not applied; return #events applied.
 
         Users/items tables are re-read when ``force_catalog`` or when their watermarks moved;
@@ -101,13 +102,18 @@ class SyncMixin:
 
         The watermarks are read before taking the sync lock: a request that finds nothing new
         returns at once instead of queueing behind the thread applying events (under load a
-        preempted lock holder stalled every request of the worker: lock convoy).
+        preempted lock holder stalled every request of the worker: lock convoy). With
+        ``wait=False`` (``/recommend``) a request that finds another thread applying events
+        does not wait for it: it serves the state of that moment, and the events being applied
+        count from the next request on (a write's own response still waits for its event).
         """
         now = time.monotonic()
         if not (fresh or force_catalog) and now - self._last_look < self.sync_interval:
             return 0
         self._last_look = now
         if not force_catalog and self._up_to_date(self.store.watermarks()):
+            return 0
+        if not wait and self._sync_lock.locked():  # another thread is applying them
             return 0
         with self._sync_lock:
             ev_max, users_max, items_max, tomb_max = self.store.watermarks()
