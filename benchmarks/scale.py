@@ -31,7 +31,7 @@ prints the Markdown table, puts it into ``docs/scaling.md`` and draws ``docs/sca
         --steps serve    # latency: alone on the machine (no test suite beside it)
     .venv/bin/python benchmarks/scale.py --report
 
-``--scales`` takes fractions too (``--scales 0.05`` runs every step in about a minute).
+``--scales`` takes fractions: ``--scales 0.05`` runs every step in a few minutes (quiet machine).
 """
 
 from __future__ import annotations
