@@ -29,6 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# idle OpenMP threads sleep instead of spinning: on a shared machine spinning counts as CPU
+# seconds of this process (scale.py measured 12.9 vs 6.6 CPU s for one LightGCN epoch)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
