@@ -74,6 +74,13 @@ def logreg_scores(feats: np.ndarray, y_known: np.ndarray, held: np.ndarray, seed
     ).numpy(), c
 
 
+def head_model(seed: int, **kw) -> LMGCN:
+    """LMGCN as the category benchmarks fit it: titles as text; the ranking extras (rating
+    head, filter blend) play no part in the category head; the item blocks unprojected."""
+    return LMGCN(seed=seed, text_fields=("title",), rating_head=False, filter_weight=0.0,
+                 rank=None, **kw)  # fmt: skip
+
+
 def one_seed(prep, emb: np.ndarray, seed: int, frac: float, svd_dim: int) -> list[dict]:
     """Every predictor's metrics on one seeded hold-out."""
     full = prep.data
@@ -88,9 +95,7 @@ def one_seed(prep, emb: np.ndarray, seed: int, frac: float, svd_dim: int) -> lis
     scores["label frequency"] = np.tile(y_known.sum(0), (len(held), 1)).astype(np.float64)
 
     t0 = time.perf_counter()
-    model = LMGCN(  # ranking extras (rating head, filter blend) play no part in the category head
-        seed=seed, text_fields=("title",), rating_head=False, filter_weight=0.0, rank=None
-    ).fit(train, item_emb=emb)
+    model = head_model(seed).fit(train, item_emb=emb)
     info[LMGCN_HEAD] = {"fit_s": round(time.perf_counter() - t0, 1)}
     scores[LMGCN_HEAD] = model_category_scores(model, held, vocab)
 
@@ -126,8 +131,7 @@ def head_validation(prep, emb: np.ndarray, seed: int, frac: float) -> list[dict]
     train = replace(prep.split.train, items=inner.items)
     rows = []
     for head in ("ridge", "logistic"):
-        model = LMGCN(seed=seed, text_fields=("title",), rating_head=False, filter_weight=0.0,
-                      rank=None, category_head=head).fit(train, item_emb=emb)  # fmt: skip
+        model = head_model(seed, category_head=head).fit(train, item_emb=emb)
         scores = model_category_scores(model, vheld, vocab)
         rows.append({"predictor": f"LMGCN category head ({head})", "seed": seed,
                      **category_metrics(scores, truth)})  # fmt: skip

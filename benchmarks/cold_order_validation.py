@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coldstart import cold_split
+from coldstart import cold_split, load_cleaned
 
 MODES = ("percentile", "percentile-side", "raw")
 KEYS = ("cold_Recall@20", "cold_NDCG@20", "cold_all_Recall@20", "cold_all_NDCG@20")
@@ -28,16 +28,11 @@ KEYS = ("cold_Recall@20", "cold_NDCG@20", "cold_all_Recall@20", "cold_all_NDCG@2
 
 def one_seed(dataset: str, seed: int, threads: int, data_dir: str | None) -> dict:
     """The three modes' pseudo-cold metrics at one seed (module docstring)."""
-    from lgrec.config import load_config
-    from lgrec.data import carve_valid, clean, load_dataset, split_cold_items
+    from lgrec.data import carve_valid, split_cold_items
     from lgrec.eval import evaluate_model
-    from lgrec.pipeline import Prepared, build_model, fit_model, setup
+    from lgrec.pipeline import Prepared, build_model, fit_model
 
-    cfg = load_config(dataset=dataset, seed=seed, threads=threads, data_dir=data_dir,
-                      split="cold")  # fmt: skip
-    setup(cfg)
-    kw = {"fold": cfg.fold} if dataset == "ml-100k" else {}
-    ds, report = clean(load_dataset(dataset, data_dir=cfg.data_dir, **kw))
+    cfg, ds, report = load_cleaned(dataset, seed, threads, data_dir)
     inner_ds = cold_split(ds, seed, 0.2, None).train  # the test's cold items have no rows here
     inner = carve_valid(split_cold_items(inner_ds, item_frac=0.2, seed=seed + 1000), 0.1, seed=seed)
     model, fit_s = fit_model(

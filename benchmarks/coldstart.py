@@ -61,17 +61,26 @@ def cold_split(ds: Any, seed: int, frac: float, ids_file: str | None) -> Any:
     return split_cold_items(ds, item_frac=frac, seed=seed, items=items)
 
 
-def run_seed(dataset: str, seed: int, labels: list[str], args: argparse.Namespace) -> list[dict]:
+def load_cleaned(dataset: str, seed: int, threads: int, data_dir: str | None) -> tuple:
+    """``(cfg, cleaned data set, cleaning report)`` for the cold-start protocol at ``seed``."""
     from lgrec.config import load_config
-    from lgrec.data import carve_valid, clean, load_dataset
-    from lgrec.eval import evaluate_model
-    from lgrec.pipeline import Prepared, build_model, fit_model, setup
+    from lgrec.data import clean, load_dataset
+    from lgrec.pipeline import setup
 
-    cfg = load_config(dataset=dataset, seed=seed, threads=args.threads, data_dir=args.data_dir,
+    cfg = load_config(dataset=dataset, seed=seed, threads=threads, data_dir=data_dir,
                       split="cold")  # fmt: skip
     setup(cfg)
     kw = {"fold": cfg.fold} if dataset == "ml-100k" else {}
     ds, report = clean(load_dataset(dataset, data_dir=cfg.data_dir, **kw))
+    return cfg, ds, report
+
+
+def run_seed(dataset: str, seed: int, labels: list[str], args: argparse.Namespace) -> list[dict]:
+    from lgrec.data import carve_valid
+    from lgrec.eval import evaluate_model
+    from lgrec.pipeline import Prepared, build_model, fit_model
+
+    cfg, ds, report = load_cleaned(dataset, seed, args.threads, args.data_dir)
     split = carve_valid(cold_split(ds, seed, args.cold_frac, args.cold_items), 0.1, seed=seed)
     prep = Prepared(ds, split, report)
     rows = []
