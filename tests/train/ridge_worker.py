@@ -1,8 +1,8 @@
 """Worker of tests/train/test_distributed_ridge.py: ``torchrun -m tests.train.ridge_worker``.
 
 Every process builds the same problem (:func:`problem`) and fits LMGCN's closed-form core
-data-parallel twice: with the whole problem on every process (:func:`fit_ridge`) and with only
-its own users, their features and their part of c computed on its shard (:func:`fit_sharded`).
+data-parallel twice (:func:`fit_ridge`): with the whole problem on every process, and with
+only its own users, their features and their part of c computed on its shard (``sharded``).
 It also computes the top singular pairs of the normalised interactions of
 :func:`planted` from its own users (:func:`sharded_spectrum`). Each process writes W*(λ) for
 the λ of :data:`LAMS` (in units of the data's scale), the scales and the spectrum to
@@ -20,7 +20,7 @@ import torch.distributed as dist
 
 from lgrec.models.bilinear import BilinearRidge
 from lgrec.models.features import user_history_features
-from lgrec.train.distributed_ridge import fit_ridge, fit_sharded, reduced_fits, user_block
+from lgrec.train.distributed_ridge import fit_ridge, reduced_fits, user_block
 from lgrec.train.distributed_spectrum import sharded_spectrum
 
 LAMS = (1e-3, 0.1, 10.0)
@@ -70,7 +70,7 @@ def main() -> None:
     plain = fit_ridge(h, r, x)  # no leave-one-out correction
     mine = user_block(r, rank, world)  # a shard: only its users' rows exist in this process
     h_p, c_p = user_features(r[mine], x)
-    shard = fit_sharded(h_p, r[mine], x, c=c_p, n_hist=x.shape[1])
+    shard = fit_ridge(h_p, r[mine], x, c=c_p, n_hist=x.shape[1], sharded=True)
     g = planted()
     sig, v, deg = sharded_spectrum(g[user_block(g, rank, world)], **SPECTRUM)
     np.savez(
