@@ -10,20 +10,20 @@ pages of deleted rows are overwritten with zeros, and an erasure truncates the w
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from lgrec.privacy.tombstones import ErasedUserError, tombstone_hash
+from lgrec.privacy.tombstones import tombstone_hash
 
 log = logging.getLogger(__name__)
 
 
 class ErasureStoreMixin:
-    """``delete_user``, ``tombstones`` and ``is_erased`` of the feedback store."""
+    """``delete_user`` of the SQLite feedback store (``tombstones``, ``is_erased`` and the
+    refusal of erased ids are :class:`~lgrec.store.template.FeedbackStoreBase`'s)."""
 
     path: Path
     _write: Callable[[], AbstractContextManager[Any]]
@@ -58,21 +58,3 @@ class ErasureStoreMixin:
             )
         log.info("feedback store %s: erased a user (%d events)", self.path, n_ev)
         return {"events": int(n_ev), "user": int(n_user), "tombstone": int(new)}
-
-    def tombstones(self) -> frozenset[str]:
-        """Hashes of every erased user id (:func:`lgrec.privacy.tombstones.tombstone_hash`)."""
-        rows = self._conn().execute("SELECT user_hash FROM tombstones").fetchall()
-        return frozenset(r[0] for r in rows)
-
-    def is_erased(self, user_id: str) -> bool:
-        """Whether ``user_id`` has a tombstone."""
-        sql = "SELECT 1 FROM tombstones WHERE user_hash = ?"
-        return self._conn().execute(sql, (tombstone_hash(str(user_id)),)).fetchone() is not None
-
-
-def refuse_erased(conn: sqlite3.Connection, user_id: str) -> None:
-    sql = "SELECT 1 FROM tombstones WHERE user_hash = ?"
-    if conn.execute(sql, (tombstone_hash(user_id),)).fetchone() is not None:
-        raise ErasedUserError(
-            f"user {user_id!r} was erased (right to be forgotten); its id cannot be used again"
-        )
