@@ -74,11 +74,12 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._closed = False
+        self._closed = self._ready = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._wlock = threading.Lock()
         self._lock_fd = open_lock_file(self.path)
         migrate(self._conn(), self.path)
+        self._ready = True
 
     def _fault(self, error: BaseException) -> BaseException | None:
         """A failing database (locked past ``timeout``, I/O error, disk full, corrupt file) is
@@ -94,7 +95,12 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
             raise StoreUnavailableError(f"feedback store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, self._key, timeout=self.timeout)
+            try:
+                conn = connect(self.path, self._key, timeout=self.timeout)
+            except DataError as e:  # not a (decryptable) database: the caller's mistake when
+                if not self._ready:  # the store is opened, a fault of the store afterwards
+                    raise
+                raise StoreUnavailableError(str(e)) from e
             conn.row_factory = row_class(conn)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
