@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 import pandas as pd
@@ -219,13 +219,7 @@ class FeedbackStoreBase(ABC):
         """``(max event id, max users seq, max items seq, max tombstones seq)`` in one read of
         four indexes (microseconds); they only grow (only an erasure deletes rows, and it adds
         a tombstone)."""
-        d = self.dialect
-        row = self._rows(
-            f"SELECT (SELECT max(id) FROM {d.table('events')}), "
-            f"(SELECT max({d.seq}) FROM {d.table('users')}), "
-            f"(SELECT max({d.seq}) FROM {d.table('items')}), "
-            f"(SELECT max({d.seq}) FROM {d.table('tombstones')})"
-        )[0]
+        row = self._rows(_watermarks_sql(self.dialect))[0]
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
 
     # ---- erased users (lgrec.privacy.tombstones) -------------------------------------------
@@ -365,6 +359,15 @@ _COLUMNS = {
 }
 """The columns of a user/item as the store returns them."""
 _JSON_FIELDS = frozenset({"attributes", "categories"})
+
+
+@cache
+def _watermarks_sql(d: Dialect) -> str:
+    """The watermarks query (built once per dialect: every request of a server runs it)."""
+    maxima = [f"(SELECT max(id) FROM {d.table('events')})"] + [
+        f"(SELECT max({d.seq}) FROM {d.table(t)})" for t in ("users", "items", "tombstones")
+    ]
+    return "SELECT " + ", ".join(maxima)
 
 
 def _excluded(fields: Sequence[str]) -> str:
