@@ -17,8 +17,8 @@
   limited. Faults of the server or its stores are 5xx and logged: 503 with ``Retry-After``
   when a store is unavailable (:class:`~lgrec.errors.StoreUnavailableError`, a graph store
   that is down; the body names which store failed, the log also where it lives), 500 for
-  anything else (:class:`~lgrec.errors.ServerFaultError`, any other
-  error), with no internals in the body.
+  anything else (:class:`~lgrec.errors.ServerFaultError`, any other error), with no
+  internals in the body.
 
 Request metrics (``/metrics``) live in :mod:`lgrec.serve.metrics`.
 """
@@ -270,9 +270,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         what = "graph store" if isinstance(exc, GraphStoreError) else "feedback store"
-        log.error(
-            "%s %s: %s unavailable: %s", request.method, request.url.path, what, _redact(exc)
-        )  # where the store lives goes to the log only, never to the client:
+        # where the store lives (host, user, path) goes to the log only, never to the client
+        log.error("%s %s: %s unavailable: %s", request.method, request.url.path, what, _redact(exc))
         return error_response(503, f"{what} unavailable; retry later", headers={"Retry-After": "1"})
 
     for klass in (ConfigError, DataError):
