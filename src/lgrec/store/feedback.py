@@ -37,6 +37,7 @@ from typing import Any
 from lgrec.errors import DataError, StoreUnavailableError
 from lgrec.privacy.encryption import connect, db_errors, feedback_key, row_class
 from lgrec.privacy.store import ErasureStoreMixin
+from lgrec.store.dialect import Dialect
 from lgrec.store.records import EVENT_COLUMNS, EVENT_TYPES, EventRow
 from lgrec.store.sqlite_schema import (
     SCHEMA_VERSION,
@@ -45,7 +46,7 @@ from lgrec.store.sqlite_schema import (
     migrate,
     open_lock_file,
 )
-from lgrec.store.template import Dialect, FeedbackStoreBase
+from lgrec.store.template import FeedbackStoreBase
 
 log = logging.getLogger(__name__)
 __all__ = ["EVENT_COLUMNS", "EVENT_TYPES", "SCHEMA_VERSION", "FeedbackStore", "migrate"]

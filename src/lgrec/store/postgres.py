@@ -12,8 +12,8 @@ connections, transactions and SQL dialect), selected by a URL:
   ``lgrec_schema`` (the schema version, upgraded by :func:`migrate` when the store is opened)
   in the connection's ``search_path``; pick a PostgreSQL schema with
   ``?options=-csearch_path%3Dname``.
-* **Erasure** — :meth:`~PostgresFeedbackStore.delete_user` deletes a user's events and record
-  and adds a tombstone in one transaction, like the SQLite store
+* **Erasure** — ``delete_user`` deletes a user's events and record and adds a tombstone in
+  one transaction, like the SQLite store
   (:mod:`lgrec.privacy.tombstones`); the deleted rows stay in PostgreSQL's dead tuples and
   write-ahead log until ``VACUUM`` and WAL recycling remove them (the SQLite store overwrites
   them at once with ``secure_delete``).
@@ -48,10 +48,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from lgrec.errors import ConfigError, DataError, StoreUnavailableError
+from lgrec.errors import ConfigError, StoreUnavailableError
+from lgrec.store.dialect import Dialect
 from lgrec.store.pg_setup import LOCK_CLASS, check_url, import_psycopg, migrate, safe_location
 from lgrec.store.records import EventRow, check_replay
-from lgrec.store.template import Dialect, FeedbackStoreBase
+from lgrec.store.template import FeedbackStoreBase
 
 log = logging.getLogger(__name__)
 
@@ -158,27 +159,10 @@ class PostgresFeedbackStore(FeedbackStoreBase):
             self._closed = True
             self._pool.close()
 
-    # ---- erasure (lgrec.privacy.tombstones) ----------------------------------------------
-    def delete_user(self, user_id: str) -> dict[str, int]:
-        """Erase a user in one transaction (same contract as the SQLite store's
-        :meth:`~lgrec.privacy.store.ErasureStoreMixin.delete_user`)."""
-        from lgrec.privacy.tombstones import tombstone_hash
-
-        uid = str(user_id)
-        if not uid.strip():
-            raise DataError(f"delete_user: user_id must be a non-empty string, got {user_id!r}")
-        with self._write() as conn:
-            n_ev = conn.execute("DELETE FROM lgrec_events WHERE user_id = %s", (uid,)).rowcount
-            n_user = conn.execute("DELETE FROM lgrec_users WHERE user_id = %s", (uid,)).rowcount
-            new = conn.execute(
-                "INSERT INTO lgrec_tombstones (user_hash, erased_at) "
-                f"VALUES (%s, {_NOW}) ON CONFLICT (user_hash) DO NOTHING",
-                (tombstone_hash(uid),),
-            ).rowcount
-        log.info("feedback store %s: erased a user (%d events)", self.location, n_ev)
-        return {"events": int(n_ev), "user": int(n_user), "tombstone": int(new)}
-
     # ---- the primitives of FeedbackStoreBase ----------------------------------------------
+    def _after_erasure(self) -> None:
+        """Nothing: the deleted rows go with ``VACUUM`` and WAL recycling (module docstring)."""
+
     def _dicts(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         from psycopg.rows import dict_row
 

@@ -1,25 +1,33 @@
 """The feedback store's logic, written once: :class:`FeedbackStoreBase` implements the whole
 store interface (:mod:`lgrec.store.base`: the guarantees) as template methods over a few
 primitives each backend supplies — a write transaction, reads of tuples and of dicts, the event
-insert — and the SQL :class:`Dialect` in which the backends differ (placeholders, table
-names, clocks). Validation, idempotency, refusal of erased users, the users/items upserts and
+insert — and the SQL dialect in which the backends differ (:mod:`lgrec.store.dialect`).
+Validation, idempotency, erasure and the refusal of erased users, the users/items upserts and
 every read are therefore the same code for SQLite, SQLCipher and PostgreSQL.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from functools import cache, wraps
+from functools import wraps
 from typing import Any
 
 import pandas as pd
 
 from lgrec.errors import AlreadyExistsError, DataError
+from lgrec.store.dialect import (
+    COLUMNS,
+    FIELDS,
+    JSON_FIELDS,
+    Dialect,
+    decoded,
+    excluded,
+    watermarks_sql,
+)
 from lgrec.store.records import (
     EVENT_COLUMNS,
     EventRow,
@@ -31,32 +39,7 @@ from lgrec.store.records import (
     validate_events,
 )
 
-
-@dataclass(frozen=True)
-class Dialect:
-    """How a backend's SQL differs, for the statements :class:`FeedbackStoreBase` builds.
-
-    Attributes:
-        mark: the driver's placeholder (``?`` sqlite3, ``%s`` psycopg).
-        prefix: prefix of the table names (``events``, ``users``, ``items``, ``tombstones``).
-        json_mark: placeholder of a JSON value (``%s::jsonb`` in PostgreSQL).
-        now: SQL of the current time in Unix seconds, or ``None``: the client's clock
-            (:func:`time.time`) is sent as a parameter.
-        seq: the column that grows with every user/item/tombstone row (``rowid``, ``seq``).
-        collate: appended to ``ORDER BY`` of ids so that they sort byte-wise.
-        all_rows: the ``LIMIT`` value meaning no limit.
-    """
-
-    mark: str
-    prefix: str = ""
-    json_mark: str = "?"
-    now: str | None = None
-    seq: str = "rowid"
-    collate: str = ""
-    all_rows: int | None = -1
-
-    def table(self, name: str) -> str:
-        return self.prefix + name
+log = logging.getLogger(__name__)
 
 
 def guarded(method: Callable) -> Callable:
@@ -79,17 +62,12 @@ def guarded(method: Callable) -> Callable:
 
 
 class FeedbackStoreBase(ABC):
-    """What the server, ``lgrec retrain`` and the tests use of a feedback store, implemented
-    once over the backend's primitives (module docstring: guarantees).
+    """What the server, ``lgrec retrain`` and the tests use of a feedback store (the
+    guarantees: :mod:`lgrec.store.base`), implemented once over the backend's primitives.
 
-    Events: ``add_event`` / ``add_events`` (validated, durable, idempotent), ``events`` (a
-    DataFrame), ``event_rows`` (plain tuples, the fast path), ``get_event``, ``count``. Users
-    and items: ``add_user`` / ``add_item`` (insert or update, or with ``exist_ok=False`` create
-    only; True when new), ``get_*``, ``list_*``.
     ``watermarks`` is ``(max event id, max users seq, max items seq, max tombstones seq)``;
-    the middle two grow whenever a user/item is added, so a reader learns that it must re-read
-    the catalogue, and the last whenever a user is erased (``delete_user``, ``tombstones``,
-    ``is_erased``: :mod:`lgrec.privacy.tombstones`).
+    the last three grow with every new user, item and erased user (``delete_user``,
+    ``tombstones``, ``is_erased``: :mod:`lgrec.privacy.tombstones`).
     """
 
     location: str
@@ -118,12 +96,12 @@ class FeedbackStoreBase(ABC):
         :func:`~lgrec.store.records.check_replay`."""
 
     @abstractmethod
-    def delete_user(self, user_id: str) -> dict[str, int]:
-        """Erase a user (events, record) and add a tombstone, in one transaction."""
-
-    @abstractmethod
     def close(self) -> None:
         """Close the store's connections; later calls raise StoreUnavailableError."""
+
+    @abstractmethod
+    def _after_erasure(self) -> None:
+        """What the database needs once :meth:`delete_user` committed."""
 
     def _fault(self, error: BaseException) -> BaseException | None:
         """The error to raise for a driver ``error`` (:func:`guarded`); ``None``: re-raise it."""
@@ -219,10 +197,36 @@ class FeedbackStoreBase(ABC):
         """``(max event id, max users seq, max items seq, max tombstones seq)`` in one read of
         four indexes (microseconds); they only grow (only an erasure deletes rows, and it adds
         a tombstone)."""
-        row = self._rows(_watermarks_sql(self.dialect))[0]
+        row = self._rows(watermarks_sql(self.dialect))[0]
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
 
     # ---- erased users (lgrec.privacy.tombstones) -------------------------------------------
+    @guarded
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Erase a user: delete their events and record and add their tombstone, in one
+        transaction; return ``{"events": n deleted, "user": 0/1, "tombstone": 1 new / 0 old}``.
+        Idempotent; afterwards the store refuses this id (:meth:`_refuse_erased`)."""
+        from lgrec.privacy.tombstones import tombstone_hash
+
+        uid = str(user_id)
+        if not uid.strip():
+            raise DataError(f"delete_user: user_id must be a non-empty string, got {user_id!r}")
+        d = self.dialect
+        args = (tombstone_hash(uid), time.time()) if d.now is None else (tombstone_hash(uid),)
+        with self._write() as conn:
+            n = [
+                conn.execute(f"DELETE FROM {d.table(t)} WHERE user_id = {d.mark}", (uid,)).rowcount
+                for t in ("events", "users")
+            ]
+            new = conn.execute(
+                f"INSERT INTO {d.table('tombstones')} (user_hash, erased_at) VALUES "
+                f"({d.mark}, {d.now or d.mark}) ON CONFLICT (user_hash) DO NOTHING",
+                args,
+            ).rowcount
+        self._after_erasure()
+        log.info("feedback store %s: erased a user (%d events)", self.location, n[0])
+        return {"events": int(n[0]), "user": int(n[1]), "tombstone": int(new)}
+
     def _tombstone_sql(self) -> str:
         d = self.dialect
         return f"SELECT 1 FROM {d.table('tombstones')} WHERE user_hash = {d.mark}"
@@ -298,17 +302,17 @@ class FeedbackStoreBase(ABC):
         update a known key's fields (``exist_ok``; ``created_at`` kept) or refuse it
         (:class:`AlreadyExistsError`, decided by the primary key). True when the key was new."""
         d = self.dialect
-        key, *fields = _FIELDS[kind]
+        key, *fields = FIELDS[kind]
         table = d.table(kind + "s")
         known = conn.execute(f"SELECT 1 FROM {table} WHERE {key} = {d.mark}", row[:1]).fetchone()
-        marks = [d.json_mark if f in _JSON_FIELDS else d.mark for f in _FIELDS[kind]]
+        marks = [d.json_mark if f in JSON_FIELDS else d.mark for f in FIELDS[kind]]
         args = (*row, time.time()) if d.now is None else row
         sql = (
             f"INSERT INTO {table} ({key}, {', '.join(fields)}, created_at) "
             f"VALUES ({', '.join(marks)}, {d.now or d.mark}) ON CONFLICT ({key}) "
         )
         if exist_ok:
-            conn.execute(sql + "DO UPDATE SET " + _excluded(fields), args)
+            conn.execute(sql + "DO UPDATE SET " + excluded(fields), args)
         elif conn.execute(sql + "DO NOTHING", args).rowcount == 0:
             raise AlreadyExistsError(f"{kind} {row[0]!r} already exists")
         return known is None
@@ -334,50 +338,15 @@ class FeedbackStoreBase(ABC):
         return self._list("item", limit, offset)
 
     def _select(self, kind: str) -> str:
-        return f"SELECT {', '.join(_COLUMNS[kind])} FROM {self.dialect.table(kind + 's')}"
+        return f"SELECT {', '.join(COLUMNS[kind])} FROM {self.dialect.table(kind + 's')}"
 
     def _get(self, kind: str, key: str) -> dict[str, Any] | None:
         sql = f"{self._select(kind)} WHERE {kind}_id = {self.dialect.mark}"
         rows = self._dicts(sql, (str(key),))
-        return _decoded(rows[0]) if rows else None
+        return decoded(rows[0]) if rows else None
 
     def _list(self, kind: str, limit: int | None, offset: int) -> list[dict[str, Any]]:
         d = self.dialect
         sql = f"{self._select(kind)} ORDER BY {kind}_id{d.collate} LIMIT {d.mark} OFFSET {d.mark}"
         n = d.all_rows if limit is None else int(limit)
-        return [_decoded(r) for r in self._dicts(sql, (n, int(offset)))]
-
-
-_FIELDS = {
-    "user": ("user_id", "text", "attributes"),
-    "item": ("item_id", "title", "description", "categories"),
-}
-"""The columns a caller sets, key first (``created_at`` is the store's)."""
-_COLUMNS = {
-    "user": ("user_id", "text", "created_at", "attributes"),
-    "item": ("item_id", "title", "description", "categories", "created_at"),
-}
-"""The columns of a user/item as the store returns them."""
-_JSON_FIELDS = frozenset({"attributes", "categories"})
-
-
-@cache
-def _watermarks_sql(d: Dialect) -> str:
-    """The watermarks query (built once per dialect: every request of a server runs it)."""
-    maxima = [f"(SELECT max(id) FROM {d.table('events')})"] + [
-        f"(SELECT max({d.seq}) FROM {d.table(t)})" for t in ("users", "items", "tombstones")
-    ]
-    return "SELECT " + ", ".join(maxima)
-
-
-def _excluded(fields: Sequence[str]) -> str:
-    return ", ".join(f"{f} = excluded.{f}" for f in fields)
-
-
-def _decoded(row: dict[str, Any]) -> dict[str, Any]:
-    """A user/item row with its JSON column decoded (SQLite stores text; psycopg decodes
-    ``jsonb`` itself)."""
-    for f in _JSON_FIELDS & row.keys():
-        if isinstance(row[f], str):
-            row[f] = json.loads(row[f])
-    return row
+        return [decoded(r) for r in self._dicts(sql, (n, int(offset)))]
