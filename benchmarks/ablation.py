@@ -43,6 +43,7 @@ _TITLES = {"text_fields": ("title", "categories")}
 CONFIGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "LightGCN": ("lightgcn", {}, ""),
     "graph filter alone": ("graphfilter", {}, ""),
+    "graph filter + semantic graph": ("graphfilter", {"semantic_weight": (0.0, 0.1, 0.3)}, ""),
     "core without text": (
         "lmgcn",
         {**_CORE, **_NO_TEXT},
@@ -247,21 +248,25 @@ def main() -> None:
         rows = [r for r in rows if r["config"] not in labels]
     done = {(r["config"], r["seed"]) for r in rows}
     todo = [(c, s) for c in labels for s in seeds if (c, s) not in done]
+    cmd = f"python benchmarks/ablation.py --dataset {args.dataset} --seeds {args.seeds}"
+    cmd += f' --configs "{args.configs}"' if args.configs else ""
     t_start = time.perf_counter()
     todo.sort(key=lambda cs: cs[1])  # seed-major: the split is prepared once per seed
     for n, (label, seed) in enumerate(todo, 1):
         el = time.perf_counter() - t_start
         eta = "" if n == 1 else f", ETA {el / (n - 1) * (len(todo) - n + 1) / 60:.0f} min"
         LOG.info("[%d/%d] %s, seed %d%s", n, len(todo), label, seed, eta)
-        rows.append(run_one(label, args.dataset, seed, args))
+        rows.append({**run_one(label, args.dataset, seed, args), "cmd": cmd})
         res_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     order = [c for c in CONFIGS if any(r["config"] == c for r in rows)]
     summary = summarise(rows, order)
     lo, hi = min(s["n_seeds"] for s in summary), max(s["n_seeds"] for s in summary)
     n_seeds = str(hi) if lo == hi else f"{lo}–{hi}"
-    cmd = f"python benchmarks/ablation.py --dataset {args.dataset} --seeds {args.seeds}"
-    cmd += f' --configs "{args.configs}"' if args.configs else ""
-    block = (f"Command: `{cmd}` ({n_seeds} seeds per row; test split after refit on train + valid; "
+    # rows kept from earlier runs (--resume, or configurations not rerun) name their command
+    full = f"python benchmarks/ablation.py --dataset {args.dataset} --seeds {args.seeds}"
+    cmds = list(dict.fromkeys(r.get("cmd", full) for r in rows if r["config"] in order))
+    block = (f"Command{'s' if len(cmds) > 1 else ''}: {', then '.join(f'`{c}`' for c in cmds)} "
+             f"({n_seeds} seeds per row; test split after refit on train + valid; "
              f"mean ± std over seeds)\n\n{table(summary)}\n\nValidation (fitted on train, "
              f"before the refit):\n\n{table(summary, 'valid')}\n\n"
              f"![ablation {args.dataset}](ablation_{args.dataset}.png)")  # fmt: skip

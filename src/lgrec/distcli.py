@@ -105,7 +105,15 @@ def training(args: argparse.Namespace) -> Iterator[None]:
         graph=args.ddp_graph, checkpoint_dir=checkpoint_dir(args), resume=args.resume or restarted
     ) as hooks:
         yield
-    if hooks.loops == 0 and hooks.rank == 0:
+    from lgrec.train.distributed_ridge import reduced_fits
+
+    if hooks.loops == 0 and hooks.rank == 0 and reduced_fits():
+        log.info(
+            "%s: the closed-form core's statistics were summed over the %d processes "
+            "(lgrec.train.distributed_ridge); the rest of the fit ran whole in each",
+            args.model, hooks.world,
+        )  # fmt: skip
+    elif hooks.loops == 0 and hooks.rank == 0:
         log.warning(
             "%s has no lgrec.train training loop: each of the %d processes fitted it whole "
             "(not data-parallel); --distributed helps LightGCN-style models",

@@ -77,6 +77,21 @@ def test_ablation_settings_are_constructor_choices(planted_split, planted_text_e
         LMGCN(cold_grid={"lambda": (1.0,)}).fit(s.train, item_emb=planted_text_emb)
 
 
+def test_text_off_leaves_text_out_of_the_blended_filter_too(planted_split, planted_text_emb):
+    # the blended graph filter's semantic term (γ · r_u S̃) is built from the text: with
+    # text=False it must be off, or "blend without text" still ranks with the language model
+    s = planted_split
+    kw = {**PARTS, "filter_params": {"semantic_weight": 0.5, "k": 8}, "filter_weight": 1.0}
+    on = LMGCN(**kw).fit(s.train, valid=s.valid, item_emb=planted_text_emb)
+    off = LMGCN(**kw, text=False).fit(s.train, valid=s.valid, item_emb=planted_text_emb)
+    assert on.filter_.gamma_ == 0.5 and off.filter_.gamma_ == 0.0
+    # the text-free filter does not depend on the embeddings at all
+    noise = np.random.default_rng(1).standard_normal(planted_text_emb.shape).astype(np.float32)
+    off2 = LMGCN(**kw, text=False).fit(s.train, valid=s.valid, item_emb=noise)
+    users = torch.arange(20)
+    torch.testing.assert_close(off.filter_._score_block(users), off2.filter_._score_block(users))
+
+
 def test_fold_in_reproduces_training_users_exactly(planted_text_emb):
     ds = _implicit(make_planted())
     split = split_last(ds)

@@ -238,9 +238,11 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         utm = fit_user_text_map(self, data, mus=tuple(self._cold_grid_values()["mus"]))
         self.user_text_map_, self.user_text_mu_ = utm if utm is not None else (None, None)
         clock("cold items and users")
+        # text off (or no text fields): the blended filter has no semantic term either
         self.filter_, self.filter_weight_, self.blend_search_ = fit_filter_blend(
             self._core_block, data, valid, _grid(self.filter_weight, "filter_weight"),
-            params=self.filter_params, item_emb=item_emb, seen=x, seed=self.seed,
+            params=self.filter_params, item_emb=item_emb if self.text_used_ else None,
+            seen=x, seed=self.seed,
         )  # fmt: skip
         clock("filter blend")
         self._fit_heads(data, valid, feats)

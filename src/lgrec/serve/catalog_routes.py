@@ -76,13 +76,18 @@ def install_catalog_routes(app: Any, st: Any, pid: Any, read: Any, write: Any, e
             ],
         )
 
-    @app.post(
-        "/users",
-        status_code=201,
-        response_model=S.UserCreated,
-        responses=errs,
-        dependencies=[write],
-    )
+    def create(path: str, model: Any, responses: dict | None = None) -> Any:
+        """The route decorator of a write that creates (POST, 201, the write key, the
+        documented errors and ``responses``)."""
+        return app.post(
+            path,
+            status_code=201,
+            response_model=model,
+            responses={**(responses or {}), **errs},
+            dependencies=[write],
+        )
+
+    @create("/users", S.UserCreated)
     def create_user(body: S.UserIn) -> S.UserCreated:
         """A new user from ``liked_items`` and/or ``text``; recommendations work at once."""
         st.add_user(pid(body.user_id), body.text, body.liked_items)
@@ -90,13 +95,7 @@ def install_catalog_routes(app: Any, st: Any, pid: Any, read: Any, write: Any, e
             user_id=body.user_id, n_liked=len(set(body.liked_items)), has_text=bool(body.text)
         )
 
-    @app.post(
-        "/items",
-        status_code=201,
-        response_model=S.ItemCreated,
-        responses=errs,
-        dependencies=[write],
-    )
+    @create("/items", S.ItemCreated)
     def create_item(body: S.ItemIn) -> S.ItemCreated:
         """A new item placed at the weighted mean of its text neighbours' model vectors."""
         i = st.add_item(body.item_id, body.title, body.description, body.categories)
@@ -105,16 +104,9 @@ def install_catalog_routes(app: Any, st: Any, pid: Any, read: Any, write: Any, e
             item_id=body.item_id, title=body.title, neighbours=items_out(st, idx, sc)
         )
 
-    @app.post(
-        "/feedback",
-        status_code=201,
-        response_model=S.FeedbackOut,
-        responses={
-            200: {"model": S.FeedbackOut, "description": "replay: the key's stored event"},
-            **errs,
-        },
-        dependencies=[write],
-    )
+    replay = {200: {"model": S.FeedbackOut, "description": "replay: the key's stored event"}}
+
+    @create("/feedback", S.FeedbackOut, replay)
     async def feedback(body: S.FeedbackIn, response: Response) -> S.FeedbackOut:
         """Store the event durably (201), then fold it into the user's vector. A repeated
         ``idempotency_key`` with the same event is a replay: 200 with the stored event, and

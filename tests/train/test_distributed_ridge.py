@@ -1,0 +1,97 @@
+"""LMGCN's closed-form core fitted data-parallel: ``torchrun --nproc-per-node=2``, gloo on CPU.
+
+One torchrun launch (``tests/train/ridge_worker.py``) fits the ridge with the whole problem on
+each process and with the users sharded; both must give the single-process W*(λ) to 10⁻⁸
+relative (float64 sums in another order: about 10⁻¹⁵ expected).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lgrec.models.bilinear import BilinearRidge, RidgeStatistics
+from tests.train.ridge_worker import problem, solutions, user_features
+
+ROOT = Path(__file__).resolve().parents[2]
+TOL = 1e-8
+
+
+def rel(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest relative Frobenius difference over the stacked solutions."""
+    return max(float(np.linalg.norm(x - y) / np.linalg.norm(y)) for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("ridge")
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+        "-m", "tests.train.ridge_worker", "--out", str(out),
+    ]  # fmt: skip
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return [dict(np.load(out / f"rank{k}.npz")) for k in range(2)]
+
+
+def test_two_processes_solve_the_single_process_ridge(ranks):
+    r, x = problem()
+    h, c = user_features(r, x)
+    ref = solutions(BilinearRidge(h, r, x, c=c, n_hist=x.shape[1]))
+    ref_plain = solutions(BilinearRidge(h, r, x))
+    (lo0, hi0), (lo1, hi1) = (rk["users"].tolist() for rk in ranks)
+    assert (lo0, hi0, hi1) == (0, lo1, r.shape[0]) and 0 < lo1 < r.shape[0]  # two real shards
+    # the shards' own features: h row for row as the whole's; c summed over the shards (the
+    # all-reduce of 2 float64 vectors is that sum), which differs from the whole's c by the
+    # float32 round-off of user_history_features' sum
+    shards = [user_features(r[lo:hi], x) for lo, hi in ((lo0, hi0), (lo1, hi1))]
+    assert np.array_equal(np.vstack([s[0] for s in shards]), h)
+    c_sum = shards[0][1] + shards[1][1]
+    np.testing.assert_allclose(c_sum, c, rtol=1e-6)
+    ref_sharded = solutions(BilinearRidge(h, r, x, c=c_sum, n_hist=x.shape[1]))
+    for rk in ranks:
+        assert int(rk["reduced"]) == 3  # every fit went through the all-reduce
+        assert rel(rk["whole"], ref) < TOL
+        assert rel(rk["sharded"], ref_sharded) < TOL
+        assert rel(rk["plain"], ref_plain) < TOL
+    # the leave-one-out correction matters here, so the comparison can tell the two apart
+    assert rel(ref_plain, ref) > 1e-3
+
+
+def test_statistics_of_shards_add_up_to_the_whole():
+    r, x = problem(seed=3)
+    h, c = user_features(r, x)
+    whole = RidgeStatistics.of(h, r, x, c, x.shape[1])
+    parts = [
+        RidgeStatistics.of(h[:120], r[:120], x, c, x.shape[1], items=slice(0, 40)),
+        RidgeStatistics.of(h[120:], r[120:], x, c, x.shape[1], items=slice(40, None)),
+    ]
+    total = parts[0] + parts[1]
+    for name in ("hth", "hrx", "xtx", "xcx"):
+        np.testing.assert_allclose(getattr(total, name), getattr(whole, name), rtol=1e-12,
+                                   atol=1e-12 * np.abs(getattr(whole, name)).max())  # fmt: skip
+    assert np.array_equal(whole.unflat(whole.flat()).hrx, whole.hrx)
+    ref = BilinearRidge(h, r, x, c=c, n_hist=x.shape[1])
+    same = BilinearRidge.from_statistics(whole)  # the same sums: the same solver, bit for bit
+    assert np.array_equal(same.solve(ref.scale_), ref.solve(ref.scale_))
+    assert rel(solutions(BilinearRidge.from_statistics(total)), solutions(ref)) < TOL
+
+
+def test_bad_statistics_are_refused_with_the_name_of_what_is_wrong():
+    r, x = problem()
+    h, c = user_features(r, x)
+    st = RidgeStatistics.of(h, r, x, c, x.shape[1])
+    with pytest.raises(ValueError, match="xtx has shape"):
+        BilinearRidge.from_statistics(RidgeStatistics(st.hth, st.hrx, st.xtx[:5], st.xcx, 12))
+    with pytest.raises(ValueError, match="shapes do not match"):
+        RidgeStatistics.of(h[:10], r, x)
+    with pytest.raises(ValueError, match="c has shape"):
+        RidgeStatistics.of(h, r, x, c[:5], x.shape[1])
+    with pytest.raises(ValueError, match="different problems"):
+        _ = st + RidgeStatistics.of(h, r, x)
+    with pytest.raises(ValueError, match="numbers for"):
+        st.unflat(st.flat()[:-1])
