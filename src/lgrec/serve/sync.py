@@ -125,19 +125,22 @@ class SyncMixin:
         The watermarks are read before taking the sync lock: a request that finds nothing new
         returns at once instead of queueing behind the thread applying events (under load a
         preempted lock holder stalled every request of the worker: lock convoy). With
-        ``wait=False`` (``/recommend``) a request that finds news does not apply them itself:
-        it asks the writer thread to (:meth:`FeedbackWriter.request_apply`) and serves the
-        state of that moment; the events count from the requests after they are applied,
-        milliseconds later (a write's own response still waits for its event).
+        ``wait=False`` (``/recommend``) a request that finds new *events* only does not apply
+        them itself: it asks the writer thread to (:meth:`FeedbackWriter.request_apply`) and
+        serves the state of that moment; the events count from the requests after they are
+        applied, milliseconds later (a write's own response still waits for its event). An
+        erasure or a new user/item is applied before the request that sees it, as with
+        ``wait=True``: an erased user is gone from every process's next answer.
         """
         now = time.monotonic()
         if not (fresh or force_catalog) and now - self._last_look < self.sync_interval:
             return 0
         self._last_look = now
-        if not force_catalog and self._up_to_date(self.store.watermarks()):
+        marks = self.store.watermarks()
+        if not force_catalog and self._up_to_date(marks):
             return 0
-        if not wait:  # the writer thread applies them (or is applying them already)
-            self._writes.request_apply()
+        if not (wait or force_catalog) and self._only_events_new(marks):
+            self._writes.request_apply()  # the writer thread applies them
             return 0
         with self._sync_lock:
             ev_max, users_max, items_max, tomb_max = self.store.watermarks()
@@ -169,6 +172,12 @@ class SyncMixin:
             and (users_max, items_max) == self._catalog_mark
             and tomb_max == self._tomb_mark
         )
+
+    def _only_events_new(self, marks: tuple[int, int, int, int]) -> bool:
+        """Whether the watermarks ``marks`` show new events only: no erasure, no new user or
+        item (those are applied before the request that sees them, wherever it is)."""
+        _, users_max, items_max, tomb_max = marks
+        return (users_max, items_max) == self._catalog_mark and tomb_max == self._tomb_mark
 
     def replay_unlearned(self, learned: str) -> int:
         """Fold in the stored events up to :attr:`last_event` (the bundle's
