@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -145,14 +147,20 @@ def test_missing_store_and_env_round_trip(bundle, tmp_path, graph_dir, monkeypat
     assert ServeSettings.from_env().graph_path is None
 
 
-def test_graph_store_down_is_503_not_a_client_error(make_client, graph_dir):
-    """A graph store that fails is the server's fault: 503 (retry), not 422."""
+def test_graph_store_down_is_503_not_a_client_error(make_client, graph_dir, caplog):
+    """A graph store that fails is the server's fault: 503 (retry), not 422; the body does not
+    say where the store lives, the log does."""
     c = make_client(graph_path=str(graph_dir))
     c.app.state.graph.store.close()
+    caplog.set_level(logging.ERROR, logger="lgrec.serve.security")
     for params in ({"user": "u0", "item": "sci-1"},):
         r = c.get("/explain", params=params)
         assert r.status_code == 503, r.text
-        assert r.json()["error"] == "unavailable" and r.headers["retry-after"] == "1"
+        assert r.json() == {
+            "error": "unavailable",
+            "detail": "graph store unavailable; retry later",
+        }
+        assert r.headers["retry-after"] == "1" and str(graph_dir) in caplog.text
     r = c.get("/recommend", params={"user": "u0", "candidates": "graph"})
     assert r.status_code == 503, r.text
     assert c.get("/recommend", params={"user": "u0"}).status_code == 200

@@ -202,6 +202,99 @@ def test_users_and_items(store):
         store.add_item("i3", categories="Drama")
 
 
+def test_updates_keep_created_at_and_new_rows_move_the_watermarks(store):
+    marks = store.watermarks()
+    assert store.add_user("u1", text="old", attributes={"a": 1}) is True
+    assert store.add_item("i1", "Old", "d", ["A"]) is True
+    assert store.add_event("u1", "i1", "view")[1] is True
+    after = store.watermarks()
+    assert all(b > a for a, b in zip(marks[:3], after[:3])) and after[3] == marks[3]
+    user, item = store.get_user("u1"), store.get_item("i1")
+    time.sleep(0.01)
+    assert store.add_user("u1", text="new", attributes={"b": 2}) is False
+    assert store.add_item("i1", "New", None, []) is False
+    got_user, got_item = store.get_user("u1"), store.get_item("i1")
+    assert got_user == {**user, "text": "new", "attributes": {"b": 2}}  # created_at kept
+    assert got_item == {**item, "title": "New", "description": None, "categories": []}
+    with pytest.raises(AlreadyExistsError, match="item 'i1' already exists"):
+        store.add_item("i1", "Other", exist_ok=False)
+    assert store.get_item("i1") == got_item
+    assert [u["user_id"] for u in store.list_users(limit=None)] == ["u1"]
+
+
+def test_an_erased_id_cannot_be_created_again(store):
+    from lgrec.privacy.tombstones import ErasedUserError
+
+    store.add_user("gone", text="private")
+    store.delete_user("gone")
+    with pytest.raises(ErasedUserError, match="erased"):
+        store.add_user("gone", text="back", exist_ok=False)
+    with pytest.raises(ErasedUserError):  # a batch naming an erased user stores nothing
+        store.add_events([{"user_id": "ok", "item_id": "i", "event": "view"},
+                          {"user_id": "gone", "item_id": "i", "event": "view"}])  # fmt: skip
+    assert store.count() == 0 and store.list_users() == []
+
+
+def _overwrite(*paths) -> None:
+    """Random bytes over each file that exists (same size): a damaged disk or a stray writer."""
+    for p in paths:
+        if os.path.exists(p):
+            with open(p, "r+b") as f:
+                f.write(os.urandom(os.path.getsize(p)))
+
+
+def _error_of(call) -> BaseException | None:
+    try:
+        call()
+    except BaseException as e:
+        return e
+    return None
+
+
+def test_a_corrupted_file_is_unavailable_naming_the_store(tmp_path, monkeypatch):
+    """Every method maps a failing database to StoreUnavailableError naming the file, never a
+    bare sqlite3 error (plain SQLite: SQLCipher answers some calls on a file of random bytes
+    with MemoryError, its SQLITE_NOMEM, which the store does not take for an outage)."""
+    monkeypatch.delenv("LGREC_FEEDBACK_KEY", raising=False)
+    path = tmp_path / "f.sqlite"
+    s = FeedbackStore(path)
+    s.add_event("u", "i", "like")
+    _overwrite(path, f"{path}-wal", f"{path}-shm")
+    calls = [
+        lambda: s.add_event("u", "j", "click"),
+        lambda: s.add_events([{"user_id": "u", "item_id": "j", "event": "view"}]),
+        lambda: s.events(),
+        lambda: s.count(),
+        lambda: s.watermarks(),
+        lambda: s.add_user("v"),
+        lambda: s.get_item("i"),
+        lambda: s.is_erased("u"),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailableError, match=str(path)):
+            call()
+    s.close()
+
+
+def test_a_file_damaged_under_an_open_store_is_unavailable_to_new_connections(tmp_path, sqlite_key):
+    """A thread's first connection to a file that is no (decryptable) database any more: the
+    store is open, so that is the store's fault (StoreUnavailableError, HTTP 503), not the
+    caller's (DataError, 422) as when the store is opened on such a file."""
+    path = tmp_path / "f.sqlite"
+    s = FeedbackStore(path)
+    s.add_event("u", "i", "like")
+    s._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _overwrite(path)
+    errors: list = []
+    fresh = threading.Thread(target=lambda: errors.append(_error_of(s.count)))
+    fresh.start()
+    fresh.join()
+    assert isinstance(errors[0], StoreUnavailableError) and str(path) in str(errors[0])
+    s.close()
+    with pytest.raises(DataError, match=str(path)):
+        FeedbackStore(path)
+
+
 def test_erasure_deletes_keeps_a_tombstone_and_refuses_the_id(store):
     from lgrec.privacy.tombstones import ErasedUserError, tombstone_hash
 

@@ -1,7 +1,8 @@
 """Erasure in the feedback store: delete a user's events and record, keep a tombstone.
 
-A mixin of :class:`lgrec.store.feedback.FeedbackStore` (it uses the store's ``_write``
-transaction and ``_conn`` connection); tombstones are explained in
+A mixin of :class:`lgrec.store.feedback.FeedbackStore`: ``delete_user`` is the shared
+:class:`~lgrec.store.template.FeedbackStoreBase`'s, which calls
+:meth:`ErasureStoreMixin._after_erasure` once the erasure committed; tombstones are explained in
 :mod:`lgrec.privacy.tombstones`. The store's connections run with ``secure_delete=ON``, so the
 pages of deleted rows are overwritten with zeros, and an erasure truncates the write-ahead log
 (whose old frames would still hold them) when no reader is in the middle of a transaction.
@@ -10,69 +11,26 @@ pages of deleted rows are overwritten with zeros, and an erasure truncates the w
 from __future__ import annotations
 
 import logging
-import sqlite3
-import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
-
-from lgrec.privacy.tombstones import ErasedUserError, tombstone_hash
 
 log = logging.getLogger(__name__)
 
 
 class ErasureStoreMixin:
-    """``delete_user``, ``tombstones`` and ``is_erased`` of the feedback store."""
+    """The SQLite feedback store's step after an erasure (``delete_user`` itself, ``tombstones``,
+    ``is_erased`` and the refusal of erased ids are
+    :class:`~lgrec.store.template.FeedbackStoreBase`'s)."""
 
     path: Path
-    _write: Callable[[], AbstractContextManager[Any]]
     _conn: Callable[[], Any]
 
-    def delete_user(self, user_id: str) -> dict[str, int]:
-        """Erase a user: delete their events and record and add their tombstone, in one
-        transaction; return ``{"events": n deleted, "user": 0/1, "tombstone": 1 new / 0 old}``.
-
-        Idempotent: erasing again deletes nothing and keeps the one tombstone. Afterwards the
-        store refuses events and records for this id (:class:`ErasedUserError`).
-        """
-        uid = str(user_id)
-        if not uid.strip():
-            from lgrec.errors import DataError
-
-            raise DataError(f"delete_user: user_id must be a non-empty string, got {user_id!r}")
-        with self._write() as conn:
-            n_ev = conn.execute("DELETE FROM events WHERE user_id = ?", (uid,)).rowcount
-            n_user = conn.execute("DELETE FROM users WHERE user_id = ?", (uid,)).rowcount
-            new = conn.execute(
-                "INSERT INTO tombstones (user_hash, erased_at) VALUES (?, ?) "
-                "ON CONFLICT(user_hash) DO NOTHING",
-                (tombstone_hash(uid), time.time()),
-            ).rowcount
-        # the WAL still holds the deleted rows' old pages: checkpoint them into the (zeroed)
-        # database file and truncate the WAL; a reader mid-transaction may delay that (busy)
+    def _after_erasure(self) -> None:
+        """The WAL still holds the deleted rows' old pages: checkpoint them into the (zeroed)
+        database file and truncate the WAL; a reader mid-transaction may delay that (busy)."""
         busy = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             log.warning(
                 "feedback store %s: WAL not truncated after an erasure (readers)", self.path
             )
-        log.info("feedback store %s: erased a user (%d events)", self.path, n_ev)
-        return {"events": int(n_ev), "user": int(n_user), "tombstone": int(new)}
-
-    def tombstones(self) -> frozenset[str]:
-        """Hashes of every erased user id (:func:`lgrec.privacy.tombstones.tombstone_hash`)."""
-        rows = self._conn().execute("SELECT user_hash FROM tombstones").fetchall()
-        return frozenset(r[0] for r in rows)
-
-    def is_erased(self, user_id: str) -> bool:
-        """Whether ``user_id`` has a tombstone."""
-        sql = "SELECT 1 FROM tombstones WHERE user_hash = ?"
-        return self._conn().execute(sql, (tombstone_hash(str(user_id)),)).fetchone() is not None
-
-
-def refuse_erased(conn: sqlite3.Connection, user_id: str) -> None:
-    sql = "SELECT 1 FROM tombstones WHERE user_hash = ?"
-    if conn.execute(sql, (tombstone_hash(user_id),)).fetchone() is not None:
-        raise ErasedUserError(
-            f"user {user_id!r} was erased (right to be forgotten); its id cannot be used again"
-        )

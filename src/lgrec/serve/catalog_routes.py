@@ -8,11 +8,13 @@
 * ``POST /items`` — a new item placed by its text neighbours, recommendable at once;
 * ``POST /feedback`` — a durable event (201), folded into the user's vector; a repeated
   idempotency key with the same event is a replay (200, the stored event), with another event
-  a conflict (409).
+  a conflict (409). Async: it awaits the process's writer thread instead of holding a thread
+  of the pool while the commit's fsync runs (:mod:`lgrec.serve.groupcommit`).
 """
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations (Limit is
 # local to install_catalog_routes) as objects
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import Query, Response
@@ -74,13 +76,18 @@ def install_catalog_routes(app: Any, st: Any, pid: Any, read: Any, write: Any, e
             ],
         )
 
-    @app.post(
-        "/users",
-        status_code=201,
-        response_model=S.UserCreated,
-        responses=errs,
-        dependencies=[write],
-    )
+    def create(path: str, model: Any, responses: dict | None = None) -> Any:
+        """The route decorator of a write that creates (POST, 201, the write key, the
+        documented errors and ``responses``)."""
+        return app.post(
+            path,
+            status_code=201,
+            response_model=model,
+            responses={**(responses or {}), **errs},
+            dependencies=[write],
+        )
+
+    @create("/users", S.UserCreated)
     def create_user(body: S.UserIn) -> S.UserCreated:
         """A new user from ``liked_items`` and/or ``text``; recommendations work at once."""
         st.add_user(pid(body.user_id), body.text, body.liked_items)
@@ -88,13 +95,7 @@ def install_catalog_routes(app: Any, st: Any, pid: Any, read: Any, write: Any, e
             user_id=body.user_id, n_liked=len(set(body.liked_items)), has_text=bool(body.text)
         )
 
-    @app.post(
-        "/items",
-        status_code=201,
-        response_model=S.ItemCreated,
-        responses=errs,
-        dependencies=[write],
-    )
+    @create("/items", S.ItemCreated)
     def create_item(body: S.ItemIn) -> S.ItemCreated:
         """A new item placed at the weighted mean of its text neighbours' model vectors."""
         i = st.add_item(body.item_id, body.title, body.description, body.categories)
@@ -103,17 +104,10 @@ def install_catalog_routes(app: Any, st: Any, pid: Any, read: Any, write: Any, e
             item_id=body.item_id, title=body.title, neighbours=items_out(st, idx, sc)
         )
 
-    @app.post(
-        "/feedback",
-        status_code=201,
-        response_model=S.FeedbackOut,
-        responses={
-            200: {"model": S.FeedbackOut, "description": "replay: the key's stored event"},
-            **errs,
-        },
-        dependencies=[write],
-    )
-    def feedback(body: S.FeedbackIn, response: Response) -> S.FeedbackOut:
+    replay = {200: {"model": S.FeedbackOut, "description": "replay: the key's stored event"}}
+
+    @create("/feedback", S.FeedbackOut, replay)
+    async def feedback(body: S.FeedbackIn, response: Response) -> S.FeedbackOut:
         """Store the event durably (201), then fold it into the user's vector. A repeated
         ``idempotency_key`` with the same event is a replay: 200 with the stored event, and
         nothing changes; the key with another event is refused (409)."""
@@ -121,8 +115,11 @@ def install_catalog_routes(app: Any, st: Any, pid: Any, read: Any, write: Any, e
             lo, hi = st.rating_scale
             if not lo <= body.value <= hi:
                 raise ConfigError(f"value: a rating must be within [{lo}, {hi}], got {body.value}")
-        eid, created = st.add_feedback(
+        event = st.feedback_event(
             pid(body.user), body.item, body.event, body.value, body.timestamp, body.idempotency_key
         )
-        response.status_code = 201 if created else 200
-        return S.FeedbackOut.stored(st.store.get_event(eid), created, body.user)
+        # awaited, not waited for in a pool thread: the writer thread commits it (grouped with
+        # the other queued events), applies it, then answers (lgrec.serve.groupcommit)
+        got = await asyncio.wrap_future(st.submit_feedback(event))
+        response.status_code = 201 if got.created else 200
+        return S.FeedbackOut.stored(got.row, got.created, body.user)

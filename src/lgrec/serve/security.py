@@ -16,8 +16,9 @@
   values (:class:`~lgrec.errors.ConfigError`, :class:`~lgrec.errors.DataError`), 429 rate
   limited. Faults of the server or its stores are 5xx and logged: 503 with ``Retry-After``
   when a store is unavailable (:class:`~lgrec.errors.StoreUnavailableError`, a graph store
-  that is down), 500 for anything else (:class:`~lgrec.errors.ServerFaultError`, any other
-  error), with no internals in the body.
+  that is down; the body names which store failed, the log also where it lives), 500 for
+  anything else (:class:`~lgrec.errors.ServerFaultError`, any other error), with no
+  internals in the body.
 
 Request metrics (``/metrics``) live in :mod:`lgrec.serve.metrics`.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +65,15 @@ ERROR_CODES = {
     500: "internal_error",
     503: "unavailable",
 }
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@\s:]*):[^/@\s]*@")
+
+
+def _redact(exc: BaseException) -> str:
+    """``exc``'s message with any ``scheme://user:password@`` password masked (the stores
+    keep passwords out of their messages; this guards a URL quoted from elsewhere)."""
+    return _URL_PASSWORD.sub(r"\1:***@", str(exc))
 
 
 def error_body(status: int, detail: Any, error: str | None = None) -> dict[str, Any]:
@@ -258,10 +269,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, str(exc), "invalid_request")
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s: store unavailable: %s", request.method, request.url.path, exc)
-        return error_response(
-            503, f"a store is unavailable, retry later: {exc}", headers={"Retry-After": "1"}
-        )
+        what = "graph store" if isinstance(exc, GraphStoreError) else "feedback store"
+        # where the store lives (host, user, path) goes to the log only, never to the client
+        log.error("%s %s: %s unavailable: %s", request.method, request.url.path, what, _redact(exc))
+        return error_response(503, f"{what} unavailable; retry later", headers={"Retry-After": "1"})
 
     for klass in (ConfigError, DataError):
         app.add_exception_handler(klass, _invalid)

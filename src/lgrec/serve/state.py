@@ -42,7 +42,7 @@ from lgrec.progress import working
 from lgrec.serve import online
 from lgrec.serve.catalog import CatalogMixin
 from lgrec.serve.foldcache import FoldInMixin, ItemOperators
-from lgrec.serve.groupcommit import GroupCommit
+from lgrec.serve.groupcommit import FeedbackWriter
 from lgrec.serve.index import INDEX_KINDS, FaissIndex, IndexSettings, dot_product_form
 from lgrec.serve.scorecache import ScoreCache
 from lgrec.serve.scoring import ScoringMixin
@@ -97,7 +97,9 @@ class ServeState(CatalogMixin, SyncMixin, FoldInMixin, ScoringMixin, ErasureMixi
             raise ConfigError(f"ServeState(sync_interval={sync_interval!r}): expected seconds ≥ 0")
         self.model_dir = Path(model_dir)
         self.store = store
-        self._writes = GroupCommit(store)  # feedback writes (lgrec.serve.groupcommit)
+        self._writes = FeedbackWriter(  # feedback writes: one thread (lgrec.serve.groupcommit)
+            store, check=self._check_feedback, apply=lambda: self.sync(fresh=True)
+        )
         self.online_lr, self.neighbours, self.tau = online_lr, neighbours, tau
         self.lock = threading.RLock()
         self._sync_lock = threading.Lock()

@@ -2,10 +2,11 @@
 
 The feedback store (:class:`~lgrec.store.base.FeedbackStoreProtocol`: a SQLite file, or a
 PostgreSQL database shared by servers on several machines) is the source of truth. A write
-endpoint stores the event durably, then calls :meth:`SyncMixin.sync`, which applies every
-stored event with an id above the last applied one, in id order, after loading users/items it
-has not seen (:mod:`lgrec.serve.catalog`). One event of type ``ε`` by user ``u`` on item
-``i`` moves the user's vector (math in :mod:`lgrec.serve.online`)::
+is stored durably by the process's writer thread (:mod:`lgrec.serve.groupcommit`), which then
+calls :meth:`SyncMixin.sync`: it applies every stored event with an id above the last applied
+one, in id order, after loading users/items it has not seen (:mod:`lgrec.serve.catalog`).
+One event of type ``ε`` by user ``u`` on item ``i`` moves the user's vector (math in
+:mod:`lgrec.serve.online`)::
 
     u ← fold_in(u, e_i, η · w_ε)
 
@@ -28,11 +29,12 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 
 import torch
 
 from lgrec.serve import online
-from lgrec.serve.groupcommit import GroupCommit
+from lgrec.serve.groupcommit import FeedbackWriter, Stored
 from lgrec.serve.scorecache import ScoreCache
 from lgrec.store.base import FeedbackStoreProtocol
 
@@ -44,7 +46,7 @@ class SyncMixin:
     """Feedback writes and the sync loop of :class:`~lgrec.serve.state.ServeState`."""
 
     store: FeedbackStoreProtocol
-    _writes: GroupCommit
+    _writes: FeedbackWriter
     lock: threading.RLock
     _sync_lock: threading.Lock
     _catalog_mark: tuple[int, int]
@@ -81,14 +83,34 @@ class SyncMixin:
         idempotency_key: str | None = None,
     ) -> tuple[int, bool]:
         """Store one event (durable when this returns), fold it in; ``(event id, created)``."""
-        self.user_index(user_id)
-        self.item_index(item_id)
-        eid, created = self._writes.submit(  # grouped with concurrent writes, durable
-            dict(user_id=user_id, item_id=item_id, event=event, value=value, ts=ts,
-                 idempotency_key=idempotency_key)
-        )  # fmt: skip
-        self.sync(fresh=True)
-        return eid, created
+        got = self._writes.write(self.feedback_event(user_id, item_id, event, value, ts,
+                                                     idempotency_key))  # fmt: skip
+        return got.id, got.created
+
+    @staticmethod
+    def feedback_event(
+        user_id: str,
+        item_id: str,
+        event: str,
+        value: float | None = None,
+        ts: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict:
+        """The event as :meth:`FeedbackWriter.submit` takes it (the store's ``add_event``
+        arguments)."""
+        return dict(user_id=user_id, item_id=item_id, event=event, value=value, ts=ts,
+                    idempotency_key=idempotency_key)  # fmt: skip
+
+    def submit_feedback(self, event: dict) -> Future[Stored]:
+        """Hand ``event`` (:meth:`feedback_event`) to this process's writer thread
+        (:mod:`lgrec.serve.groupcommit`): the future resolves once it is durable and applied,
+        or raises its error (unknown user/item, conflict, store down)."""
+        return self._writes.submit(event)
+
+    def _check_feedback(self, event: dict) -> None:
+        """The writer's check before storing: the user and the item exist (404 otherwise)."""
+        self.user_index(event["user_id"])
+        self.item_index(event["item_id"])
 
     # ---- sync with the store -------------------------------------------------------------------
     def sync(self, force_catalog: bool = False, *, fresh: bool = False, wait: bool = True) -> int:
@@ -103,17 +125,22 @@ class SyncMixin:
         The watermarks are read before taking the sync lock: a request that finds nothing new
         returns at once instead of queueing behind the thread applying events (under load a
         preempted lock holder stalled every request of the worker: lock convoy). With
-        ``wait=False`` (``/recommend``) a request that finds another thread applying events
-        does not wait for it: it serves the state of that moment, and the events being applied
-        count from the next request on (a write's own response still waits for its event).
+        ``wait=False`` (``/recommend``) a request that finds new *events* only does not apply
+        them itself: it asks the writer thread to (:meth:`FeedbackWriter.request_apply`) and
+        serves the state of that moment; the events count from the requests after they are
+        applied, milliseconds later (a write's own response still waits for its event). An
+        erasure or a new user/item is applied before the request that sees it, as with
+        ``wait=True``: an erased user is gone from every process's next answer.
         """
         now = time.monotonic()
         if not (fresh or force_catalog) and now - self._last_look < self.sync_interval:
             return 0
         self._last_look = now
-        if not force_catalog and self._up_to_date(self.store.watermarks()):
+        marks = self.store.watermarks()
+        if not force_catalog and self._up_to_date(marks):
             return 0
-        if not wait and self._sync_lock.locked():  # another thread is applying them
+        if not (wait or force_catalog) and self._only_events_new(marks):
+            self._writes.request_apply()  # the writer thread applies them
             return 0
         with self._sync_lock:
             ev_max, users_max, items_max, tomb_max = self.store.watermarks()
@@ -146,6 +173,12 @@ class SyncMixin:
             and tomb_max == self._tomb_mark
         )
 
+    def _only_events_new(self, marks: tuple[int, int, int, int]) -> bool:
+        """Whether the watermarks ``marks`` show new events only: no erasure, no new user or
+        item (those are applied before the request that sees them, wherever it is)."""
+        _, users_max, items_max, tomb_max = marks
+        return (users_max, items_max) == self._catalog_mark and tomb_max == self._tomb_mark
+
     def replay_unlearned(self, learned: str) -> int:
         """Fold in the stored events up to :attr:`last_event` (the bundle's
         ``feedback_until``) that its retrain did not learn (:mod:`lgrec.serve.retrain`): with
@@ -171,7 +204,8 @@ class SyncMixin:
             return n
 
     def close(self) -> None:
-        """Close the store."""
+        """Settle the queued writes, stop the writer thread, close the store."""
+        self._writes.close()
         self.store.close()
 
     def _apply_event(

@@ -29,80 +29,66 @@ import logging
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from lgrec.errors import DataError, StoreUnavailableError
 from lgrec.privacy.encryption import connect, db_errors, feedback_key, row_class
-from lgrec.privacy.store import ErasureStoreMixin, refuse_erased
-from lgrec.store.records import (
-    EVENT_COLUMNS,
-    EVENT_TYPES,
-    check_id,
-    event_query,
-    events_frame,
-    to_json,
-    validate_events,
-)
-from lgrec.store.records import validate_event as _validate_event
+from lgrec.privacy.store import ErasureStoreMixin
+from lgrec.store.dialect import Dialect
+from lgrec.store.records import EVENT_COLUMNS, EVENT_TYPES, EventRow
 from lgrec.store.sqlite_schema import (
     SCHEMA_VERSION,
     flocked,
     insert_event,
-    insert_row,
-    item_dict,
     migrate,
     open_lock_file,
-    user_dict,
 )
+from lgrec.store.template import FeedbackStoreBase
 
 log = logging.getLogger(__name__)
 __all__ = ["EVENT_COLUMNS", "EVENT_TYPES", "SCHEMA_VERSION", "FeedbackStore", "migrate"]
 
 
-def _available(method: Callable) -> Callable:
-    """Report a failing database (locked past ``timeout``, I/O error, disk full, corrupt
-    file) as :class:`StoreUnavailableError` naming the store, not as a bare sqlite3 error."""
-
-    @wraps(method)
-    def wrapped(self: FeedbackStore, *args: Any, **kw: Any) -> Any:
-        try:
-            return method(self, *args, **kw)
-        except db_errors() as e:  # sqlite3's or SQLCipher's (unrelated classes)
-            if type(e).__name__ == "IntegrityError":
-                raise
-            raise StoreUnavailableError(f"feedback store {self.path}: {e}") from e
-
-    return wrapped
-
-
-class FeedbackStore(ErasureStoreMixin):
+class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
     """Events, users and items in a SQLite file (see module docstring for durability/threads).
+
+    The store's logic is :class:`~lgrec.store.template.FeedbackStoreBase`'s; this class gives
+    it SQLite's connections, write transaction and fault mapping.
 
     Args:
         path: the SQLite file; created (with parent folders) when absent.
         timeout: seconds a writer waits for another writer's lock before failing.
+        key: SQLCipher passphrase (default: ``LGREC_FEEDBACK_KEY``; none: a plain file).
     """
+
+    dialect = Dialect(mark="?")
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0, key: str | None = None) -> None:
         self.path = Path(path)
         self.location = str(self.path)
         self.timeout = timeout
         self._key = feedback_key(key)  # None: plain SQLite (lgrec.privacy.encryption)
+        self._fault_types = db_errors()  # sqlite3's and SQLCipher's (unrelated classes)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._closed = False
+        self._closed = self._ready = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._wlock = threading.Lock()
         self._lock_fd = open_lock_file(self.path)
         migrate(self._conn(), self.path)
+        self._ready = True
+
+    def _fault(self, error: BaseException) -> BaseException | None:
+        """A failing database (locked past ``timeout``, I/O error, disk full, corrupt file) is
+        :class:`StoreUnavailableError` naming the store, not a bare sqlite3 error; an integrity
+        error passes unchanged."""
+        if type(error).__name__ == "IntegrityError":
+            return None
+        return StoreUnavailableError(f"feedback store {self.path}: {error}")
 
     # ---- connections -------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -110,7 +96,12 @@ class FeedbackStore(ErasureStoreMixin):
             raise StoreUnavailableError(f"feedback store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, self._key, timeout=self.timeout)
+            try:
+                conn = connect(self.path, self._key, timeout=self.timeout)
+            except DataError as e:  # not a (decryptable) database: the caller's mistake when
+                if not self._ready:  # the store is opened, a fault of the store afterwards
+                    raise
+                raise StoreUnavailableError(str(e)) from e
             conn.row_factory = row_class(conn)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -162,199 +153,14 @@ class FeedbackStore(ErasureStoreMixin):
                 os.close(self._lock_fd)
             self._closed = True
 
-    def __enter__(self) -> FeedbackStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ---- events ------------------------------------------------------------------------
-    @_available
-    def add_event(
-        self,
-        user_id: str,
-        item_id: str,
-        event: str,
-        value: float | None = None,
-        ts: float | None = None,
-        idempotency_key: str | None = None,
-    ) -> tuple[int, bool]:
-        """Store one event durably; return ``(row id, created)``.
-
-        A repeated ``idempotency_key`` stores nothing and returns the id of the first event
-        with that key and ``created=False``. Invalid input raises :class:`DataError` and
-        stores nothing.
-        """
-        row = _validate_event(
-            user_id, item_id, event, value, ts, idempotency_key, where="add_event"
-        )
-        with self._write() as conn:
-            refuse_erased(conn, row[0])
-            return insert_event(conn, row)
-
-    @_available
-    def add_events(self, events: Iterable[Mapping[str, Any]]) -> list[tuple[int, bool]]:
-        """Store many events in one transaction; return ``(row id, created)`` for each.
-
-        Each mapping has the keyword arguments of :meth:`add_event`. Every event is validated
-        before anything is written: one bad event rejects the whole call.
-        """
-        rows = validate_events(events)
-        if not rows:
-            return []
-        with self._write() as conn:
-            for uid in {row[0] for row in rows}:
-                refuse_erased(conn, uid)
-            return [insert_event(conn, row) for row in rows]
-
-    def events(
-        self, since_id: int = 0, user_id: str | None = None, limit: int | None = None
-    ) -> pd.DataFrame:
-        """Events with ``id > since_id`` (optionally of one user), oldest first.
-
-        Columns: ``id, user_id, item_id, event, value, ts, idempotency_key, received_at``.
-        """
-        return events_frame(self.event_rows(since_id, user_id, limit, EVENT_COLUMNS))
-
-    @_available
-    def event_rows(
-        self,
-        since_id: int = 0,
-        user_id: str | None = None,
-        limit: int | None = None,
-        columns: Sequence[str] = ("id", "user_id", "item_id", "event", "value"),
-    ) -> list[tuple]:
-        """Like :meth:`events` but plain tuples of ``columns``, oldest first: the fast path
-        for a server applying a few new events per request (no DataFrame, ~20 µs)."""
-        sql, args = event_query("events", "?", since_id, user_id, limit, columns)
+    # ---- the primitives of FeedbackStoreBase ----------------------------------------------
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
         cur = self._conn().cursor()
-        cur.row_factory = None  # plain tuples
+        cur.row_factory = None  # plain tuples (~20 µs for a few new events)
         return cur.execute(sql, args).fetchall()
 
-    @_available
-    def get_event(self, event_id: int) -> dict[str, Any] | None:
-        """The stored event with this id (columns of :meth:`events`), or None."""
-        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id = ?"
-        row = self._conn().execute(sql, (int(event_id),)).fetchone()
-        return None if row is None else dict(row)
+    def _dicts(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._conn().execute(sql, args).fetchall()]
 
-    @_available
-    def count(self, user_id: str | None = None) -> int:
-        """Number of stored events (of one user when given)."""
-        if user_id is None:
-            return int(self._conn().execute("SELECT count(*) FROM events").fetchone()[0])
-        sql = "SELECT count(*) FROM events WHERE user_id = ?"
-        return int(self._conn().execute(sql, (str(user_id),)).fetchone()[0])
-
-    @_available
-    def watermarks(self) -> tuple[int, int, int, int]:
-        """``(max event id, max users rowid, max items rowid, max tombstones rowid)`` in one
-        indexed read (microseconds); ids and rowids only grow (only an erasure deletes rows,
-        and it adds a tombstone)."""
-        sql = (
-            "SELECT (SELECT max(id) FROM events), (SELECT max(rowid) FROM users), "
-            "(SELECT max(rowid) FROM items), (SELECT max(rowid) FROM tombstones)"
-        )
-        row = self._conn().execute(sql).fetchone()
-        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
-
-    # ---- users and items ---------------------------------------------------------------
-    @_available
-    def add_user(
-        self,
-        user_id: str,
-        text: str | None = None,
-        attributes: Mapping[str, Any] | None = None,
-        *,
-        exist_ok: bool = True,
-    ) -> bool:
-        """Insert a user, or update a known one; return True when the user is new.
-
-        ``attributes`` must be JSON-serialisable; an update keeps ``created_at``. With
-        ``exist_ok=False`` a known id raises :class:`AlreadyExistsError` and changes nothing:
-        the table's primary key decides, so of concurrent creators (threads or processes)
-        exactly one succeeds.
-        """
-        uid = check_id(user_id, "user_id", "add_user")
-        attrs = to_json(dict(attributes or {}), "attributes", "add_user")
-        on_conflict = (
-            " ON CONFLICT(user_id) DO UPDATE SET text = excluded.text, "
-            "attributes = excluded.attributes"
-        )
-        sql = "INSERT INTO users (user_id, text, created_at, attributes) VALUES (?, ?, ?, ?)"
-        with self._write() as conn:
-            refuse_erased(conn, uid)
-            known = conn.execute("SELECT 1 FROM users WHERE user_id = ?", (uid,)).fetchone()
-            insert_row(
-                conn, sql + on_conflict * exist_ok, (uid, text, time.time(), attrs), "user", uid
-            )
-            return known is None
-
-    @_available
-    def add_item(
-        self,
-        item_id: str,
-        title: str | None = None,
-        description: str | None = None,
-        categories: Sequence[str] | None = None,
-        *,
-        exist_ok: bool = True,
-    ) -> bool:
-        """Insert an item, or update a known one; return True when the item is new
-        (``exist_ok=False``: a known id raises :class:`AlreadyExistsError`, as in
-        :meth:`add_user`)."""
-        iid = check_id(item_id, "item_id", "add_item")
-        if isinstance(categories, str):
-            raise DataError("add_item: categories must be a list of strings, not one string")
-        cats = to_json([str(c) for c in categories or ()], "categories", "add_item")
-        sql = (
-            "INSERT INTO items (item_id, title, description, categories, created_at) "
-            "VALUES (?, ?, ?, ?, ?)"
-        )
-        on_conflict = (
-            " ON CONFLICT(item_id) DO UPDATE SET title = excluded.title, "
-            "description = excluded.description, categories = excluded.categories"
-        )
-        with self._write() as conn:
-            known = conn.execute("SELECT 1 FROM items WHERE item_id = ?", (iid,)).fetchone()
-            row = (iid, title, description, cats, time.time())
-            insert_row(conn, sql + on_conflict * exist_ok, row, "item", iid)
-            return known is None
-
-    @_available
-    def get_user(self, user_id: str) -> dict[str, Any] | None:
-        """The user as a dict (``attributes`` decoded), or None when unknown."""
-        row = (
-            self._conn()
-            .execute("SELECT * FROM users WHERE user_id = ?", (str(user_id),))
-            .fetchone()
-        )
-        return None if row is None else user_dict(row)
-
-    @_available
-    def get_item(self, item_id: str) -> dict[str, Any] | None:
-        """The item as a dict (``categories`` decoded), or None when unknown."""
-        row = (
-            self._conn()
-            .execute("SELECT * FROM items WHERE item_id = ?", (str(item_id),))
-            .fetchone()
-        )
-        return None if row is None else item_dict(row)
-
-    @_available
-    def list_users(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-        """Users ordered by id (``limit``/``offset`` page through them)."""
-        rows = self._conn().execute(
-            "SELECT * FROM users ORDER BY user_id LIMIT ? OFFSET ?",
-            (-1 if limit is None else int(limit), int(offset)),
-        )
-        return [user_dict(r) for r in rows]
-
-    @_available
-    def list_items(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-        """Items ordered by id (``limit``/``offset`` page through them)."""
-        rows = self._conn().execute(
-            "SELECT * FROM items ORDER BY item_id LIMIT ? OFFSET ?",
-            (-1 if limit is None else int(limit), int(offset)),
-        )
-        return [item_dict(r) for r in rows]
+    def _insert_event(self, conn: sqlite3.Connection, row: EventRow) -> tuple[int, bool]:
+        return insert_event(conn, row)

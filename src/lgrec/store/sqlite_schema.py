@@ -1,5 +1,5 @@
 """SQLite plumbing of the feedback store: the schema and its migrations, the writers' lock,
-the statements that insert and decode rows.
+the statement that inserts an event.
 
 * The schema is versioned with ``PRAGMA user_version``; :func:`migrate` runs the pending
   migrations of :data:`MIGRATIONS` in one transaction when a file is opened.
@@ -10,7 +10,6 @@ the statements that insert and decode rows.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -18,10 +17,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from lgrec.errors import AlreadyExistsError, DataError
-from lgrec.privacy.encryption import db_errors
+from lgrec.errors import DataError
 from lgrec.store.records import EventRow, check_replay
 
 try:
@@ -146,27 +143,3 @@ def insert_event(conn: sqlite3.Connection, row: EventRow) -> tuple[int, bool]:
     ).fetchone()
     check_replay(dict(first), row)
     return int(first[0]), False
-
-
-def user_dict(row: sqlite3.Row) -> dict[str, Any]:
-    """A ``users`` row as a dict, its JSON ``attributes`` decoded."""
-    d = dict(row)
-    d["attributes"] = json.loads(d["attributes"])
-    return d
-
-
-def item_dict(row: sqlite3.Row) -> dict[str, Any]:
-    """An ``items`` row as a dict, its JSON ``categories`` decoded."""
-    d = dict(row)
-    d["categories"] = json.loads(d["categories"])
-    return d
-
-
-def insert_row(conn: sqlite3.Connection, sql: str, row: tuple, what: str, key: str) -> None:
-    """Run an ``INSERT``; a primary-key clash is :class:`AlreadyExistsError`."""
-    try:
-        conn.execute(sql, row)
-    except db_errors() as e:  # sqlite3's or SQLCipher's IntegrityError (unrelated classes)
-        if type(e).__name__ != "IntegrityError" or "UNIQUE" not in str(e):
-            raise
-        raise AlreadyExistsError(f"{what} {key!r} already exists") from None

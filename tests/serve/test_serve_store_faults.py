@@ -1,0 +1,109 @@
+"""A store that fails answers 503 with a generic body: the client learns what failed and that a
+retry may help, never where the store lives (host, port, user, file path) nor a password; the
+server log names the store, once per failed request, without secrets.
+
+Real faults: a SQLite file overwritten with garbage, a PostgreSQL server that is stopped (its
+own throw-away server, ``tests/pg_server.py``, so the session's server stays up).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+from serve_fixtures import AUTH
+
+from lgrec.serve.app import ServeSettings, create_app
+from lgrec.serve.state import ServeState
+from lgrec.store import FeedbackStore
+from lgrec.store.postgres import PostgresFeedbackStore
+
+GOOD = {"user": "u0", "item": "sci-1", "event": "click"}
+NEW_USER = {"user_id": "n1", "liked_items": ["sci-1"]}
+BODY = {"error": "unavailable", "detail": "feedback store unavailable; retry later"}
+
+
+def _client(bundle, store):
+    from fastapi.testclient import TestClient
+
+    settings = ServeSettings(model=str(bundle), api_key=AUTH["X-API-Key"])
+    return TestClient(create_app(settings, state=ServeState(bundle, store)),
+                      raise_server_exceptions=False)  # fmt: skip
+
+
+def _fault_lines(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "lgrec.serve.security" and "store unavailable" in r.getMessage()
+    ]
+
+
+def _corrupt(path) -> None:
+    """Overwrite the database file and its WAL and index with random bytes (same sizes)."""
+    for p in (path, f"{path}-wal", f"{path}-shm"):
+        if os.path.exists(p):
+            size = os.path.getsize(p)
+            with open(p, "r+b") as f:
+                f.write(os.urandom(size))
+
+
+def test_corrupt_sqlite_store_is_503_without_its_path(bundle, tmp_path, caplog):
+    path = tmp_path / "private-dir" / "feedback.sqlite"
+    c = _client(bundle, FeedbackStore(path))
+    try:
+        assert c.post("/feedback", json=GOOD, headers=AUTH).status_code == 201
+        _corrupt(path)
+        caplog.set_level(logging.ERROR, logger="lgrec.serve.security")
+        for call in (
+            lambda: c.post("/feedback", json={**GOOD, "item": "sci-2"}, headers=AUTH),
+            lambda: c.post("/users", json=NEW_USER, headers=AUTH),
+        ):
+            caplog.clear()
+            r = call()
+            assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+            assert r.json() == BODY
+            assert "private-dir" not in r.text and str(tmp_path) not in r.text
+            lines = _fault_lines(caplog)
+            assert len(lines) == 1 and str(path) in lines[0], lines  # the log names the store
+    finally:
+        c.app.state.serve.close()
+
+
+def test_stopped_postgres_store_is_503_without_host_user_or_password(bundle, monkeypatch,
+                                                                     caplog):  # fmt: skip
+    from tests.pg_server import ROLE, PostgresServer
+
+    try:
+        server = PostgresServer().start()
+    except RuntimeError as e:
+        if os.geteuid() == 0:
+            raise
+        pytest.skip(f"no PostgreSQL server: {e}")
+    try:
+        url = server.create_schema("faults")
+        monkeypatch.setenv("PGPASSWORD", server.password)
+        store = PostgresFeedbackStore(url, timeout=2.0)
+        location = store.location  # postgresql://lgrec@127.0.0.1:PORT/postgres
+        assert f"{ROLE}@127.0.0.1:{server.port}" in location
+        c = _client(bundle, store)
+        assert c.post("/feedback", json=GOOD, headers=AUTH).status_code == 201
+        server.stop()
+        caplog.set_level(logging.ERROR, logger="lgrec.serve.security")
+        for call in (
+            lambda: c.post("/feedback", json={**GOOD, "item": "sci-2"}, headers=AUTH),
+            lambda: c.get("/users/u0"),  # a read: retried once, then 503
+        ):
+            caplog.clear()
+            r = call()
+            assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+            assert r.json() == BODY
+            for secret in ("127.0.0.1", str(server.port), ROLE, "postgres", server.password):
+                assert secret not in r.text, secret
+            lines = _fault_lines(caplog)
+            assert len(lines) == 1 and location in lines[0], lines
+            assert server.password not in caplog.text
+        c.app.state.serve.close()
+    finally:
+        server.stop()
