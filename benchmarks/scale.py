@@ -353,7 +353,13 @@ def chart(results: dict, path: Path) -> None:
         x = [p[0] for p in pts]
         if name not in ("serve", "faiss"):  # fixed-length load tests: their CPU s are no cost
             label = f"{name} ({', '.join(f'{p[1]:,.0f}' for p in pts)} s)"
-            a.plot(x, [p[1] for p in pts], "o-", label=label)
+            line = a.plot(x, [p[1] for p in pts], "o-", label=label)[0]
+            stopped = [(r["events"], r[name]["cpu_s"]) for r in results.values()
+                       if r.get(name, {}).get("code") == "timeout"]  # fmt: skip
+            for ev, cpu in stopped:  # a lower bound: ^ in the step's colour, "≥" beside it
+                a.plot([ev], [cpu], "^", mfc="none", color=line.get_color())
+                a.annotate(f"≥ {cpu:,.0f} (stopped)", (ev, cpu), fontsize=6,
+                           xytext=(-60, 4), textcoords="offset points")  # fmt: skip
         b.plot(x, [p[2] / 1024 for p in pts], "o-", label=name)
     for ax, yl in ((a, "CPU seconds (process tree)"), (b, "peak memory, GB (process tree)")):
         ax.set_xscale("log")
