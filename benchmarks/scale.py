@@ -17,7 +17,10 @@ median of ``--repeat`` runs):
 6. ``rank``: top-20 over all items for ``--rank-users`` users with the fitted graph filter;
 7. ``serve``: benchmarks/serve_load.py on the LightGCN bundle of step 5 (``lgrec serve`` needs
    user/item vectors to fold feedback in; the graph filter has none): p50/p99 of /recommend
-   with ``wrk`` (8 connections) and in an open loop at 50 req/s.
+   with ``wrk`` (8 connections) and in an open loop at 50 req/s;
+8. ``faiss``: benchmarks/scale_faiss.py on the same bundle: recall@100 of ``lgrec serve
+   --index faiss`` (default settings) against exact scoring, and sequential /recommend p50/p99
+   over HTTP with and without the index.
 
 A step is skipped (with the reason recorded) when its input is missing (no prepared data, no
 bundle); ``--timeout`` stops a step that runs too long (its CPU seconds so far are kept, and
@@ -52,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "runs" / "scale"
 DOCS = ROOT / "docs"
 LGREC = [sys.executable, "-m", "lgrec.cli"]
-STEPS = ("gen", "etl_pandas", "etl_spark", "graphfilter", "lightgcn", "rank", "serve")
+STEPS = ("gen", "etl_pandas", "etl_spark", "graphfilter", "lightgcn", "rank", "serve", "faiss")
 GF = ["--param", "graphfilter.k=256", "--param", "graphfilter.alpha=0.3"]
 GF += ["--param", "graphfilter.sharpen=0.0"]
 # OpenMP threads that wait for a core sleep instead of spinning: on a loaded machine spinning
@@ -209,6 +212,14 @@ def step(name: str, s: float, args: argparse.Namespace) -> dict:
             rec["rps"] = r["wrk_recommend"]["throughput_rps"]
             rec["fixed_p99_ms"] = r["open_loop"][0]["recommend"]["p99_ms"]
         return rec
+    if name == "faiss":  # candidate retrieval on the same bundle (benchmarks/scale_faiss.py)
+        lg = OUT / f"lightgcn-{tag}"
+        if not (lg / "config.json").is_file():
+            return {"skipped": "no LightGCN bundle"}
+        rec = run([sys.executable, "benchmarks/scale_faiss.py", "--bundle", str(lg)], log,
+                  args.timeout)  # fmt: skip
+        m = re.search(r"FAISS (\{.*\})", log.read_text())
+        return rec | (json.loads(m.group(1)) if m else {})
     raise SystemExit(f"unknown step {name!r}; expected {STEPS}")
 
 
@@ -293,6 +304,13 @@ def report(results: dict) -> str:
             if "rank_all_s" in rec:
                 note.append(f"all {rec['n_users']:,} users ≈ {rec['rank_all_s']:,} s "
                             f"({rec['rank_users']:,} timed)")  # fmt: skip
+            if "recall@100" in rec:
+                ex, fa = rec["http_exact"], rec["http_faiss"]
+                n = len(fa["p99_ms"])
+                note.append(f"{rec['n_items']:,} items: FAISS recall@100 {rec['recall@100']}; "
+                            f"sequential /recommend p50/p99 exact {_mid(ex['p50_ms'])}/"
+                            f"{_mid(ex['p99_ms'])} ms, FAISS {_mid(fa['p50_ms'])}/"
+                            f"{_mid(fa['p99_ms'])} ms (median of {n} runs)")  # fmt: skip
             if "p99_ms" in rec:
                 note.append(f"/recommend p50 {rec['p50_ms']} ms, p99 {rec['p99_ms']} ms, "
                             f"{rec['rps']:.0f} req/s (wrk, 8 conns); open loop at 50 req/s: "
@@ -308,6 +326,11 @@ def report(results: dict) -> str:
                 f"{lo:.1f}–{hi:.1f} | {'; '.join(note)} |"
             )
     return "\n".join(lines)
+
+
+def _mid(xs: list[float]) -> float:
+    """Median of a few numbers (the runs of one server)."""
+    return sorted(xs)[len(xs) // 2]
 
 
 def chart(results: dict, path: Path) -> None:
@@ -328,9 +351,15 @@ def chart(results: dict, path: Path) -> None:
         if not pts:
             continue
         x = [p[0] for p in pts]
-        if name != "serve":  # a fixed-length load test: its CPU seconds are not a cost
+        if name not in ("serve", "faiss"):  # fixed-length load tests: their CPU s are no cost
             label = f"{name} ({', '.join(f'{p[1]:,.0f}' for p in pts)} s)"
-            a.plot(x, [p[1] for p in pts], "o-", label=label)
+            line = a.plot(x, [p[1] for p in pts], "o-", label=label)[0]
+            stopped = [(r["events"], r[name]["cpu_s"]) for r in results.values()
+                       if r.get(name, {}).get("code") == "timeout"]  # fmt: skip
+            for ev, cpu in stopped:  # a lower bound: ^ in the step's colour, "≥" beside it
+                a.plot([ev], [cpu], "^", mfc="none", color=line.get_color())
+                a.annotate(f"≥ {cpu:,.0f} (stopped)", (ev, cpu), fontsize=6,
+                           xytext=(-60, 4), textcoords="offset points")  # fmt: skip
         b.plot(x, [p[2] / 1024 for p in pts], "o-", label=name)
     for ax, yl in ((a, "CPU seconds (process tree)"), (b, "peak memory, GB (process tree)")):
         ax.set_xscale("log")

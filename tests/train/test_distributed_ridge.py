@@ -2,7 +2,9 @@
 
 One torchrun launch (``tests/train/ridge_worker.py``) fits the ridge with the whole problem on
 each process and with the users sharded; both must give the single-process W*(λ) to 10⁻⁸
-relative (float64 sums in another order: about 10⁻¹⁵ expected).
+relative (float64 sums in another order: about 10⁻¹⁵ expected). The same launch computes the
+top singular pairs of the normalised interactions with the users sharded, which must equal the
+single-process computation to 10⁻⁸ and the exact SVD to the randomized method's accuracy.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lgrec.graph.bipartite import normalized_biadjacency
 from lgrec.models.bilinear import BilinearRidge, RidgeStatistics
-from tests.train.ridge_worker import problem, solutions, user_features
+from lgrec.train.distributed_spectrum import sharded_spectrum
+from tests.train.ridge_worker import SPECTRUM, planted, problem, solutions, user_features
 
 ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-8
@@ -62,6 +66,24 @@ def test_two_processes_solve_the_single_process_ridge(ranks):
     assert rel(ref_plain, ref) > 1e-3
 
 
+def test_two_processes_find_the_single_process_spectrum(ranks):
+    g = planted()
+    sig, v, deg = sharded_spectrum(g, **SPECTRUM)  # one process, all users
+    assert np.array_equal(deg, np.asarray(g.sum(0)).ravel())
+    rn = normalized_biadjacency(g, SPECTRUM["user_exp"], SPECTRUM["item_exp"]).toarray()
+    _, s_exact, vt = np.linalg.svd(rn.astype(np.float64))
+    k = SPECTRUM["k"]
+    # randomized subspace iteration: σ_k to 10⁻⁵, the subspace to (σ_{k+1}/σ_k)^{2(n_iter+1)}
+    assert np.abs(sig - s_exact[:k]).max() / s_exact[0] < 1e-5
+    assert np.linalg.norm(v @ v.T - vt[:k].T @ vt[:k]) < 1e-2
+    assert s_exact[k] / s_exact[k - 1] < 0.7  # the planted gap the accuracy above relies on
+    for rk in ranks:
+        assert np.array_equal(rk["degrees"], deg)  # integer counts: summed exactly
+        assert np.abs(rk["sigma"] - sig).max() / sig[0] < TOL
+        assert np.linalg.norm(rk["v"] @ rk["v"].T - v @ v.T) < TOL
+    assert np.array_equal(ranks[0]["v"], ranks[1]["v"])  # every process holds the same V
+
+
 def test_statistics_of_shards_add_up_to_the_whole():
     r, x = problem(seed=3)
     h, c = user_features(r, x)
@@ -95,3 +117,5 @@ def test_bad_statistics_are_refused_with_the_name_of_what_is_wrong():
         _ = st + RidgeStatistics.of(h, r, x)
     with pytest.raises(ValueError, match="numbers for"):
         st.unflat(st.flat()[:-1])
+    with pytest.raises(ValueError, match="k \\+ oversample"):
+        sharded_spectrum(r, k=90)

@@ -15,13 +15,13 @@ one vector of I numbers (c, only when the users are sharded) and one of D_u² + 
 numbers. What is replicated: the item features X (every process needs all of X for r_u X) and
 the solution W. What is sharded: the users (their rows of R and of H, and c's terms).
 
-Two entry points:
+:func:`fit_ridge` takes the data two ways:
 
-* :func:`fit_ridge` — every process holds the whole problem (``lgrec train --distributed``:
+* ``sharded=False`` — every process holds the whole problem (``lgrec train --distributed``:
   each process loads the data set); each takes its block of users (about equal non-zeros,
   :func:`lgrec.train.partition.row_blocks`) and of items. One process, or no process group:
   the plain :class:`BilinearRidge`.
-* :func:`fit_sharded` — each process holds only its own users' ``h``, ``r`` and their part of
+* ``sharded=True`` — each process holds only its own users' ``h``, ``r`` and their part of
   ``c`` (e.g. computed by :func:`lgrec.models.features.user_history_features` on its rows of
   R); c is all-reduced first, then the statistics.
 
@@ -39,7 +39,7 @@ import torch.distributed as dist
 from lgrec.models.bilinear import BilinearRidge, RidgeStatistics
 from lgrec.train.partition import row_blocks
 
-__all__ = ["fit_ridge", "fit_sharded", "item_block", "rank_world", "reduced_fits", "user_block"]
+__all__ = ["fit_ridge", "item_block", "rank_world", "reduced_fits", "user_block"]
 
 _REDUCED = [0]  # fits whose statistics were all-reduced in this process (see reduced_fits)
 
@@ -93,44 +93,32 @@ def fit_ridge(
     x: np.ndarray,
     c: np.ndarray | None = None,
     n_hist: int = 0,
+    *,
+    sharded: bool = False,
     group: dist.ProcessGroup | None = None,
 ) -> BilinearRidge:
-    """:class:`BilinearRidge` ``(h, r, x, c, n_hist)`` with the statistics' work split over the
-    processes of ``group``; every process passes the *whole* problem and gets the same solver.
-    Without a process group (or with one process) it is ``BilinearRidge(h, r, x, c, n_hist)``."""
+    """:class:`BilinearRidge` ``(h, r, x, c, n_hist)`` with the statistics summed over the
+    processes of ``group``; every process gets the same solver. Without a process group (or
+    with one process) it is ``BilinearRidge(h, r, x, c, n_hist)``.
+
+    ``sharded=False``: every process passes the *whole* problem and sums its block of users
+    and items. ``sharded=True``: every process passes only its own users, ``h`` (U_p × D_u),
+    ``r`` (U_p × I, all items) and its part of the leave-one-out weights,
+    c_i = Σ_{u ∈ U_p, u ∋ i} w_u (``None`` on every process for no correction); ``x`` is
+    every item's features (I × D_i) on every process alike.
+    """
     rank, world = rank_world(group)
     if world == 1:
         return BilinearRidge(h, r, x, c, n_hist)
     r = sp.csr_matrix(r)
     if r.shape[0] != len(h):
         raise ValueError(f"fit_ridge: r has {r.shape[0]} users, h has {len(h)}")
-    rows = user_block(r, rank, world)
-    return _reduce(h[rows], r[rows], x, c, n_hist, item_block(len(x), rank, world), group)
-
-
-def fit_sharded(
-    h: np.ndarray,
-    r: sp.spmatrix,
-    x: np.ndarray,
-    c: np.ndarray | None = None,
-    n_hist: int = 0,
-    group: dist.ProcessGroup | None = None,
-) -> BilinearRidge:
-    """The solver of the problem whose users are spread over the processes of ``group``.
-
-    Args:
-        h: this process's users' features (U_p × D_u).
-        r: this process's users' interactions (U_p × I, all items).
-        x: every item's features (I × D_i, the same on every process).
-        c: this process's part of the leave-one-out weights, c_i = Σ_{u ∈ U_p, u ∋ i} w_u
-            (``None``: no correction; then ``None`` on every process).
-        n_hist: as in :class:`BilinearRidge`.
-    """
-    rank, world = rank_world(group)
-    if world == 1:
-        return BilinearRidge(h, r, x, c, n_hist)
-    if c is not None:
-        c = all_reduce_sum(c, group)
+    if sharded:
+        if c is not None:
+            c = all_reduce_sum(c, group)
+    else:
+        rows = user_block(r, rank, world)
+        h, r = h[rows], r[rows]
     return _reduce(h, r, x, c, n_hist, item_block(len(x), rank, world), group)
 
 
