@@ -115,9 +115,9 @@ def install_catalog_routes(app: Any, st: Any, pid: Any, read: Any, write: Any, e
             lo, hi = st.rating_scale
             if not lo <= body.value <= hi:
                 raise ConfigError(f"value: a rating must be within [{lo}, {hi}], got {body.value}")
-        event = st.feedback_event(
-            pid(body.user), body.item, body.event, body.value, body.timestamp, body.idempotency_key
-        )
+        event = dict(user_id=pid(body.user), item_id=body.item, event=body.event,
+                     value=body.value, ts=body.timestamp,
+                     idempotency_key=body.idempotency_key)  # fmt: skip
         # awaited, not waited for in a pool thread: the writer thread commits it (grouped with
         # the other queued events), applies it, then answers (lgrec.serve.groupcommit)
         got = await asyncio.wrap_future(st.submit_feedback(event))

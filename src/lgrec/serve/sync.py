@@ -83,28 +83,15 @@ class SyncMixin:
         idempotency_key: str | None = None,
     ) -> tuple[int, bool]:
         """Store one event (durable when this returns), fold it in; ``(event id, created)``."""
-        got = self._writes.write(self.feedback_event(user_id, item_id, event, value, ts,
-                                                     idempotency_key))  # fmt: skip
+        got = self._writes.write(dict(user_id=user_id, item_id=item_id, event=event, value=value,
+                                      ts=ts, idempotency_key=idempotency_key))  # fmt: skip
         return got.id, got.created
 
-    @staticmethod
-    def feedback_event(
-        user_id: str,
-        item_id: str,
-        event: str,
-        value: float | None = None,
-        ts: float | None = None,
-        idempotency_key: str | None = None,
-    ) -> dict:
-        """The event as :meth:`FeedbackWriter.submit` takes it (the store's ``add_event``
-        arguments)."""
-        return dict(user_id=user_id, item_id=item_id, event=event, value=value, ts=ts,
-                    idempotency_key=idempotency_key)  # fmt: skip
-
     def submit_feedback(self, event: dict) -> Future[Stored]:
-        """Hand ``event`` (:meth:`feedback_event`) to this process's writer thread
-        (:mod:`lgrec.serve.groupcommit`): the future resolves once it is durable and applied,
-        or raises its error (unknown user/item, conflict, store down)."""
+        """Hand ``event`` (the keyword arguments of the store's ``add_event``) to this
+        process's writer thread (:mod:`lgrec.serve.groupcommit`): the future resolves once it
+        is durable and applied, or raises its error (unknown user/item, conflict, store
+        down)."""
         return self._writes.submit(event)
 
     def _check_feedback(self, event: dict) -> None:
