@@ -161,8 +161,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
     def _check_params(self) -> None:
         if self.cold not in _COLD_MODES:
             raise ConfigError(f"LMGCN: cold must be one of {_COLD_MODES}, got {self.cold!r}")
-        for p in ("semantic_k", "spectral_k"):
-            v = getattr(self, p)
+        for p, v in (("semantic_k", self.semantic_k), ("spectral_k", self.spectral_k)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ConfigError(f"LMGCN: {p} must be a non-negative integer, got {v!r}")
         if self.rank is not None and (not isinstance(self.rank, int) or self.rank <= 0):
@@ -238,12 +237,10 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         utm = fit_user_text_map(self, data, mus=tuple(self._cold_grid_values()["mus"]))
         self.user_text_map_, self.user_text_mu_ = utm if utm is not None else (None, None)
         clock("cold items and users")
-        # text off (or no text fields): the blended filter has no semantic term either
-        self.filter_, self.filter_weight_, self.blend_search_ = fit_filter_blend(
-            self._core_block, data, valid, _grid(self.filter_weight, "filter_weight"),
+        self.filter_, self.filter_weight_, self.blend_search_ = fit_filter_blend(  # text off:
+            self._core_block, data, valid, _grid(self.filter_weight, "filter_weight"),  # no γ
             params=self.filter_params, item_emb=item_emb if self.text_used_ else None,
-            seen=x, seed=self.seed,
-        )  # fmt: skip
+            seen=x, seed=self.seed)  # fmt: skip
         clock("filter blend")
         self._fit_heads(data, valid, feats)
         clock("heads")
@@ -270,10 +267,11 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         self, x: sp.csr_matrix, h: np.ndarray, feats: ItemFeatures, valid: Dataset | None
     ) -> None:
         """The ridge path on the warm items and λ chosen on ``valid`` (module docstring)."""
-        warm = self.warm_
-        solver = BilinearRidge(
-            h, x[:, warm], feats.x[warm], c=self._loo_c[warm], n_hist=feats.x.shape[1]
-        )
+        from lgrec.train.distributed_ridge import fit_ridge  # (local: circular import)
+
+        warm = self.warm_  # under torchrun the statistics are summed over the processes
+        solver = fit_ridge(h, x[:, warm], feats.x[warm], c=self._loo_c[warm],
+                           n_hist=feats.x.shape[1])  # fmt: skip
         regs = _grid(self.reg, "reg")
         vx = valid.matrix("binary") if valid is not None and len(valid) else None
         self.reg_search_: list[dict[str, float]] = []
