@@ -248,8 +248,8 @@ def main() -> None:
         rows = [r for r in rows if r["config"] not in labels]
     done = {(r["config"], r["seed"]) for r in rows}
     todo = [(c, s) for c in labels for s in seeds if (c, s) not in done]
-    cmd = f"python benchmarks/ablation.py --dataset {args.dataset} --seeds {args.seeds}"
-    cmd += f' --configs "{args.configs}"' if args.configs else ""
+    full = f"python benchmarks/ablation.py --dataset {args.dataset} --seeds {args.seeds}"
+    cmd = full + (f' --configs "{args.configs}"' if args.configs else "")
     t_start = time.perf_counter()
     todo.sort(key=lambda cs: cs[1])  # seed-major: the split is prepared once per seed
     for n, (label, seed) in enumerate(todo, 1):
@@ -263,7 +263,6 @@ def main() -> None:
     lo, hi = min(s["n_seeds"] for s in summary), max(s["n_seeds"] for s in summary)
     n_seeds = str(hi) if lo == hi else f"{lo}–{hi}"
     # rows kept from earlier runs (--resume, or configurations not rerun) name their command
-    full = f"python benchmarks/ablation.py --dataset {args.dataset} --seeds {args.seeds}"
     cmds = list(dict.fromkeys(r.get("cmd", full) for r in rows if r["config"] in order))
     block = (f"Command{'s' if len(cmds) > 1 else ''}: {', then '.join(f'`{c}`' for c in cmds)} "
              f"({n_seeds} seeds per row; test split after refit on train + valid; "
