@@ -2,18 +2,21 @@
 retry may help, never where the store lives (host, port, user, file path) nor a password; the
 server log names the store, once per failed request, without secrets.
 
-Real faults: a SQLite file overwritten with garbage, a PostgreSQL server that is stopped (its
-own throw-away server, ``tests/pg_server.py``, so the session's server stays up).
+Real faults: a SQLite file (plain or SQLCipher-encrypted) overwritten with garbage, a
+PostgreSQL server that is stopped (its own throw-away server, ``tests/pg_server.py``, so the
+session's server stays up).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 
 import pytest
 from serve_fixtures import AUTH
 
+from lgrec.errors import StoreUnavailableError
 from lgrec.serve.app import ServeSettings, create_app
 from lgrec.serve.state import ServeState
 from lgrec.store import FeedbackStore
@@ -69,6 +72,71 @@ def test_corrupt_sqlite_store_is_503_without_its_path(bundle, tmp_path, caplog):
             assert len(lines) == 1 and str(path) in lines[0], lines  # the log names the store
     finally:
         c.app.state.serve.close()
+
+
+def _assert_503(r, tmp_path, caplog, path) -> None:
+    """A generic 503 that hides the store's location, and one ERROR line in the log naming it."""
+    assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+    assert r.json() == BODY
+    assert "private-dir" not in r.text and str(tmp_path) not in r.text
+    lines = _fault_lines(caplog)
+    assert len(lines) == 1 and str(path) in lines[0], lines  # the log names the store
+
+
+def test_overwritten_encrypted_store_is_503_not_500(bundle, tmp_path, monkeypatch, caplog):
+    """SQLCipher reports a page that fails its HMAC check as "out of memory" (SQLITE_NOMEM,
+    a MemoryError in Python): the server must still see an unavailable store, not crash."""
+    from lgrec.privacy.encryption import KEY_ENV
+
+    monkeypatch.setenv(KEY_ENV, "correct horse battery staple")  # as `lgrec serve` gets it
+    path = tmp_path / "private-dir" / "feedback.sqlite"
+    store = FeedbackStore(path)
+    assert store.encrypted
+    # a context-managed client keeps its worker threads, and so their open connections, as a
+    # running server does (SQLCipher's "out of memory" comes from a connection already open)
+    with _client(bundle, store) as c:
+        for item in ("sci-1", "sci-2", "sci-3"):
+            r = c.post("/feedback", json={**GOOD, "item": item}, headers=AUTH)
+            assert r.status_code == 201, r.text
+        assert c.get("/recommend", params={"user": "u0"}).status_code == 200
+        _corrupt(path)
+        caplog.set_level(logging.ERROR, logger="lgrec.serve.security")
+        for call in (
+            lambda: c.get("/recommend", params={"user": "u0"}),
+            lambda: c.post("/feedback", json={**GOOD, "item": "sci-4"}, headers=AUTH),
+            lambda: c.get("/users/u0"),
+            lambda: c.post("/users", json=NEW_USER, headers=AUTH),
+            lambda: c.get("/recommend", params={"user": "u0"}),
+        ):
+            caplog.clear()
+            _assert_503(call(), tmp_path, caplog, path)
+            assert "correct horse" not in caplog.text
+
+
+def test_encrypted_store_damaged_beyond_page_1_fails_at_open(bundle, tmp_path, monkeypatch,
+                                                             capsys):  # fmt: skip
+    """Page 1 (salt, schema) decrypts, the tables' pages do not: the store's open fails, naming
+    the file, and ``lgrec serve`` stops with that one line (no traceback)."""
+    from lgrec.cli import main
+    from lgrec.privacy.encryption import KEY_ENV
+
+    monkeypatch.setenv(KEY_ENV, "correct horse battery staple")
+    path = tmp_path / "feedback.sqlite"
+    with FeedbackStore(path) as store:
+        store.add_events(
+            [{"user_id": f"u{k}", "item_id": "sci-1", "event": "view"} for k in range(500)]
+        )
+    size = path.stat().st_size
+    assert size > 8 * 4096 and not os.path.exists(f"{path}-wal")  # checkpointed on close
+    with open(path, "r+b") as f:
+        f.seek(4096)
+        f.write(os.urandom(size - 4096))
+    with pytest.raises(StoreUnavailableError, match=f"^feedback store {re.escape(str(path))}: "):
+        FeedbackStore(path)
+    assert main(["serve", "--model", str(bundle), "--store", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lgrec serve: error: feedback store {path}: "), err
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_stopped_postgres_store_is_503_without_host_user_or_password(bundle, monkeypatch,

@@ -171,13 +171,27 @@ def row_class(conn: Any) -> Any:
     return _sqlcipher().Row
 
 
-def db_errors() -> tuple[type[BaseException], ...]:
-    """The DB-API error classes a store connection may raise (plain and SQLCipher)."""
+def db_errors(encrypted: bool = False) -> tuple[type[BaseException], ...]:
+    """The errors a store connection raises when its database fails: the DB-API error classes
+    (plain and SQLCipher) and, on an ``encrypted`` store, :class:`MemoryError`
+    (:data:`UNDECRYPTABLE`)."""
     try:
         from sqlcipher3 import dbapi2
     except ImportError:
         return (sqlite3.Error,)
-    return (sqlite3.Error, dbapi2.Error)
+    return (sqlite3.Error, dbapi2.Error) + ((MemoryError,) if encrypted else ())
+
+
+UNDECRYPTABLE = (
+    "a page of the file does not decrypt with the key: the file is damaged or was overwritten "
+    "(SQLCipher reports this as out of memory)"
+)
+"""What a :class:`MemoryError` of an encrypted store's connection means. SQLCipher decrypts
+each page as SQLite's pager reads it; a page that fails its HMAC check makes the codec return
+no page, which the pager reports as ``SQLITE_NOMEM`` (``CODEC1(..., rc = SQLITE_NOMEM_BKPT)``
+in ``readDbPage``), and the DB-API driver raises ``SQLITE_NOMEM`` as :class:`MemoryError`.
+A connection that opens the file anew fails on page 1 instead, with "file is not a
+database"."""
 
 
 def encrypt_store(src: str | Path, dst: str | Path, key: str) -> Path:

@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from lgrec.errors import DataError, StoreUnavailableError
-from lgrec.privacy.encryption import connect, db_errors, feedback_key, row_class
+from lgrec.privacy.encryption import (
+    UNDECRYPTABLE,
+    connect,
+    db_errors,
+    feedback_key,
+    row_class,
+)
 from lgrec.privacy.store import ErasureStoreMixin
 from lgrec.store.dialect import Dialect
 from lgrec.store.records import EVENT_COLUMNS, EVENT_TYPES, EventRow
@@ -46,7 +52,7 @@ from lgrec.store.sqlite_schema import (
     migrate,
     open_lock_file,
 )
-from lgrec.store.template import FeedbackStoreBase
+from lgrec.store.template import FeedbackStoreBase, guarded
 
 log = logging.getLogger(__name__)
 __all__ = ["EVENT_COLUMNS", "EVENT_TYPES", "SCHEMA_VERSION", "FeedbackStore", "migrate"]
@@ -71,7 +77,8 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
         self.location = str(self.path)
         self.timeout = timeout
         self._key = feedback_key(key)  # None: plain SQLite (lgrec.privacy.encryption)
-        self._fault_types = db_errors()  # sqlite3's and SQLCipher's (unrelated classes)
+        # sqlite3's and SQLCipher's (unrelated classes); SQLCipher's MemoryError (_fault)
+        self._fault_types = db_errors(encrypted=self._key is not None)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -79,16 +86,31 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._wlock = threading.Lock()
         self._lock_fd = open_lock_file(self.path)
-        migrate(self._conn(), self.path)
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
         self._ready = True
+
+    @guarded
+    def _open(self) -> None:
+        """Bring the schema up to date and read the tables' watermarks: a file damaged beyond
+        its first page fails here, naming the file (:meth:`_fault`), not at the first
+        request."""
+        migrate(self._conn(), self.path)
+        self.watermarks()
 
     def _fault(self, error: BaseException) -> BaseException | None:
         """A failing database (locked past ``timeout``, I/O error, disk full, corrupt file) is
         :class:`StoreUnavailableError` naming the store, not a bare sqlite3 error; an integrity
-        error passes unchanged."""
+        error passes unchanged. A :class:`MemoryError` (only handed over for an encrypted
+        store) is SQLCipher's page that does not decrypt
+        (:data:`~lgrec.privacy.encryption.UNDECRYPTABLE`)."""
         if type(error).__name__ == "IntegrityError":
             return None
-        return StoreUnavailableError(f"feedback store {self.path}: {error}")
+        cause = UNDECRYPTABLE if isinstance(error, MemoryError) else error
+        return StoreUnavailableError(f"feedback store {self.path}: {cause}")
 
     # ---- connections -------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
