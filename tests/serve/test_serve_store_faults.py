@@ -9,9 +9,12 @@ session's server stays up).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import sqlite3
+import subprocess
 
 import pytest
 from serve_fixtures import AUTH
@@ -137,6 +140,85 @@ def test_encrypted_store_damaged_beyond_page_1_fails_at_open(bundle, tmp_path, m
     err = capsys.readouterr().err
     assert err.startswith(f"lgrec serve: error: feedback store {path}: "), err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@contextlib.contextmanager
+def _unwritable(target):
+    """``target`` (a file, or a folder: nothing can be created in it) cannot be written inside
+    the block: ``chmod`` for a user; root, whom permissions do not stop, gets the immutable
+    attribute (``chattr +i``)."""
+    if os.geteuid() != 0:
+        mode = target.stat().st_mode
+        target.chmod(mode & 0o555)
+        try:
+            yield
+        finally:
+            target.chmod(mode)
+        return
+    try:
+        got = subprocess.run(["chattr", "+i", str(target)], capture_output=True, text=True)
+    except FileNotFoundError:
+        got = subprocess.CompletedProcess([], 1, "", "no chattr command")
+    if got.returncode != 0:
+        pytest.skip(f"as root only chattr +i makes a file unwritable; it fails: {got.stderr}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=True)
+
+
+def _rollback_mode_copy(path, copy) -> None:
+    """A copy of the store in SQLite's rollback-journal mode (like a restored backup)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("VACUUM INTO ?", (str(copy),))
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        assert conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+
+
+def test_store_that_cannot_switch_to_wal_is_503(bundle, tmp_path, caplog):
+    """A backup restored under the running server: the store's file is replaced by a read-only
+    copy in rollback-journal mode (the old -wal/-shm files removed), so the connection of a
+    new thread cannot switch it to WAL. The server's fault, not the client's: 503 (never 422
+    with the path), and the log says that WAL could not be enabled."""
+    folder = tmp_path / "private-dir"
+    path = folder / "feedback.sqlite"
+    c = _client(bundle, FeedbackStore(path))  # each request runs in a new thread: new connection
+    try:
+        assert c.post("/feedback", json=GOOD, headers=AUTH).status_code == 201
+        _rollback_mode_copy(path, folder / "restored.sqlite")
+        os.replace(folder / "restored.sqlite", path)
+        for old in (f"{path}-wal", f"{path}-shm"):
+            os.remove(old)
+        caplog.set_level(logging.ERROR, logger="lgrec.serve.security")
+        with _unwritable(path):
+            for call in (
+                lambda: c.get("/recommend", params={"user": "u0"}),
+                lambda: c.get("/users/u0"),
+                lambda: c.post("/users", json=NEW_USER, headers=AUTH),
+            ):
+                caplog.clear()
+                _assert_503(call(), tmp_path, caplog, path)
+                assert "cannot enable WAL mode" in _fault_lines(caplog)[0]
+    finally:
+        c.app.state.serve.close()
+
+
+def test_serve_refuses_a_store_that_cannot_switch_to_wal(bundle, tmp_path, capsys):
+    """A store in rollback-journal mode in a folder where SQLite cannot create the -wal file:
+    ``lgrec serve`` stops with one line naming the file and what SQLite could not do (it was
+    "unable to open database file")."""
+    from lgrec.cli import main
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    FeedbackStore(tmp_path / "store.sqlite").close()
+    _rollback_mode_copy(tmp_path / "store.sqlite", folder / "feedback.sqlite")
+    path = folder / "feedback.sqlite"
+    with _unwritable(folder):
+        assert main(["serve", "--model", str(bundle), "--store", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lgrec serve: error: feedback store {path}: cannot enable WAL"), err
+    assert f"{path}-wal" in err and err.count("\n") == 1
 
 
 def test_stopped_postgres_store_is_503_without_host_user_or_password(bundle, monkeypatch,

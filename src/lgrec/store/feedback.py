@@ -32,7 +32,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lgrec.errors import DataError, StoreUnavailableError
 from lgrec.privacy.encryption import (
@@ -120,14 +120,10 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
         if conn is None:
             try:
                 conn = connect(self.path, self._key, timeout=self.timeout)
-            except DataError as e:  # not a (decryptable) database: the caller's mistake when
-                if not self._ready:  # the store is opened, a fault of the store afterwards
-                    raise
-                raise StoreUnavailableError(str(e)) from e
+            except DataError as e:  # not a (decryptable) database
+                self._unusable(str(e), e)
             conn.row_factory = row_class(conn)
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise DataError(f"feedback store {self.path}: cannot enable WAL mode (got {mode})")
+            self._enable_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA secure_delete=ON")  # erased rows are zeroed, not just freed
@@ -135,6 +131,33 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch ``conn``'s file to WAL mode (a no-op once it is), or close ``conn`` and
+        raise (:meth:`_unusable`): SQLite reports a file it cannot switch as an error (a
+        read-only file, a folder where the -wal/-shm files cannot be created) or by answering
+        the mode it kept."""
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except db_errors() as e:  # a MemoryError passes (SQLCipher: UNDECRYPTABLE)
+            mode, cause = None, e
+        else:
+            cause = f"got {mode}"
+        if str(mode).lower() != "wal":
+            conn.close()
+            self._unusable(
+                f"feedback store {self.path}: cannot enable WAL mode ({cause}): SQLite must "
+                f"write the file and create {self.path}-wal and {self.path}-shm beside it "
+                "(is the file, its folder or its file system read-only?)",
+                cause if isinstance(cause, BaseException) else None,
+            )
+
+    def _unusable(self, message: str, cause: BaseException | None = None) -> NoReturn:
+        """Raise ``message``: a :class:`DataError` while the store is being opened (the file
+        given is not one it can use), a :class:`StoreUnavailableError` afterwards (the store
+        failed under a running server: not the client's mistake)."""
+        error = StoreUnavailableError if self._ready else DataError
+        raise error(message) from cause
 
     def read_only_connection(self) -> sqlite3.Connection:
         """A new read-only connection to the file (with the key, if encrypted); the caller
