@@ -137,19 +137,19 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
         raise (:meth:`_unusable`): SQLite reports a file it cannot switch as an error (a
         read-only file, a folder where the -wal/-shm files cannot be created) or by answering
         the mode it kept."""
+        error: BaseException | None = None
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        except db_errors() as e:  # a MemoryError passes (SQLCipher: UNDECRYPTABLE)
-            mode, cause = None, e
-        else:
+            mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
             cause = f"got {mode}"
-        if str(mode).lower() != "wal":
+        except db_errors() as e:  # a MemoryError passes (SQLCipher: UNDECRYPTABLE)
+            mode, cause, error = "", str(e), e
+        if mode.lower() != "wal":
             conn.close()
             self._unusable(
                 f"feedback store {self.path}: cannot enable WAL mode ({cause}): SQLite must "
                 f"write the file and create {self.path}-wal and {self.path}-shm beside it "
                 "(is the file, its folder or its file system read-only?)",
-                cause if isinstance(cause, BaseException) else None,
+                error,
             )
 
     def _unusable(self, message: str, cause: BaseException | None = None) -> NoReturn:
