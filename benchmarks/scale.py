@@ -56,6 +56,8 @@ DOCS = ROOT / "docs"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the chosen steps at each scale (finished ones are kept), then print the table;
+    with ``--report`` only the table, written into docs/scaling.md, and the chart."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scales", default="1,10", help="comma-separated multiples of Gowalla")
     p.add_argument("--steps", default="all", help=f"comma-separated subset of {STEPS}")
