@@ -6,13 +6,18 @@ GraphFilter`) on their own scales, the blend standardises each per user and adds
     ŝ_ui = z_u(a_ui) + λ · z_u(b_ui),        z_u(s) = (s − mean_u s) / std_u s,
 
 with λ chosen on the validation split from a grid (λ = 0 is the learned scorer alone; ties
-keep the smaller λ, the simpler model). The filter captures the smooth, infinite-depth part of
-the collaborative signal; the learned part adds what the language model knows.
+keep the smaller λ, the simpler model). λ = ∞ is the filter alone: the ranking of
+z_u(a) + λ z_u(b) tends to that of z_u(b) as λ → ∞, so ŝ = z_u(b) (:func:`blend_parts`). With it
+in the grid the blend never does worse on validation than the filter it blends in.
+
+The filter captures the smooth, infinite-depth part of the collaborative signal; the learned
+part adds what the language model knows.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,14 +30,25 @@ from lgrec.train import validation_grid
 
 log = logging.getLogger(__name__)
 
-__all__ = ["blend", "fit_filter_blend"]
+__all__ = ["FILTER_ALONE", "FILTER_WEIGHTS", "blend", "blend_parts", "fit_filter_blend"]
+
+#: the grid point λ = ∞: rank by the graph filter alone (the limit of z(a) + λ z(b))
+FILTER_ALONE = math.inf
+#: LMGCN's default λ grid: the learned part alone (0), blends, and the filter alone (∞)
+FILTER_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, FILTER_ALONE)
+
+
+def blend_parts(z_learned: Tensor, z_filter: Tensor, weight: float) -> Tensor:
+    """ŝ = z(a) + λ z(b) from the standardised parts; z(b) for λ = ∞ (the filter alone). The
+    learned part is then not touched, so its non-finite entries cannot turn into 0 · ∞."""
+    return z_filter if math.isinf(weight) else z_learned + weight * z_filter
 
 
 def blend(learned: Tensor, filt: Tensor | None, weight: float) -> Tensor:
     """z(learned) + λ z(filter); the learned scores unchanged when λ = 0 or no filter."""
     if filt is None or weight <= 0:
         return learned
-    return _standardise(learned) + weight * _standardise(filt)
+    return blend_parts(_standardise(learned), _standardise(filt), weight)
 
 
 def fit_filter_blend(
@@ -50,7 +66,8 @@ def fit_filter_blend(
 
     ``learned(users)`` returns the learned scores of a block of users. Returns ``(filter or
     None, λ, validation results per λ)``; without a positive weight no filter is fitted, and
-    without validation data the largest weight is used.
+    without validation data the largest finite weight is used (∞ only when it is the only one:
+    the filter alone is a choice validation has to make).
     """
     from lgrec.models.graphfilter import GraphFilter
 
@@ -63,12 +80,12 @@ def fit_filter_blend(
     gf = GraphFilter(**kw).fit(data, valid=valid, item_emb=item_emb)
     gf.__dict__.pop("text_emb_", None)  # the fused model keeps the one copy
     if valid is None or not len(valid) or len(weights) == 1:
-        return gf, max(weights), []
+        return gf, max((w for w in weights if math.isfinite(w)), default=FILTER_ALONE), []
 
     def scores(users: Tensor):  # both parts once per block, then every λ
         a, b = learned(users), gf._score_block(users)
         za, zb = _standardise(a), _standardise(b)
-        return (za + w * zb if w > 0 else a for w in weights)
+        return (blend_parts(za, zb, w) if w > 0 else a for w in weights)
 
     res = validation_grid(scores, len(weights), seen, valid.matrix("binary"), k=20)
     best = int(np.argmax([m["Recall@20"] for m in res]))

@@ -24,7 +24,7 @@ Parts:
 * KG — an item graph passed to :meth:`LMGCN.fit` (``item_graph=``) adds the G̃ T block;
 * ``spectral_k`` — the graph-position block (0: off);
 * ``filter_weight`` — the graph-filter blend ŝ = z(core) + λ z(GF) (:mod:`lgrec.models.fusion`;
-  0: off; a grid is chosen on validation);
+  0: off, ∞: the filter alone; a grid is chosen on validation);
 * ``cold`` — how items without interactions compete: ``"percentile"`` matches their score to
   the warm items' scale by side-feature percentile and orders them by the blended score,
   ``"percentile-side"`` orders them by the side features too (:mod:`lgrec.models.coldcal`),
@@ -54,7 +54,7 @@ from lgrec.models.bilinear import BilinearRidge
 from lgrec.models.coldcal import match_percentiles
 from lgrec.models.features import ItemFeatures, item_features, row_normalise, user_history_features
 from lgrec.models.fused_heads import HeadsMixin
-from lgrec.models.fusion import blend, fit_filter_blend
+from lgrec.models.fusion import FILTER_WEIGHTS, blend, fit_filter_blend
 from lgrec.models.lmgcn_state import LMGCNStateMixin
 from lgrec.models.rating import COMPONENTS
 from lgrec.train import validation_grid
@@ -120,7 +120,7 @@ class LMGCN(HeadsMixin, LMGCNStateMixin, Recommender):
         reg: float | tuple[float, ...] | list[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
         refine: bool = True,
         rank: int | None = None,
-        filter_weight: float | tuple[float, ...] | list[float] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+        filter_weight: float | tuple[float, ...] | list[float] = FILTER_WEIGHTS,
         filter_params: dict[str, Any] | None = None,
         cold: str = "percentile",
         cold_grid: dict[str, Any] | None = None,

@@ -23,6 +23,7 @@ import torch
 
 from lgrec.errors import ServerFaultError
 from lgrec.models.base import Recommender
+from lgrec.models.fusion import blend_parts
 from lgrec.ranking import topk_stable
 from lgrec.serve import online
 from lgrec.serve.explain import explain_items
@@ -86,9 +87,9 @@ class ScoringMixin:
 
     def scores(self, u: int, query: str | None = None, query_weight: float = 1.0) -> Tensor:
         """Scores of every item for user ``u``, as the model scores: ``uᵀV + b``, or with its
-        graph filter ``z(uᵀV) + λ z(GF(x_u))``. A user created from text adds
-        ``w_u · z(cos(q_u, T))`` with ``w_u = 1 / (1 + |H_u| / 5)`` (their text counts while their
-        history ``H_u`` is short); a query adds ``w · z(cos(q, T))`` (like
+        graph filter ``z(uᵀV) + λ z(GF(x_u))`` (``z(GF(x_u))`` alone for λ = ∞). A user created
+        from text adds ``w_u · z(cos(q_u, T))`` with ``w_u = 1 / (1 + |H_u| / 5)`` (their text
+        counts while their history ``H_u`` is short); a query adds ``w · z(cos(q, T))`` (like
         :meth:`Recommender.recommend`)."""
         q = self.encode(query) if query else None
         with self.lock:  # one consistent catalogue: V, T and M grow together
@@ -97,7 +98,7 @@ class ScoringMixin:
         if b is not None:
             s = s + b
         if gf is not None:
-            s = online.zscore(s) + self.filter_weight * online.zscore(gf)
+            s = blend_parts(online.zscore(s), online.zscore(gf), self.filter_weight)
         q_u = self.user_query.get(u)
         if q_u is not None:  # a runtime user's own text, fading as their history grows
             w = 1.0 / (1.0 + len(self.history(u)) / online.TEXT_HALF_HISTORY)
