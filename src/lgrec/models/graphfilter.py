@@ -190,21 +190,25 @@ class GraphFilter(Recommender):
         return setting
 
     def _spectrum(self, x: sp.csr_matrix, a: float, b: float, k_max: int) -> None:
-        """R̃ = D_U^{-a} R D_I^{-b} scaled to σ_max = 1 and its top ``k_max`` singular pairs."""
+        """R̃ = D_U^{-a} R D_I^{-b} scaled to σ_max = 1 and its top ``k_max`` singular pairs; with
+        P > 1 processes from each one's users (``spectrum_shards_`` = P, data_parallel_spectrum)."""
+        from lgrec.train.distributed_spectrum import data_parallel_spectrum  # (circular import)
+
         self.user_exp_, self.item_exp_ = a, b
         rn = normalized_biadjacency(x, a, b)
-        self._vall = self.vk_ = self.lam_ = self._mall = None
-        sig = None
-        if k_max > 0:
+        self._vall = self.vk_ = self.lam_ = self._mall = self.sigma_ = None
+        sig, v, self.spectrum_shards_ = data_parallel_spectrum(x, max(k_max, 1), a, b, self.seed)
+        if self.spectrum_shards_ == 1 and k_max > 0:
             _, sig, vt = randomized_svd(rn, k_max, n_iter=6, random_state=self.seed)
-            self._vall = torch.from_numpy(vt.T.astype(np.float32))  # I × k_max, by σ desc
+            v = vt.T
+        self._vall = torch.from_numpy(v.astype(np.float32)) if k_max > 0 else None  # by σ desc
         self.scale_ = self._spectral_scale(rn, sig)
         rn = self.rn_ = (rn * np.float32(self.scale_)).tocsr()
         self.rnt_ = rn.T.tocsr()
         self._rnt_t = to_torch_sparse(self.rnt_)  # shared by copies (serve's per-user filter)
-        if sig is not None:
+        if self._vall is not None:
             self.lam_ = torch.from_numpy(((sig * self.scale_) ** 2).astype(np.float32))  # Λ = σ²
-            self.vk_ = self._vall
+            self.vk_, self.sigma_ = self._vall, sig  # σ of R̃ before the 1/σ_max scale
             self._mall = self._gram_d(self._vall)
 
     def _search(

@@ -19,6 +19,13 @@ users and their rows of R stay sharded. Work per process: 2 (n_iter + 2) sparse 
 products with its nnz(R_p) non-zeros; communication: n_iter + 2 all-reduces of I × ℓ floats
 (float64) and one of I item degrees. With one process (or none) it is the same computation
 without the all-reduces.
+
+:func:`data_parallel_spectrum` is the switch the fitting code calls with the *whole* matrix
+(every process holds it, as under ``lgrec train --distributed``): under a process group of
+P > 1 processes each takes its contiguous block of users with about equal non-zeros
+(:func:`lgrec.train.distributed_ridge.user_block`) and calls :func:`sharded_spectrum`; without
+a group, or with one process, it returns nothing and the caller keeps its single-process
+computation (scikit-learn's ``randomized_svd``), so one-process fits do not change at all.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch.distributed as dist
 
-from lgrec.train.distributed_ridge import all_reduce_sum, rank_world
+from lgrec.train.distributed_ridge import all_reduce_sum, rank_world, user_block
 
-__all__ = ["sharded_spectrum"]
+__all__ = ["data_parallel_spectrum", "sharded_spectra", "sharded_spectrum"]
+
+_SHARDED = [0]  # spectra of this process computed over a process group (see sharded_spectra)
 
 
 def sharded_spectrum(
@@ -82,3 +91,33 @@ def sharded_spectrum(
     mu, s = np.linalg.eigh((b + b.T) / 2)
     top = np.argsort(mu)[::-1][:k]
     return np.sqrt(np.maximum(mu[top], 0.0)), q @ s[:, top], di
+
+
+def data_parallel_spectrum(
+    x: sp.spmatrix,
+    k: int,
+    user_exp: float,
+    item_exp: float,
+    seed: int = 0,
+    group: dist.ProcessGroup | None = None,
+) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """``(σ, V, P)`` of the whole ``x`` (U × I, the same on every process) computed
+    data-parallel when ``group`` (the default group) has P > 1 processes: this process's block
+    of users goes to :func:`sharded_spectrum` (oversampling min(10, I − k)), so each process
+    does 1/P of the sparse products and all get the same σ (k, descending) and V (I × k).
+    ``(None, None, 1)`` without a process group or with one process: the caller computes the
+    spectrum itself."""
+    rank, world = rank_world(group)
+    if world == 1:
+        return None, None, 1
+    x = sp.csr_matrix(x)
+    mine = x[user_block(x, rank, world)]
+    over = min(10, x.shape[1] - int(k))
+    sig, v, _ = sharded_spectrum(mine, k, user_exp, item_exp, over, seed=seed, group=group)
+    _SHARDED[0] += 1
+    return sig, v, world
+
+
+def sharded_spectra() -> int:
+    """How many spectra this process computed with the users sharded over a process group."""
+    return _SHARDED[0]
