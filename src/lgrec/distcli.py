@@ -101,17 +101,22 @@ def training(args: argparse.Namespace) -> Iterator[None]:
     from lgrec.train.distributed import data_parallel
 
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    before = _sharded_parts()
     with data_parallel(
         graph=args.ddp_graph, checkpoint_dir=checkpoint_dir(args), resume=args.resume or restarted
     ) as hooks:
         yield
-    from lgrec.train.distributed_ridge import reduced_fits
-
-    if hooks.loops == 0 and hooks.rank == 0 and reduced_fits():
+    ridge, spectra = (n - m for n, m in zip(_sharded_parts(), before))
+    parts = ["the closed-form core's statistics were summed over them "
+             "(lgrec.train.distributed_ridge)"] if ridge else []  # fmt: skip
+    if spectra:
+        parts.append(f"{spectra} spectra (top-k singular vectors of the normalised interactions) "
+                     "were computed from each one's users, one all-reduce per Gram product "
+                     "(lgrec.train.distributed_spectrum)")  # fmt: skip
+    if hooks.loops == 0 and hooks.rank == 0 and parts:
         log.info(
-            "%s: the closed-form core's statistics were summed over the %d processes "
-            "(lgrec.train.distributed_ridge); the rest of the fit ran whole in each",
-            args.model, hooks.world,
+            "%s on %d processes: %s; the rest of the fit ran whole in each",
+            args.model, hooks.world, "; ".join(parts),
         )  # fmt: skip
     elif hooks.loops == 0 and hooks.rank == 0:
         log.warning(
@@ -119,3 +124,11 @@ def training(args: argparse.Namespace) -> Iterator[None]:
             "(not data-parallel); --distributed helps LightGCN-style models",
             args.model, hooks.world,
         )  # fmt: skip
+
+
+def _sharded_parts() -> tuple[int, int]:
+    """(ridge fits summed over the process group, spectra computed from sharded users) so far."""
+    from lgrec.train.distributed_ridge import reduced_fits
+    from lgrec.train.distributed_spectrum import sharded_spectra
+
+    return reduced_fits(), sharded_spectra()
