@@ -94,9 +94,14 @@ def item_features(
             g = normalize_graph(sp.csr_matrix(item_graph, dtype=np.float32), "sym")
             parts.append(("text@kg", row_normalise(g @ t)))
     k = min(int(spectral_k), min(x.shape) - 1)
-    if k > 0:
-        _, _, vt = randomized_svd(rn, k, n_iter=6, random_state=seed)
-        parts.append(("spectral", (vt.T * np.sqrt(n_items / k)).astype(np.float32)))
+    if k > 0:  # under P > 1 processes V_k comes from each one's users (distributed_spectrum)
+        from lgrec.train.distributed_spectrum import data_parallel_spectrum  # (circular import)
+
+        _, v, shards = data_parallel_spectrum(x, k, 0.5, 0.5, seed)
+        if shards == 1:
+            _, _, vt = randomized_svd(rn, k, n_iter=6, random_state=seed)
+            v = vt.T
+        parts.append(("spectral", (v * np.sqrt(n_items / k)).astype(np.float32)))
     if not parts:
         return ItemFeatures(np.zeros((n_items, 0), dtype=np.float32)), sem
     blocks, start = {}, 0
