@@ -12,18 +12,14 @@ with the exact SVD's, and the test Recall@20 must agree within 0.01 (module cons
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from lgrec.graph.bipartite import normalized_biadjacency
 from lgrec.train.distributed_spectrum import sharded_spectrum
 from tests.train.graphfilter_worker import FIT, data, fitted, summary
+from tests.train.torchrun import run_workers
 
-ROOT = Path(__file__).resolve().parents[2]
 #: The ideal term uses k = 16 singular vectors of which 13 lie in a flat band of noise
 #: (σ₄ … σ₁₆ = 0.88 … 0.75 against the planted 2.63, 1.99, 1.95): there any randomized method
 #: returns an arbitrary mix of the band's vectors, so the scores differ between random starts.
@@ -34,14 +30,7 @@ RECALL_TOL = 0.01
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
-    out = tmp_path_factory.mktemp("graphfilter")
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-        "-m", "tests.train.graphfilter_worker", "--out", str(out),
-    ]  # fmt: skip
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return [dict(np.load(out / f"rank{k}.npz")) for k in range(2)]
+    return run_workers("tests.train.graphfilter_worker", tmp_path_factory.mktemp("graphfilter"))
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,6 @@ single-process computation to 10⁻⁸ and the exact SVD to the randomized metho
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -20,8 +16,8 @@ from lgrec.graph.bipartite import normalized_biadjacency
 from lgrec.models.bilinear import BilinearRidge, RidgeStatistics
 from lgrec.train.distributed_spectrum import sharded_spectrum
 from tests.train.ridge_worker import SPECTRUM, planted, problem, solutions, user_features
+from tests.train.torchrun import run_workers
 
-ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-8
 
 
@@ -32,14 +28,7 @@ def rel(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
-    out = tmp_path_factory.mktemp("ridge")
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-        "-m", "tests.train.ridge_worker", "--out", str(out),
-    ]  # fmt: skip
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return [dict(np.load(out / f"rank{k}.npz")) for k in range(2)]
+    return run_workers("tests.train.ridge_worker", tmp_path_factory.mktemp("ridge"))
 
 
 def test_two_processes_solve_the_single_process_ridge(ranks):
