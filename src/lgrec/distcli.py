@@ -110,9 +110,9 @@ def training(args: argparse.Namespace) -> Iterator[None]:
     parts = ["the closed-form core's statistics were summed over them "
              "(lgrec.train.distributed_ridge)"] if ridge else []  # fmt: skip
     if spectra:
-        parts.append(f"{spectra} spectra (top-k singular vectors of the normalised interactions) "
-                     "were computed from each one's users, one all-reduce per Gram product "
-                     "(lgrec.train.distributed_spectrum)")  # fmt: skip
+        parts.append(f"the top-k singular vectors of the normalised interactions ({spectra} "
+                     f"spectr{'um' if spectra == 1 else 'a'}) came from each one's users, one "
+                     "all-reduce per Gram product (lgrec.train.distributed_spectrum)")  # fmt: skip
     if hooks.loops == 0 and hooks.rank == 0 and parts:
         log.info(
             "%s on %d processes: %s; the rest of the fit ran whole in each",
