@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from lgrec.models import LMGCN
@@ -27,6 +28,11 @@ def test_the_filter_alone_is_the_limit_of_the_blend():
     # a large finite λ ranks as the filter does: ∞ is that ranking, without the learned ties
     big = blend(a[:, 3:], b[:, 3:], 1e6)
     assert torch.equal(big.argsort(dim=1), alone[:, 3:].argsort(dim=1))
+    # a user the filter knows nothing about (no history: b ≡ 0) is ranked by the learned part
+    b[1] = 0.0
+    alone = blend(a, b, FILTER_ALONE)
+    torch.testing.assert_close(alone[1], _standardise(a)[1])
+    torch.testing.assert_close(alone[0], _standardise(b)[0])
 
 
 def _filter_blend(split, learned, weights):
@@ -70,3 +76,19 @@ def test_lmgcn_with_the_filter_alone_ranks_as_its_filter(planted_split, planted_
     assert "Infinity" in (tmp_path / "m" / "config.json").read_text()
     json.loads((tmp_path / "m" / "config.json").read_text())  # Python's json reads it back
     torch.testing.assert_close(back.score(users), m.score(users))
+
+
+def test_the_filter_alone_keeps_a_new_users_text(planted_text_emb):
+    # a user known only from text has no history for the filter: their ranking must come from
+    # the text (the learned part), not from the filter's all-zero row
+    from tests.models.test_lmgcn_parts import _text_planted
+
+    ds, words = _text_planted()
+    from lgrec.text.encoder import TextEncoder
+
+    emb = TextEncoder().encode(ds.item_text())
+    m = LMGCN(**PARTS, filter_weight=FILTER_ALONE, filter_params=GF).fit(ds, item_emb=emb)
+    new = [f"I like {words[t]}" for t in (0, 1, 2)] * 3
+    s = m.fold_in(sp.csr_matrix((9, ds.n_items)), new)
+    top = torch.topk(s, 5, dim=1).indices.numpy() // 20
+    assert (top == (np.arange(9) % 3)[:, None]).mean() > 0.8

@@ -102,16 +102,22 @@ def test_fold_in_reproduces_training_users_exactly(planted_text_emb):
     torch.testing.assert_close(m.fold_in(rows), m.score(np.arange(10)), rtol=1e-4, atol=1e-4)
 
 
-def test_fold_in_from_text_alone_finds_the_users_topic(planted_text_emb):
+def _text_planted():
+    """The planted data set with a sentence per user naming their topic, and the topics' words."""
     import pandas as pd
-
-    from lgrec.text.encoder import TextEncoder
 
     ds = make_planted()
     words = {0: "space rockets and galaxies", 1: "love stories and weddings", 2: "ghosts, zombies"}
     likes = [f"I like {words[u % 3]}" for u in range(ds.n_users)]
     users = pd.DataFrame({"user_id": ds.users["user_id"], "text": likes})
     ds = type(ds)(ds.interactions, ds.items, users, name="planted", rating_scale=(1.0, 5.0))
+    return ds, words
+
+
+def test_fold_in_from_text_alone_finds_the_users_topic(planted_text_emb):
+    from lgrec.text.encoder import TextEncoder
+
+    ds, words = _text_planted()
     emb = TextEncoder().encode(ds.item_text())
     m = LMGCN(**PARTS).fit(ds, item_emb=emb)
     assert m.user_text_map_ is not None

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from lgrec.data.dataset import Dataset
 from lgrec.models.base import Tensor, _standardise
@@ -39,9 +40,16 @@ FILTER_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, FILTER_ALONE)
 
 
 def blend_parts(z_learned: Tensor, z_filter: Tensor, weight: float) -> Tensor:
-    """ŝ = z(a) + λ z(b) from the standardised parts; z(b) for λ = ∞ (the filter alone). The
-    learned part is then not touched, so its non-finite entries cannot turn into 0 · ∞."""
-    return z_filter if math.isinf(weight) else z_learned + weight * z_filter
+    """ŝ = z(a) + λ z(b) from the standardised parts (rows: users, or one user's vector).
+
+    For λ = ∞, z(b): the filter alone. Where the filter says nothing, a user without history
+    (z(b) ≡ 0, e.g. a new user known only from text), the limit's ranking is that of the learned
+    part, as for every finite λ, so that row is z(a). The learned part is otherwise not
+    touched, so its non-finite entries cannot turn into 0 · ∞."""
+    if not math.isinf(weight):
+        return z_learned + weight * z_filter
+    flat = (z_filter == 0).all(dim=-1, keepdim=True)
+    return torch.where(flat, z_learned, z_filter) if bool(flat.any()) else z_filter
 
 
 def blend(learned: Tensor, filt: Tensor | None, weight: float) -> Tensor:
