@@ -60,3 +60,24 @@ def test_format_seconds():
         "3m05s",
         "1h02m",
     ]
+
+
+def test_training_reports_batches_inside_a_long_epoch(lines, capsys):
+    # one epoch of a large graph can take many minutes: the line must count its batches
+    import numpy as np
+    import torch
+
+    from lgrec.train.trainer import train_loop
+
+    m = torch.nn.Linear(1, 1)
+
+    def step(idx: np.ndarray) -> torch.Tensor:
+        time.sleep(0.1)
+        return m.weight.pow(2).sum()
+
+    train_loop(m, step, n_samples=80, epochs=1, batch_size=10, lr=0.1,
+               rng=np.random.default_rng(0), desc="toy")  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    head = "lgrec: toy 1/1 › epoch 1: "
+    inner = [ln for ln in err if ln.startswith(head) and "/8 batches (" in ln]
+    assert any("ETA" in ln for ln in inner), err

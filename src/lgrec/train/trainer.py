@@ -104,7 +104,11 @@ def train_loop(
         module.train()
         perm = hooks.permutation(st, n_samples)
         total, nb = 0.0, 0
-        for s in range(0, n_samples, batch_size):
+        # the batches too: on a large graph one epoch can take many minutes (each batch
+        # propagates over the whole graph), and the epoch count alone gives no ETA then
+        starts = progress(range(0, n_samples, batch_size), desc=f"epoch {epoch}",
+                          unit="batches", disable=not st.show_progress)  # fmt: skip
+        for s in starts:
             loss = step(perm[s : s + batch_size])
             opt.zero_grad(set_to_none=True)
             loss.backward()
