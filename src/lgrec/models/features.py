@@ -115,11 +115,14 @@ def user_history_features(
     x: sp.spmatrix, item_x: np.ndarray, exponent: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(H, c)``: h_u = n_u^{-a} Σ_{i∈H(u)} x_i for every user (U × D), and the total weight
-    each item receives, c_i = Σ_{u ∋ i} n_u^{-a} (the leave-one-out correction needs it)."""
+    each item receives, c_i = Σ_{u ∋ i} n_u^{-a} (the leave-one-out correction needs it).
+
+    c is summed in float64, so c summed over shards of users equals the whole's c to float64
+    round-off (:func:`lgrec.train.distributed_ridge.fit_ridge` with ``sharded=True``)."""
     x = sp.csr_matrix(x, dtype=np.float32)
     n = np.diff(x.indptr).astype(np.float64)
     w = np.where(n > 0, np.maximum(n, 1.0) ** -exponent, 0.0)
     agg = sp.diags(w.astype(np.float32)) @ x
     h = np.asarray(agg @ item_x, dtype=np.float32)
-    c = np.asarray(agg.sum(0), dtype=np.float64).ravel()
+    c = np.asarray(x.T.astype(np.float64) @ w, dtype=np.float64).ravel()
     return h, c
