@@ -47,8 +47,10 @@ def _fault_lines(caplog) -> list[str]:
 
 
 def _recreate(path) -> None:
-    """Delete the store file and create a fresh, empty store at the same path."""
-    os.unlink(path)
+    """Delete the store file (with its -wal and -shm files) and create a fresh, empty store
+    at the same path."""
+    for p in (path, f"{path}-wal", f"{path}-shm"):
+        os.unlink(p)
     FeedbackStore(path).close()
 
 
