@@ -15,7 +15,9 @@ items (the bottom 80 % by training count). The table reports mean ± std over se
 Results go to ``<out>/results.jsonl`` (one line per configuration and seed; ``--resume``
 skips those already there), ``<out>/ablation.md`` and ``<out>/ablation.png``; with
 ``--write-docs`` the data set's block in ``docs/ablation.md`` (between
-``<!-- ablation:<dataset> -->`` markers) and ``docs/ablation_<dataset>.png`` are replaced.
+``<!-- ablation:<dataset> -->`` markers) and ``docs/ablation_<dataset>.png`` are replaced; its
+rows with no result in ``results.jsonl`` are kept as documented, with their commands
+(``ablation_docs.py``), so one configuration can be rerun on a fresh checkout.
 """
 
 from __future__ import annotations
@@ -258,12 +260,20 @@ def main() -> None:
         LOG.info("[%d/%d] %s, seed %d%s", n, len(todo), label, seed, eta)
         rows.append({**run_one(label, args.dataset, seed, args), "cmd": cmd})
         res_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    order = [c for c in CONFIGS if any(r["config"] == c for r in rows)]
-    summary = summarise(rows, order)
+    have = {r["config"] for r in rows}
+    kept, kept_cmds = {}, []
+    if args.write_docs and DOCS.is_file():  # rows not rerun stay as documented
+        from ablation_docs import kept_rows
+
+        kept, kept_cmds = kept_rows(DOCS.read_text(encoding="utf-8"), args.dataset, have)
+        LOG.info("kept from docs/ablation.md: %s", ", ".join(kept) or "no rows")
+    order = [c for c in CONFIGS if c in have or c in kept]
+    fresh = {s["config"]: s for s in summarise(rows, order)}
+    summary = [fresh.get(c) or kept[c] for c in order]
     lo, hi = min(s["n_seeds"] for s in summary), max(s["n_seeds"] for s in summary)
     n_seeds = str(hi) if lo == hi else f"{lo}–{hi}"
     # rows kept from earlier runs (--resume, or configurations not rerun) name their command
-    cmds = list(dict.fromkeys(r.get("cmd", full) for r in rows if r["config"] in order))
+    cmds = list(dict.fromkeys([*kept_cmds, *(r.get("cmd", full) for r in rows)]))
     block = (f"Command{'s' if len(cmds) > 1 else ''}: {', then '.join(f'`{c}`' for c in cmds)} "
              f"({n_seeds} seeds per row; test split after refit on train + valid; "
              f"mean ± std over seeds)\n\n{table(summary)}\n\nValidation (fitted on train, "

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 
@@ -176,7 +177,8 @@ def _rollback_mode_copy(path, copy) -> None:
 
 
 def test_store_that_cannot_switch_to_wal_is_503(bundle, tmp_path, caplog):
-    """A backup restored under the running server: the store's file is replaced by a read-only
+    """A backup restored under the running server: the store's file is overwritten in place
+    (same inode: a file renamed over it is test_serve_store_replaced.py's) with a read-only
     copy in rollback-journal mode (the old -wal/-shm files removed), so the connection of a
     new thread cannot switch it to WAL. The server's fault, not the client's: 503 (never 422
     with the path), and the log says that WAL could not be enabled."""
@@ -186,7 +188,7 @@ def test_store_that_cannot_switch_to_wal_is_503(bundle, tmp_path, caplog):
     try:
         assert c.post("/feedback", json=GOOD, headers=AUTH).status_code == 201
         _rollback_mode_copy(path, folder / "restored.sqlite")
-        os.replace(folder / "restored.sqlite", path)
+        shutil.copyfile(folder / "restored.sqlite", path)
         for old in (f"{path}-wal", f"{path}-shm"):
             os.remove(old)
         caplog.set_level(logging.ERROR, logger="lgrec.serve.security")

@@ -19,6 +19,13 @@ database's unique key, so of several processes creating one id exactly one succe
 idempotency key already used for another event raises :class:`~lgrec.errors.ConflictError`;
 a closed, locked or failing database raises :class:`~lgrec.errors.StoreUnavailableError`.
 
+A replaced file: each process remembers the (device, inode) of the file it opened at ``path``
+(:mod:`lgrec.store.file_identity`). Every write transaction checks, after its ``COMMIT`` and
+before it returns, that ``path`` still names that file, and so does every new connection: a
+file deleted and re-created, renamed over or restored from a backup under a running server
+makes the store unavailable for good (:class:`~lgrec.errors.StoreUnavailableError` saying the
+server must be restarted), so nothing that landed in the orphaned file is acknowledged.
+
 Encryption at rest: with ``LGREC_FEEDBACK_KEY`` set (or ``key=``) the file is an SQLCipher
 database (:mod:`lgrec.privacy.encryption`); everything above holds unchanged.
 """
@@ -44,6 +51,7 @@ from lgrec.privacy.encryption import (
 )
 from lgrec.privacy.store import ErasureStoreMixin
 from lgrec.store.dialect import Dialect
+from lgrec.store.file_identity import FileIdentity
 from lgrec.store.records import EVENT_COLUMNS, EVENT_TYPES, EventRow
 from lgrec.store.sqlite_schema import (
     SCHEMA_VERSION,
@@ -83,6 +91,7 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._closed = self._ready = False
+        self._identity = FileIdentity(self.path)  # the file this process opened (replaced?)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._wlock = threading.Lock()
         self._lock_fd = open_lock_file(self.path)
@@ -104,11 +113,16 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
     def _fault(self, error: BaseException) -> BaseException | None:
         """A failing database (locked past ``timeout``, I/O error, disk full, corrupt file) is
         :class:`StoreUnavailableError` naming the store, not a bare sqlite3 error; an integrity
-        error passes unchanged. A :class:`MemoryError` (only handed over for an encrypted
+        error passes unchanged; a file replaced under the server says so (:meth:`_write`).
+        A :class:`MemoryError` (only handed over for an encrypted
         store) is SQLCipher's page that does not decrypt
         (:data:`~lgrec.privacy.encryption.UNDECRYPTABLE`)."""
         if type(error).__name__ == "IntegrityError":
             return None
+        try:  # a file replaced under the server often fails this way first (its -wal/-shm)
+            self._identity.check()
+        except StoreUnavailableError as replaced:
+            return replaced
         cause = UNDECRYPTABLE if isinstance(error, MemoryError) else error
         return StoreUnavailableError(f"feedback store {self.path}: {cause}")
 
@@ -117,11 +131,19 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
         if self._closed:
             raise StoreUnavailableError(f"feedback store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
+        if self._identity.replaced is not None:
+            self._drop(conn)  # this thread's connection to the orphaned file
+            raise StoreUnavailableError(self._identity.replaced)
         if conn is None:
             try:
                 conn = connect(self.path, self._key, timeout=self.timeout)
             except DataError as e:  # not a (decryptable) database
                 self._unusable(str(e), e)
+            try:
+                self._identity.check()  # the file this connection opened is the store's
+            except StoreUnavailableError:
+                conn.close()
+                raise
             conn.row_factory = row_class(conn)
             self._enable_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
@@ -131,6 +153,17 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
+
+    def _drop(self, conn: sqlite3.Connection | None) -> None:
+        """Close this thread's connection ``conn`` (if any) and forget it. Each thread closes
+        its own: closing a connection another thread may be using is not safe."""
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._conns_lock:
+            if conn in self._conns:
+                self._conns.remove(conn)
+        conn.close()
 
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
         """Switch ``conn``'s file to WAL mode (a no-op once it is), or close ``conn`` and
@@ -177,7 +210,12 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
         every process that opens the store: a waiting writer wakes the moment the lock is
         released. Without it SQLite's busy handler polls with sleeps of up to 100 ms, which
         made the p99 of concurrent feedback writes from two server workers ~0.3 s. The kernel
-        drops the ``flock`` of a killed process; SQLite's own lock stays the safety net."""
+        drops the ``flock`` of a killed process; SQLite's own lock stays the safety net.
+
+        After ``COMMIT``, and before the caller can acknowledge anything, one ``os.stat``
+        checks that ``path`` still names the file this process opened
+        (:class:`~lgrec.store.file_identity.FileIdentity`): if it was replaced, the commit
+        went to the orphaned file and :class:`StoreUnavailableError` is raised instead."""
         conn = self._conn()
         with self._wlock, flocked(self._lock_fd):
             conn.execute("BEGIN IMMEDIATE")
@@ -187,6 +225,11 @@ class FeedbackStore(ErasureStoreMixin, FeedbackStoreBase):
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        try:
+            self._identity.check()
+        except StoreUnavailableError:
+            self._drop(conn)
+            raise
 
     def close(self) -> None:
         """Close every connection this object opened (from any thread)."""
