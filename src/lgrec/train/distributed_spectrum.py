@@ -10,9 +10,15 @@ and the item degrees D_I = Σ_u r_u are too, while D_U is per user. So with the 
 over P processes a randomized subspace iteration (Halko, Martinsson & Tropp 2011, alg. 4.4)
 needs one all-reduce of an I × ℓ block per product, ℓ = k + oversampling:
 
-    Ω ~ N(0, 1)^{I × ℓ} (the same seed on every process),  Q₀ = qr(P Ω),
-    Q_{j+1} = qr(P Q_j)  (j < n_iter),   B = Qᵀ P Q  (ℓ × ℓ),   B = S M Sᵀ,
-    V_k = Q S_{:, top k},   σ_k = √μ_k.
+    Ω ~ N(0, 1)^{I × ℓ} (the same seed on every process),  Q₀ = lu(P Ω),
+    Q_{j+1} = lu(P Q_j)  (j < n_iter − 1),   Q = qr(P Q_{n_iter − 1}),
+    B = Qᵀ P Q  (ℓ × ℓ),   B = S M Sᵀ,   V_k = Q S_{:, top k},   σ_k = √μ_k.
+
+lu(Y) is the unit lower-triangular factor L of Y = Π L U (partial pivoting): the same column
+space as Y with well-scaled columns, which is all a power step needs (as scikit-learn's
+``randomized_range_finder`` does); only the last step needs an orthonormal basis (qr). On
+Gowalla (I = 40,981, ℓ = 266) this took the spectrum from 9.2 s (a qr every step) to 6.3 s
+(docs/distributed.md).
 
 Every process ends with the same V_k (I × k) and σ_k: the item-side result is replicated, the
 users and their rows of R stay sharded. Work per process: 2 (n_iter + 2) sparse × dense
@@ -31,6 +37,7 @@ computation (scikit-learn's ``randomized_svd``), so one-process fits do not chan
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import torch.distributed as dist
 
@@ -84,9 +91,9 @@ def sharded_spectrum(
         return all_reduce_sum(y, group) if world > 1 else y
 
     q = np.random.default_rng(seed).standard_normal((n_items, width))
-    q = np.linalg.qr(gram(q))[0]
     for _ in range(n_iter):
-        q = np.linalg.qr(gram(q))[0]
+        q = scipy.linalg.lu(gram(q), permute_l=True, check_finite=False)[0]
+    q = np.linalg.qr(gram(q))[0]
     b = q.T @ gram(q)
     mu, s = np.linalg.eigh((b + b.T) / 2)
     top = np.argsort(mu)[::-1][:k]
