@@ -96,15 +96,20 @@ def report(files: list[str]) -> None:
         sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
         return f"{statistics.mean(vals):.4f} ± {sd:.4f}"
 
-    print("| data set | model | run | seeds | Recall@20 | NDCG@20 | NDCG@10 | epochs (refit) |")
-    print("|---|---|---|---|---|---|---|---|")
+    kinds = {key[0] for key in groups}  # a table only for the kinds of run in the files
+    if "quality" in kinds:
+        print("| data set | model | run | seeds | Recall@20 | NDCG@20 | NDCG@10 | epochs (refit) |")
+        print("|---|---|---|---|---|---|---|---|")
     for (cmd, ds, model, mode, _), rs in groups.items():
         if cmd == "quality":
             m = [ms([r[k] for r in rs]) for k in ("Recall@20", "NDCG@20", "NDCG@10")]
             ep = ", ".join(str(r["epochs"]) for r in rs)
             print(f"| {ds} | {model} | {mode} | {len(rs)} | {' | '.join(m)} | {ep} |")
-    print("\n| data set | model | run | runs | s/epoch (median) | all runs | peak MB | load avg |")
-    print("|---|---|---|---|---|---|---|---|")
+    if "speed" in kinds:
+        print("\n" * ("quality" in kinds), end="")
+        head = ("data set", "model", "run", "runs", "s/epoch (median)", "all runs", "peak MB",
+                "load avg")  # fmt: skip
+        print("| " + " | ".join(head) + " |\n" + "|---" * len(head) + "|")
     for (cmd, ds, model, mode, _), rs in groups.items():
         if cmd == "speed":
             s = [r["s_per_epoch"] for r in rs]
